@@ -1,0 +1,123 @@
+"""SB3 callbacks of a run: periodic evaluation into the run directory, and the live progress line."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+from rich.progress import Progress, TaskID
+from stable_baselines3.common.callbacks import BaseCallback
+
+from mtbench.evaluation import evaluate
+from mtbench.rundir import RunDir
+
+
+class EvalCallback(BaseCallback):
+    """Evaluates before training, every ``eval_every`` env steps per task, and on :meth:`evaluate`.
+
+    Each evaluation appends one record to ``eval.jsonl`` and logs ``eval/success_rate`` and
+    ``eval/success_rate/<task>``.
+
+    :param eval_envs: gymnasium vector env of the suite, separate from the training env.
+    :param task_names: task of each sub-env.
+    :param eval_every: env steps per task between evaluations.
+    :param num_episodes: episodes per task per evaluation.
+    :param run_dir: where records go.
+    :param rng_state: eval env goal-sampler snapshot restored before each evaluation.
+    """
+
+    def __init__(
+        self,
+        eval_envs: gym.vector.VectorEnv,
+        task_names: Sequence[str],
+        eval_every: int,
+        num_episodes: int,
+        run_dir: RunDir,
+        rng_state: list[Any],
+    ):
+        super().__init__()
+        self.eval_envs = eval_envs
+        self.task_names = list(task_names)
+        self.eval_every = eval_every
+        self.num_episodes = num_episodes
+        self.run_dir = run_dir
+        self.rng_state = rng_state
+        self.last_record: dict[str, Any] | None = None
+        self._start = 0.0
+        self._next_eval = 0
+
+    @property
+    def steps_per_task(self) -> int:
+        return self.num_timesteps // len(self.task_names)
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        if self.steps_per_task == 0:
+            self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.steps_per_task >= self._next_eval:
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate now, append the record and return it."""
+        result = evaluate(
+            lambda obs: self.model.predict(obs, deterministic=True)[0],
+            self.eval_envs,
+            self.task_names,
+            self.num_episodes,
+            self.rng_state,
+        )
+        record = {
+            "env_steps_per_task": self.steps_per_task,
+            "env_steps": self.num_timesteps,
+            "wall_seconds": round(time.perf_counter() - self._start, 3),
+            "success_rate": result.success_rate,
+            "episode_return": result.episode_return,
+            "mean_success_rate": result.mean_success_rate,
+        }
+        self.run_dir.append_eval(record)
+        self.logger.record("eval/success_rate", result.mean_success_rate)
+        for task, rate in result.success_rate.items():
+            self.logger.record(f"eval/success_rate/{task}", rate)
+        self.logger.dump(self.num_timesteps)
+        self.last_record = record
+        self._next_eval = (self.steps_per_task // self.eval_every + 1) * self.eval_every
+        return record
+
+
+class ProgressCallback(BaseCallback):
+    """Advances a rich progress bar in env steps per task and shows the latest success rate.
+
+    :param progress: the display (owned by the caller).
+    :param task_id: this run's row in it.
+    :param num_tasks: sub-envs per vector step.
+    :param eval_callback: source of the latest success rate.
+    """
+
+    def __init__(self, progress: Progress, task_id: TaskID, num_tasks: int, eval_callback: EvalCallback):
+        super().__init__()
+        self.progress = progress
+        self.task_id = task_id
+        self.num_tasks = num_tasks
+        self.eval_callback = eval_callback
+        self._start = 0.0
+        self._start_steps = 0
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self._start_steps = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        record = self.eval_callback.last_record
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        self.progress.update(
+            self.task_id,
+            completed=self.num_timesteps // self.num_tasks,
+            rate=f"{(self.num_timesteps - self._start_steps) / elapsed:.0f} env steps/s",
+            success=f"success {record['mean_success_rate']:.0%}" if record else "success -",
+        )
+        return True

@@ -1,0 +1,186 @@
+"""The ``mtbench`` command line: parsing and printing only; the work happens in mtbench.runner."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mtbench.config import PRESETS, TrainConfig
+from mtbench.envs import BENCHMARKS, ALL_TASKS
+from mtbench.errors import UsageError
+from mtbench.registry import available_agents, load_errors
+from mtbench.rundir import RunDir
+
+app = typer.Typer(
+    help="Train and compare multi-task RL agents on Meta-World MT10/MT50.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error and return the exit (code 2: bad input) to raise."""
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"``, ``"0-4"`` or a mix such as ``"0-2,7"`` -> sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise UsageError(f"malformed seed {part!r} in --seeds {text!r}; use e.g. 0,1,2 or 0-4")
+        lo, hi = int(match[1]), int(match[2] or match[1])
+        if hi < lo:
+            raise UsageError(f"empty seed range {part!r} in --seeds {text!r}; write it low-high, e.g. 0-4")
+        seeds.update(range(lo, hi + 1))
+    return sorted(seeds)
+
+
+def parse_agents(text: str) -> list[str]:
+    """``"all"`` or a comma-separated list of registered agent names (checked by the runner)."""
+    if text.strip() == "all":
+        return list(available_agents())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"no agent in --agents {text!r}; valid agents: {', '.join(available_agents())}")
+    return list(dict.fromkeys(names))
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``--set name=value`` items -> TrainConfig overrides (values parsed as JSON, else text)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects name=value, got {item!r}")
+        try:
+            overrides[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip().replace("-", "_")] = value
+    return overrides
+
+
+def summary_table(run_paths: list[Path]) -> Table:
+    """Final success rate per task (rows) and run (columns), from the runs' eval.jsonl."""
+    table = Table(title="Final success rate per task")
+    table.add_column("task")
+    finals = []
+    for path in run_paths:
+        records = RunDir(path).read_eval()
+        finals.append(records[-1] if records else None)
+        table.add_column(f"{path.parent.name}\n{path.name}", justify="right")
+    tasks = next((list(r["success_rate"]) for r in finals if r), [])
+    for task in tasks:
+        table.add_row(task, *(f"{r['success_rate'][task]:.2f}" if r else "-" for r in finals))
+    table.add_row("[bold]mean", *(f"[bold]{r['mean_success_rate']:.2f}" if r else "-" for r in finals))
+    return table
+
+
+@app.command()
+def run(
+    agents: Annotated[str, typer.Option(help="Comma-separated agent names, or 'all'.")] = "mt_sac",
+    suite: Annotated[str, typer.Option(help="mt10, mt50, mt1:<task> or a comma-separated task list.")] = "mt10",
+    seeds: Annotated[str, typer.Option(help="Seeds: 0,1,2 or a range 0-4.")] = "0",
+    preset: Annotated[str, typer.Option(help=f"Budget and protocol: {', '.join(PRESETS)}.")] = "paper",
+    steps_per_task: Annotated[int | None, typer.Option(help="Env steps per task (overrides the preset).")] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Env steps per task between evaluations.")] = None,
+    eval_episodes: Annotated[int | None, typer.Option(help="Evaluation episodes per task.")] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help="Random-action steps per task before updates.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any training setting as name=value, e.g. --set loss_weighting=none."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Root folder of run directories.")] = Path("runs"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train agents on a suite over seeds; each (agent, seed) writes a run directory under OUT."""
+    from mtbench.runner import RunSpec, check, make_progress, run_one
+
+    try:
+        overrides = parse_settings(set_ or [])
+        for name, value in (
+            ("steps_per_task", steps_per_task),
+            ("eval_every", eval_every),
+            ("eval_episodes", eval_episodes),
+            ("warmup_steps_per_task", warmup_steps),
+        ):
+            if value is not None:
+                overrides[name] = value
+        specs = [
+            RunSpec(suite, agent, seed, preset, tuple(sorted(overrides.items())), str(out), device)
+            for agent in parse_agents(agents)
+            for seed in parse_seeds(seeds)
+        ]
+        checked = [check(spec) for spec in specs]  # every run validated before anything is written
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+
+    config = checked[0][0]
+    console.print(
+        f"[bold]mtbench run[/]: {len(specs)} run(s) on {config.suite} ({len(config.tasks)} tasks), "
+        f"preset {config.preset}: {config.train.steps_per_task} steps per task, "
+        f"{config.train.eval_episodes} eval episodes per task every {config.train.eval_every} steps",
+        highlight=False,
+    )
+    if config.smoke:
+        console.print(
+            "[bold yellow]SMOKE BUDGET[/]: the quick preset shows that everything runs; its success "
+            "rates say little about how well the agents learn.",
+        )
+    paths = []
+    with make_progress() as progress:
+        for spec, (cfg, rd, done) in zip(specs, checked):
+            if done:
+                progress.console.print(f"skipping finished run {rd.path}")
+            paths.append(run_one(spec, progress))
+    console.print(summary_table(paths))
+    console.print(f"Run directories under {out}/", highlight=False)
+
+
+@app.command("agents")
+def list_agents() -> None:
+    """List the registered agents with their one-line descriptions."""
+    table = Table(title="Registered agents")
+    table.add_column("name")
+    table.add_column("description")
+    for name, spec in available_agents().items():
+        table.add_row(name, spec.description)
+    console.print(table)
+    for name, cause in load_errors().items():
+        err_console.print(f"[yellow]agent plugin {name!r} failed to load:[/] {cause}", highlight=False)
+
+
+@app.command()
+def suites() -> None:
+    """List the suites and their tasks, in task-id order."""
+    for name, tasks in BENCHMARKS.items():
+        console.print(f"[bold]{name}[/] ({len(tasks)} tasks): {', '.join(tasks)}", highlight=False)
+    console.print(
+        "[bold]mt1:<task>[/]: one task, e.g. mt1:reach-v3\n"
+        "[bold]<task>,<task>,...[/]: your own list, task ids in the order given, e.g. reach-v3,drawer-close-v3\n"
+        f"Tasks ({len(ALL_TASKS)}): {', '.join(ALL_TASKS)}",
+        highlight=False,
+    )
+
+
+@app.command()
+def presets() -> None:
+    """List the presets (budgets and protocols)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    for preset in PRESETS.values():
+        console.print(f"[bold]{preset.name}[/]: {preset.description}", highlight=False)
+    console.print(f"Shared defaults (change with --set): {defaults}", highlight=False)

@@ -1,0 +1,178 @@
+"""Run configuration: frozen dataclasses, one docstring per field, and the named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mtbench.envs import RewardVersion, Suite, VectorStrategy
+from mtbench.errors import UsageError
+from mtbench.sac import LossWeighting
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Budget, evaluation protocol and balanced multi-task SAC hyperparameters of one run."""
+
+    steps_per_task: int
+    """Env steps per task for the whole run (total env steps = this x number of tasks)."""
+    eval_every: int
+    """Env steps per task between evaluations (also evaluated before training and at the end)."""
+    eval_episodes: int
+    """Evaluation episodes per task at each evaluation point (Meta-World's protocol: 50)."""
+    warmup_steps_per_task: int
+    """Env steps per task with uniform random actions before the first gradient update."""
+    batch_size_per_task: int = 128
+    """Transitions per task in each task-stratified batch (authors: 128)."""
+    buffer_size_per_task: int = 100_000
+    """Replay capacity per task, FIFO."""
+    learning_rate: float = 3e-4
+    """Adam learning rate of actor, critics and temperatures."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics, applied after every update."""
+    gradient_steps: int = 1
+    """Gradient updates per vector step (one step of every task's env)."""
+    loss_weighting: LossWeighting = "log_alpha"
+    """Balanced re-weighting: log_alpha = softmax(-log alpha) (authors' code), alpha = softmax(-alpha)
+    (paper), none = unweighted."""
+    max_grad_norm: float | None = 1.0
+    """Gradient-norm clip of the actor and each Q network (authors' code: 1.0); None disables it."""
+    reward_version: RewardVersion = "v2"
+    """Meta-World reward function version."""
+    vector_strategy: VectorStrategy = "sync"
+    """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
+
+    def sac_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`mtbench.sac.MultiTaskSAC` for this configuration."""
+        return dict(
+            batch_size_per_task=self.batch_size_per_task,
+            buffer_size_per_task=self.buffer_size_per_task,
+            learning_starts_per_task=self.warmup_steps_per_task,
+            loss_weighting=self.loss_weighting,
+            max_grad_norm=self.max_grad_norm,
+            learning_rate=self.learning_rate,
+            gamma=self.gamma,
+            tau=self.tau,
+            train_freq=1,
+            gradient_steps=self.gradient_steps,
+        )
+
+
+POSITIVE_FIELDS = ("steps_per_task", "eval_every", "eval_episodes", "batch_size_per_task", "buffer_size_per_task")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named, documented budget and protocol."""
+
+    name: str
+    description: str
+    smoke: bool
+    """True when the budget only shows that things run, not how well agents learn."""
+    steps_per_task: dict[str, int]
+    """Budget per task by suite name; key ``default`` for every other suite."""
+    eval_every: int
+    eval_episodes: int
+    warmup_steps_per_task: int
+
+    def train_config(self, suite: Suite) -> TrainConfig:
+        steps = self.steps_per_task.get(suite.name, self.steps_per_task["default"])
+        return TrainConfig(
+            steps_per_task=steps,
+            eval_every=self.eval_every,
+            eval_episodes=self.eval_episodes,
+            warmup_steps_per_task=self.warmup_steps_per_task,
+        )
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="paper",
+            description="Yang et al. 2020 as closely as Meta-World v3 allows: MT10 1.5M and MT50 1M "
+            "steps per task, 4000 warm-up steps per task, 50 eval episodes per task every 50k steps",
+            smoke=False,
+            steps_per_task={"mt50": 1_000_000, "default": 1_500_000},
+            eval_every=50_000,
+            eval_episodes=50,
+            warmup_steps_per_task=4_000,
+        ),
+        Preset(
+            name="metaworld-plus",
+            description="Meta-World+ community protocol: 2M steps per task, 50 eval episodes per task "
+            "every 50k steps",
+            smoke=False,
+            steps_per_task={"default": 2_000_000},
+            eval_every=50_000,
+            eval_episodes=50,
+            warmup_steps_per_task=4_000,
+        ),
+        Preset(
+            name="quick",
+            description="SMOKE BUDGET: same agents and networks, 4000 steps per task, 5 eval episodes "
+            "per task; minutes on a 2-core laptop; shows that everything runs, not how well agents learn",
+            smoke=True,
+            steps_per_task={"default": 4_000},
+            eval_every=2_000,
+            eval_episodes=5,
+            warmup_steps_per_task=1_000,
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``config`` with ``overrides`` applied; rejects unknown fields and non-positive budgets."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key, value in overrides.items():
+        if key not in names:
+            raise UsageError(f"unknown training setting {key!r}; valid settings: {', '.join(sorted(names))}")
+        if key in POSITIVE_FIELDS and (not isinstance(value, int) or value <= 0):
+            raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
+    config = dataclasses.replace(config, **overrides)
+    if config.warmup_steps_per_task < 0:
+        raise UsageError(f"warmup steps must be >= 0, got {config.warmup_steps_per_task}")
+    if config.warmup_steps_per_task >= config.steps_per_task:
+        raise UsageError(
+            f"steps-per-task {config.steps_per_task} leaves no training after the "
+            f"{config.warmup_steps_per_task} warm-up steps per task; use more than "
+            f"{config.warmup_steps_per_task} steps per task"
+        )
+    return config
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's results; saved as ``config.json``."""
+
+    suite: str
+    """Canonical suite name."""
+    tasks: tuple[str, ...]
+    """Task names in task-id order."""
+    agent: str
+    """Registered agent name."""
+    seed: int
+    """Seed of networks, replay sampling, exploration and env goals."""
+    preset: str
+    """Preset the budget came from (before overrides)."""
+    smoke: bool
+    """True for smoke budgets (``quick``): results show only that the run works."""
+    train: TrainConfig
+    """Budget, evaluation protocol and SAC hyperparameters."""
+    agent_config: Any
+    """The agent's own hyperparameters (its config dataclass)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"tasks": list(self.tasks)}
+

@@ -1,0 +1,107 @@
+"""The agent registry: small spec dataclasses found through the ``mtbench.agents`` entry points.
+
+Every agent, built-in or third-party, is an :class:`AgentSpec` object that an entry point of the
+group ``mtbench.agents`` points to (``name = "package.module:ATTRIBUTE"``). mtbench's own agents
+are declared the same way in its ``pyproject.toml``. Entry points are loaded lazily, on the first
+look-up; a plugin that fails to load is recorded with its cause and skipped, so the other agents
+keep working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
+
+from mtbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from mtbench.config import RunConfig
+
+ENTRY_POINT_GROUP = "mtbench.agents"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A registered agent.
+
+    :param name: registry name (``--agents NAME``), lower case with underscores.
+    :param description: one line shown by ``mtbench agents``.
+    :param paper: the reference the agent reproduces.
+    :param config: the agent's default hyperparameters, an instance of a frozen dataclass.
+    :param build: ``build(env, config, seed, device)`` returns an SB3 off-policy algorithm (usually a
+        :class:`mtbench.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
+        :class:`mtbench.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
+    """
+
+    name: str
+    description: str
+    paper: str
+    config: Any
+    build: Callable[[VecEnv, RunConfig, int, str], OffPolicyAlgorithm]
+
+    def __post_init__(self) -> None:
+        if not dataclasses.is_dataclass(self.config) or isinstance(self.config, type):
+            raise TypeError(f"agent {self.name!r}: config must be a dataclass instance")
+        if not callable(self.build):
+            raise TypeError(f"agent {self.name!r}: build must be callable")
+
+
+_agents: dict[str, AgentSpec] | None = None
+_errors: dict[str, str] = {}
+
+
+def _load_entry_point(ep: EntryPoint) -> AgentSpec:
+    spec = ep.load()
+    if not isinstance(spec, AgentSpec):
+        raise TypeError(f"{ep.value} is a {type(spec).__name__}, not an mtbench AgentSpec")
+    if spec.name != ep.name:
+        raise ValueError(f"entry point name {ep.name!r} differs from the agent's name {spec.name!r}")
+    return spec
+
+
+def _load() -> dict[str, AgentSpec]:
+    global _agents
+    if _agents is None:
+        _agents = {}
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in _agents:
+                _errors[ep.name] = f"name clash: {ep.value} reuses the name of an agent already registered"
+                continue
+            try:
+                _agents[ep.name] = _load_entry_point(ep)
+            except Exception as exc:  # a broken plugin must not take the others down
+                _errors[ep.name] = f"{type(exc).__name__}: {exc}"
+    return _agents
+
+
+def available_agents() -> dict[str, AgentSpec]:
+    """All agents that loaded, by name, in name order."""
+    return dict(sorted(_load().items()))
+
+
+def load_errors() -> dict[str, str]:
+    """Entry points that failed to load: name -> cause."""
+    _load()
+    return dict(_errors)
+
+
+def get_agent(name: str) -> AgentSpec:
+    agents = _load()
+    if name in agents:
+        return agents[name]
+    hint = f" (it failed to load: {_errors[name]})" if name in _errors else ""
+    raise UsageError(f"unknown agent {name!r}{hint}; valid agents: {', '.join(agents) or 'none'}")
+
+
+def register(spec: AgentSpec) -> None:
+    """Register an agent from code (tests, notebooks); entry points are the usual way."""
+    agents = _load()
+    if spec.name in agents:
+        raise UsageError(f"an agent named {spec.name!r} is already registered")
+    agents[spec.name] = spec

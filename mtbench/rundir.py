@@ -1,0 +1,103 @@
+"""The run directory: mtbench's plain-file results store (readable without mtbench).
+
+``<out>/<suite>/<agent>/seed_<n>/`` holds ``config.json``, ``provenance.json``, ``eval.jsonl``
+(one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model), ``tb/``
+(TensorBoard logs when tensorboard is installed) and an empty ``DONE``, written last. Every
+file is written to a temporary name and renamed into place, so an interrupted write leaves the
+previous content intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVAL_KEYS = (
+    "env_steps_per_task",
+    "env_steps",
+    "wall_seconds",
+    "success_rate",
+    "episode_return",
+    "mean_success_rate",
+)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_path(out: Path, suite_dirname: str, agent: str, seed: int) -> Path:
+    return Path(out) / suite_dirname / agent / f"seed_{seed}"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and atomic reads/writes of one run directory."""
+
+    path: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def provenance_file(self) -> Path:
+        return self.path / "provenance.json"
+
+    @property
+    def eval_file(self) -> Path:
+        return self.path / "eval.jsonl"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.zip"
+
+    @property
+    def done_file(self) -> Path:
+        return self.path / "DONE"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tb"
+
+    def is_done(self) -> bool:
+        return self.done_file.exists()
+
+    def read_config(self) -> dict[str, Any] | None:
+        if not self.config_file.exists():
+            return None
+        return json.loads(self.config_file.read_text())
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+    def read_eval(self) -> list[dict[str, Any]]:
+        """The evaluation records, in order (a run that has not evaluated yet has none)."""
+        if not self.eval_file.exists():
+            return []
+        return [json.loads(line) for line in self.eval_file.read_text().splitlines() if line.strip()]
+
+    def append_eval(self, record: dict[str, Any]) -> None:
+        """Append one evaluation record; earlier records are rewritten unchanged, atomically."""
+        if set(record) != set(EVAL_KEYS):
+            raise ValueError(f"eval record keys {sorted(record)} differ from {sorted(EVAL_KEYS)}")
+        old = self.eval_file.read_text() if self.eval_file.exists() else ""
+        atomic_write_text(self.eval_file, old + json.dumps(record, sort_keys=True) + "\n")
+
+    def mark_done(self) -> None:
+        atomic_write_text(self.done_file, "")

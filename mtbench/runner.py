@@ -1,0 +1,171 @@
+"""One run, start to finish: ``run_one(spec)`` builds envs and agent, trains, evaluates, records.
+
+``run_one`` is top level and picklable so that any executor can call it. It is idempotent: a run
+whose directory holds ``DONE`` and the same configuration is skipped; a directory holding a
+different configuration is refused before anything is written; an interrupted run (no ``DONE``)
+starts again from scratch (resuming from checkpoints is not implemented yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.utils import set_random_seed
+
+from mtbench import provenance
+from mtbench.callbacks import EvalCallback, ProgressCallback
+from mtbench.config import RunConfig, apply_overrides, get_preset
+from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
+from mtbench.errors import UsageError
+from mtbench.registry import get_agent
+from mtbench.rundir import RunDir, run_path
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (suite, agent, seed) run as requested; :func:`resolve` turns it into a RunConfig."""
+
+    suite: str
+    agent: str
+    seed: int
+    preset: str = "paper"
+    overrides: tuple[tuple[str, Any], ...] = ()
+    """TrainConfig fields to change from the preset, as (name, value) pairs."""
+    out: str = "runs"
+    """Root folder of run directories."""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+
+
+def resolve(spec: RunSpec) -> RunConfig:
+    """The fully resolved configuration of ``spec``; raises UsageError on bad input."""
+    suite = parse_suite(spec.suite)
+    agent = get_agent(spec.agent)
+    preset = get_preset(spec.preset)
+    if spec.seed < 0:
+        raise UsageError(f"seed must be >= 0, got {spec.seed}")
+    train = apply_overrides(preset.train_config(suite), dict(spec.overrides))
+    return RunConfig(
+        suite=suite.name,
+        tasks=suite.tasks,
+        agent=agent.name,
+        seed=spec.seed,
+        preset=preset.name,
+        smoke=preset.smoke,
+        train=train,
+        agent_config=agent.config,
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}; valid devices: {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def run_dir_of(spec: RunSpec, config: RunConfig) -> RunDir:
+    return RunDir(run_path(Path(spec.out), parse_suite(config.suite).dirname, config.agent, config.seed))
+
+
+def _config_json(config: RunConfig) -> dict[str, Any]:
+    """The config as it reads back from config.json (tuples become lists)."""
+    return json.loads(json.dumps(config.to_json()))
+
+
+def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
+    """Validate ``spec`` without writing anything: (config, run dir, already finished).
+
+    Raises UsageError when the run directory holds a run with a different configuration.
+    """
+    config = resolve(spec)
+    resolve_device(spec.device)
+    rd = run_dir_of(spec, config)
+    stored = rd.read_config() if rd.path.exists() else None
+    if stored is not None and stored != _config_json(config):
+        changed = sorted(k for k in set(stored) | set(_config_json(config)) if stored.get(k) != _config_json(config).get(k))
+        raise UsageError(
+            f"{rd.path} holds a run with a different configuration (differs in: {', '.join(changed)}); "
+            "use another --out folder or delete that run directory"
+        )
+    return config, rd, stored is not None and rd.is_done()
+
+
+def make_progress() -> Progress:
+    """The live display of runs: steps per task, env steps/s, ETA, latest success rate."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps/task"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[success]}"),
+    )
+
+
+def _set_logger(model: Any, rd: RunDir) -> None:
+    """TensorBoard logs in ``tb/`` when tensorboard is installed, otherwise no SB3 log output."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        model.set_logger(configure(str(rd.tensorboard_dir), ["tensorboard"]))
+    else:
+        model.set_logger(Logger(folder=None, output_formats=[]))
+
+
+@contextlib.contextmanager
+def _closing(*envs: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for env in envs:
+            env.close()
+
+
+def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
+    """Train and evaluate one run into its run directory and return the directory's path."""
+    config, rd, done = check(spec)
+    if done:
+        return rd.path
+    device = resolve_device(spec.device)
+    for stale in (rd.eval_file, rd.model_file):  # an interrupted earlier attempt: start over
+        stale.unlink(missing_ok=True)
+    rd.write_json(rd.config_file, config.to_json())
+    rd.write_json(rd.provenance_file, provenance.collect(device))
+
+    set_random_seed(config.seed)
+    suite = parse_suite(config.suite)
+    train = config.train
+    train_env = MetaWorldVecEnv(make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version))
+    eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
+    with _closing(train_env, eval_env):
+        model = get_agent(config.agent).build(train_env, config, config.seed, device)
+        _set_logger(model, rd)
+        eval_cb = EvalCallback(
+            eval_env, suite.tasks, train.eval_every, train.eval_episodes, rd, save_env_rng(eval_env)
+        )
+        callbacks: list[Any] = [eval_cb]
+        if progress is not None:
+            row = progress.add_task(
+                f"{config.agent} seed {config.seed}", total=train.steps_per_task, rate="", success="success -"
+            )
+            callbacks.append(ProgressCallback(progress, row, suite.num_tasks, eval_cb))
+        model.learn(total_timesteps=train.steps_per_task * suite.num_tasks, callback=callbacks)
+        if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
+            eval_cb.evaluate()
+        model.save(rd.model_file)
+    rd.mark_done()
+    return rd.path

@@ -1,0 +1,162 @@
+"""Balanced multi-task SAC: the one place where mtbench's training algorithm lives."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.utils import polyak_update
+
+from mtbench.buffers import TaskStratifiedReplayBuffer
+
+LossWeighting = Literal["log_alpha", "alpha", "none"]
+
+
+def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tensor:
+    """Per-task loss weights ``[T]`` of balanced multi-task SAC (they sum to ``T``).
+
+    ``log_alpha``: ``softmax(-log_alpha) * T`` (the authors' code, the default);
+    ``alpha``: ``softmax(-alpha) * T`` (the paper's formula); ``none``: all ones.
+    Tasks with a high temperature (still exploring) get less weight.
+    """
+    num_tasks = log_alpha.shape[0]
+    if weighting == "none":
+        return th.ones_like(log_alpha)
+    logits = -log_alpha if weighting == "log_alpha" else -log_alpha.exp()
+    return th.softmax(logits, dim=0) * num_tasks
+
+
+class MultiTaskSAC(SAC):
+    """Soft Actor-Critic for T tasks run as T sub-envs, as in Yang et al. 2020.
+
+    "Multi-Task Reinforcement Learning with Soft Modularization", https://arxiv.org/abs/2003.13661
+
+    On top of SB3's SAC: one learned temperature per task (``log_ent_coef`` has shape ``[T]``,
+    target entropy ``-|A|``), balanced re-weighting of the critic and actor losses per sample by
+    its task (:func:`task_loss_weights`), task-stratified batches (``batch_size_per_task``
+    transitions per task, task-major), and gradient-norm clipping of the actor and of each Q
+    network. The task of a sample is read from the one-hot at the end of its observation; the
+    networks never see alpha. Everything else (buffers, callbacks, save/load) is SB3's.
+
+    :param policy: an SB3 ``SACPolicy`` class or name.
+    :param env: a VecEnv whose sub-env ``i`` runs task ``i`` (see :mod:`mtbench.envs`).
+    :param batch_size_per_task: transitions per task in each batch (authors: 128).
+    :param buffer_size_per_task: replay capacity per task (FIFO).
+    :param learning_starts_per_task: env steps per task with uniform random actions before updates.
+    :param loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing).
+    :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
+    :param sac_kwargs: any other :class:`stable_baselines3.SAC` argument (learning_rate, gamma,
+        tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        batch_size_per_task: int = 128,
+        buffer_size_per_task: int = 100_000,
+        learning_starts_per_task: int = 1_000,
+        loss_weighting: LossWeighting = "log_alpha",
+        max_grad_norm: float | None = 1.0,
+        **sac_kwargs: Any,
+    ):
+        num_tasks = env.num_envs if env is not None else 1
+        if loss_weighting not in ("log_alpha", "alpha", "none"):
+            raise ValueError(f"loss_weighting must be log_alpha, alpha or none, not {loss_weighting!r}")
+        if not str(sac_kwargs.get("ent_coef", "auto")).startswith("auto"):
+            raise ValueError("MultiTaskSAC learns one temperature per task: ent_coef must be 'auto[_<init>]'")
+        self.num_tasks = num_tasks
+        self.batch_size_per_task = batch_size_per_task
+        self.loss_weighting = loss_weighting
+        self.max_grad_norm = max_grad_norm
+        sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
+        super().__init__(
+            policy,
+            env,
+            batch_size=batch_size_per_task * num_tasks,
+            buffer_size=buffer_size_per_task * num_tasks,
+            learning_starts=learning_starts_per_task * num_tasks,
+            **sac_kwargs,
+        )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        # one temperature per task replaces SB3's scalar one
+        assert self.log_ent_coef is not None
+        init = float(self.log_ent_coef.detach()[0])
+        self.log_ent_coef = th.full((self.num_tasks,), init, device=self.device).requires_grad_(True)
+        self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+
+    def task_ids(self, observations: th.Tensor) -> th.Tensor:
+        """Task index ``[N]`` of each observation ``[N, obs_dim]``, read from its one-hot."""
+        return observations[:, -self.num_tasks :].argmax(dim=1)
+
+    @property
+    def alpha(self) -> th.Tensor:
+        """Current per-task temperatures ``[T]`` (detached)."""
+        return self.log_ent_coef.detach().exp()
+
+    def _clip(self, module: th.nn.Module) -> None:
+        if self.max_grad_norm is not None:
+            th.nn.utils.clip_grad_norm_(module.parameters(), self.max_grad_norm)
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
+        q_networks = getattr(self.critic, "q_networks", [self.critic])
+        logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef_loss": []}
+
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            task = self.task_ids(batch.observations)  # [N]
+
+            # temperature: each task's log alpha moves only with that task's samples
+            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+            log_prob = log_prob.reshape(-1, 1)  # [N, 1]
+            log_alpha = self.log_ent_coef[task].unsqueeze(1)  # [N, 1]
+            alpha_loss = -(log_alpha * (log_prob + self.target_entropy).detach()).mean()
+            alpha = self.alpha[task].unsqueeze(1)  # [N, 1], value before this update
+            weights = task_loss_weights(self.log_ent_coef.detach(), self.loss_weighting)[task].unsqueeze(1)
+            self.ent_coef_optimizer.zero_grad()
+            alpha_loss.backward()
+            self.ent_coef_optimizer.step()
+
+            # critic: weighted soft TD regression; timeouts were already masked out of `dones`
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+                next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
+                next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
+                target_q = batch.rewards + (1 - batch.dones) * self.gamma * next_q  # [N, 1]
+            current_q = self.critic(batch.observations, batch.actions)
+            critic_loss = 0.5 * sum((weights * (q - target_q) ** 2).mean() for q in current_q)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()  # type: ignore[union-attr]
+            for q_net in q_networks:
+                self._clip(q_net)
+            self.critic.optimizer.step()
+
+            # actor: weighted policy loss against the smaller of the two Q estimates
+            q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1).min(dim=1, keepdim=True).values
+            actor_loss = (weights * (alpha * log_prob - q_pi)).mean()
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self._clip(self.actor)
+            self.actor.optimizer.step()
+
+            self._n_updates += 1
+            if self._n_updates % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+            logs["actor_loss"].append(actor_loss.item())
+            logs["critic_loss"].append(critic_loss.item())  # type: ignore[union-attr]
+            logs["ent_coef_loss"].append(alpha_loss.item())
+
+        alphas = self.alpha.cpu().numpy()
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", float(alphas.mean()))
+        self.logger.record("train/ent_coef_min", float(alphas.min()))
+        self.logger.record("train/ent_coef_max", float(alphas.max()))
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
