@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mtbench.config import PRESETS, TrainConfig
-from mtbench.envs import BENCHMARKS, ALL_TASKS
+from mtbench.envs import ALL_TASKS, BENCHMARKS
 from mtbench.errors import UsageError
 from mtbench.registry import available_agents, load_errors
 from mtbench.rundir import RunDir
@@ -91,10 +91,14 @@ def summary_table(run_paths: list[Path]) -> Table:
 @app.command()
 def run(
     agents: Annotated[str, typer.Option(help="Comma-separated agent names, or 'all'.")] = "mt_sac",
-    suite: Annotated[str, typer.Option(help="mt10, mt50, mt1:<task> or a comma-separated task list.")] = "mt10",
+    suite: Annotated[
+        str, typer.Option(help="mt10, mt50, mt1:<task> or a comma-separated task list.")
+    ] = "mt10",
     seeds: Annotated[str, typer.Option(help="Seeds: 0,1,2 or a range 0-4.")] = "0",
     preset: Annotated[str, typer.Option(help=f"Budget and protocol: {', '.join(PRESETS)}.")] = "paper",
-    steps_per_task: Annotated[int | None, typer.Option(help="Env steps per task (overrides the preset).")] = None,
+    steps_per_task: Annotated[
+        int | None, typer.Option(help="Env steps per task (overrides the preset).")
+    ] = None,
     eval_every: Annotated[int | None, typer.Option(help="Env steps per task between evaluations.")] = None,
     eval_episodes: Annotated[int | None, typer.Option(help="Evaluation episodes per task.")] = None,
     warmup_steps: Annotated[
@@ -143,7 +147,7 @@ def run(
         )
     paths = []
     with make_progress() as progress:
-        for spec, (cfg, rd, done) in zip(specs, checked):
+        for spec, (_, rd, done) in zip(specs, checked, strict=True):
             if done:
                 progress.console.print(f"skipping finished run {rd.path}")
             paths.append(run_one(spec, progress))
@@ -171,7 +175,8 @@ def suites() -> None:
         console.print(f"[bold]{name}[/] ({len(tasks)} tasks): {', '.join(tasks)}", highlight=False)
     console.print(
         "[bold]mt1:<task>[/]: one task, e.g. mt1:reach-v3\n"
-        "[bold]<task>,<task>,...[/]: your own list, task ids in the order given, e.g. reach-v3,drawer-close-v3\n"
+        "[bold]<task>,<task>,...[/]: your own list, task ids in the order given, "
+        "e.g. reach-v3,drawer-close-v3\n"
         f"Tasks ({len(ALL_TASKS)}): {', '.join(ALL_TASKS)}",
         highlight=False,
     )
@@ -180,7 +185,9 @@ def suites() -> None:
 @app.command()
 def presets() -> None:
     """List the presets (budgets and protocols)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+    }
     for preset in PRESETS.values():
         console.print(f"[bold]{preset.name}[/]: {preset.description}", highlight=False)
     console.print(f"Shared defaults (change with --set): {defaults}", highlight=False)

@@ -61,7 +61,13 @@ class TrainConfig:
         )
 
 
-POSITIVE_FIELDS = ("steps_per_task", "eval_every", "eval_episodes", "batch_size_per_task", "buffer_size_per_task")
+POSITIVE_FIELDS = (
+    "steps_per_task",
+    "eval_every",
+    "eval_episodes",
+    "batch_size_per_task",
+    "buffer_size_per_task",
+)
 
 
 @dataclass(frozen=True)
@@ -175,4 +181,3 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"tasks": list(self.tasks)}
-

@@ -11,6 +11,7 @@ benchmark's; ``mt1:<task>`` and explicit task lists are built per task with
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -98,16 +99,19 @@ def make_vector_env(
     common: dict[str, Any] = dict(
         use_one_hot=True, terminate_on_success=False, reward_function_version=reward_version
     )
-    if suite.name in BENCHMARKS:
-        return gym.make_vec(
-            f"Meta-World/{suite.name.upper()}", vector_strategy=strategy, seed=seed, **common
-        )
-    factories = [
-        partial(metaworld.make_mt_envs, task, seed=seed, env_id=i, num_tasks=suite.num_tasks, **common)
-        for i, task in enumerate(suite.tasks)
-    ]
-    vector_cls = gym.vector.SyncVectorEnv if strategy == "sync" else gym.vector.AsyncVectorEnv
-    return vector_cls(factories, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    with warnings.catch_warnings():
+        # Meta-World declares float64 bounds on float32 boxes; gymnasium warns once per sub-env
+        warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
+        if suite.name in BENCHMARKS:
+            return gym.make_vec(
+                f"Meta-World/{suite.name.upper()}", vector_strategy=strategy, seed=seed, **common
+            )
+        factories = [
+            partial(metaworld.make_mt_envs, task, seed=seed, env_id=i, num_tasks=suite.num_tasks, **common)
+            for i, task in enumerate(suite.tasks)
+        ]
+        vector_cls = gym.vector.SyncVectorEnv if strategy == "sync" else gym.vector.AsyncVectorEnv
+        return vector_cls(factories, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 def save_env_rng(envs: gym.vector.VectorEnv) -> list[Any]:

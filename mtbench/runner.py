@@ -97,7 +97,9 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     rd = run_dir_of(spec, config)
     stored = rd.read_config() if rd.path.exists() else None
     if stored is not None and stored != _config_json(config):
-        changed = sorted(k for k in set(stored) | set(_config_json(config)) if stored.get(k) != _config_json(config).get(k))
+        changed = sorted(
+            k for k in set(stored) | set(_config_json(config)) if stored.get(k) != _config_json(config).get(k)
+        )
         raise UsageError(
             f"{rd.path} holds a run with a different configuration (differs in: {', '.join(changed)}); "
             "use another --out folder or delete that run directory"
@@ -149,7 +151,9 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
     train = config.train
-    train_env = MetaWorldVecEnv(make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version))
+    train_env = MetaWorldVecEnv(
+        make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
+    )
     eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     with _closing(train_env, eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)

@@ -1,0 +1,120 @@
+"""The command line through Typer's runner: listings, every bad-input case, a tiny MT10 run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mtbench.cli import app, parse_seeds
+from mtbench.errors import UsageError
+from mtbench.rundir import EVAL_KEYS, RunDir
+
+runner = CliRunner()
+TINY = ["--preset", "quick", "--steps-per-task", "100", "--warmup-steps", "50", "--eval-every", "100",
+        "--eval-episodes", "1", "--device", "cpu"]  # fmt: skip
+
+
+def test_agents_and_suites_listings():
+    result = runner.invoke(app, ["agents"])
+    assert result.exit_code == 0 and "mt_sac" in result.stdout and "3x400" in result.stdout
+    result = runner.invoke(app, ["suites"])
+    assert result.exit_code == 0
+    assert "mt10 (10 tasks): reach-v3, push-v3" in result.stdout and "mt50 (50 tasks)" in result.stdout
+    result = runner.invoke(app, ["presets"])
+    assert result.exit_code == 0 and "SMOKE BUDGET" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "text, seeds", [("0", [0]), ("0,1,2", [0, 1, 2]), ("0-4", [0, 1, 2, 3, 4]), ("3, 0-1", [0, 1, 3])]
+)
+def test_parse_seeds(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--agents", "nope"], "unknown agent 'nope'; valid agents: mt_sac"),
+        (["--agents", ","], "no agent in --agents"),
+        (["--suite", "mt11"], "unknown suite 'mt11'"),
+        (["--suite", "reach-v3,pusher-v3"], "unknown Meta-World task 'pusher-v3'"),
+        (["--seeds", "a"], "malformed seed 'a'"),
+        (["--seeds", "4-1"], "empty seed range '4-1'"),
+        (["--seeds", "1,-2"], "malformed seed '-2'"),
+        (["--preset", "fast"], "unknown preset 'fast'; valid presets: paper, metaworld-plus, quick"),
+        (["--steps-per-task", "0"], "steps-per-task must be a positive integer, got 0"),
+        (["--eval-every", "-5"], "eval-every must be a positive integer, got -5"),
+        (["--eval-episodes", "0"], "eval-episodes must be a positive integer, got 0"),
+        (["--steps-per-task", "100", "--warmup-steps", "100"], "leaves no training after the 100 warm-up"),
+        (["--set", "lr=0.1"], "unknown training setting 'lr'"),
+        (["--set", "gamma"], "--set expects name=value"),
+        (["--device", "tpu"], "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, fragment):
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["run", "--preset", "quick", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_seed_parser_errors_are_usage_errors():
+    with pytest.raises(UsageError):
+        parse_seeds("")
+
+
+def test_tiny_mt10_run_end_to_end(tmp_path):
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["run", "--suite", "mt10", "--agents", "mt_sac", "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "SMOKE BUDGET" in result.output and "Final success rate per task" in result.output
+    rd = RunDir(out / "mt10" / "mt_sac" / "seed_0")
+    assert {p.name for p in rd.path.iterdir()} >= {
+        "config.json",
+        "provenance.json",
+        "eval.jsonl",
+        "model.zip",
+        "DONE",
+    }
+    assert rd.done_file.read_text() == ""
+    config = json.loads(rd.config_file.read_text())
+    assert config["suite"] == "mt10" and config["seed"] == 0 and config["smoke"] is True
+    assert config["train"]["steps_per_task"] == 100 and config["agent_config"]["hidden_sizes"] == [
+        400,
+        400,
+        400,
+    ]
+    provenance = json.loads(rd.provenance_file.read_text())
+    for key in (
+        "mtbench_version",
+        "git_commit",
+        "git_dirty",
+        "python",
+        "packages",
+        "cpu",
+        "command",
+        "start_time",
+    ):
+        assert key in provenance
+    records = rd.read_eval()
+    assert [r["env_steps_per_task"] for r in records] == [0, 100]
+    assert [r["env_steps"] for r in records] == [0, 1000]
+    for record in records:
+        assert tuple(sorted(record)) == tuple(sorted(EVAL_KEYS))
+        assert len(record["success_rate"]) == 10 and len(record["episode_return"]) == 10
+        assert record["mean_success_rate"] == pytest.approx(sum(record["success_rate"].values()) / 10)
+    assert "reach-v3" in result.output and "mean" in result.output
+
+    # the same command again: the finished run is skipped, nothing rewritten
+    before = rd.eval_file.read_text()
+    again = runner.invoke(app, ["run", "--suite", "mt10", "--out", str(out), *TINY])
+    assert again.exit_code == 0 and "skipping finished run" in again.output
+    assert rd.eval_file.read_text() == before
+
+    # a different configuration into the same folder is refused, nothing overwritten
+    other = runner.invoke(app, ["run", "--suite", "mt10", "--out", str(out), *TINY, "--eval-episodes", "2"])
+    assert other.exit_code == 2 and "different configuration" in other.output and "train" in other.output
+    assert json.loads(rd.config_file.read_text()) == config and rd.eval_file.read_text() == before

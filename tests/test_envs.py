@@ -1,0 +1,142 @@
+"""Suites and the gymnasium -> SB3 adapter: shapes, order, one-hot, autoreset, truncation, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+from stable_baselines3.common.buffers import ReplayBuffer
+
+from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.errors import UsageError
+
+CLASS_TO_TASK = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}
+
+
+def test_parse_suite_names():
+    mt10 = parse_suite("MT10")
+    assert mt10.name == "mt10" and mt10.num_tasks == 10
+    assert mt10.tasks[:3] == ("reach-v3", "push-v3", "pick-place-v3")
+    assert parse_suite("mt50").num_tasks == 50
+    assert parse_suite("mt1:reach-v3").tasks == ("reach-v3",)
+    custom = parse_suite(" reach-v3, drawer-close-v3 ")
+    assert custom.tasks == ("reach-v3", "drawer-close-v3")
+    assert custom.name == "reach-v3,drawer-close-v3"
+    assert custom.dirname == "reach-v3+drawer-close-v3"
+    assert parse_suite("mt1:reach-v3").dirname == "mt1_reach-v3"
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("mt11", "unknown suite 'mt11'"),
+        ("mt1:reach-v9", "unknown Meta-World task 'reach-v9'"),
+        ("reach-v3,nope-v3", "unknown Meta-World task 'nope-v3'"),
+        ("reach-v3,reach-v3", "names a task twice"),
+        ("", "empty suite name"),
+    ],
+)
+def test_parse_suite_errors_name_the_value(name, fragment):
+    with pytest.raises(UsageError, match=fragment) as info:
+        parse_suite(name)
+    if "unknown" in fragment:
+        assert "assembly-v3" in str(info.value)  # the valid choices are listed
+
+
+def test_mt10_order_and_one_hot(mt10_envs):
+    suite = parse_suite("mt10")
+    names = [CLASS_TO_TASK[c] for c in mt10_envs.get_attr("task_name")]
+    assert tuple(names) == suite.tasks
+    obs, _ = mt10_envs.reset()
+    assert obs.shape == (10, STATE_DIM + 10)
+    np.testing.assert_array_equal(obs[:, STATE_DIM:], np.eye(10))
+
+
+def test_adapter_shapes_and_info(two_task_suite):
+    venv = MetaWorldVecEnv(make_vector_env(two_task_suite, seed=1))
+    try:
+        obs = venv.reset()
+        assert obs.shape == (2, STATE_DIM + 2) and obs.dtype == np.float32
+        assert venv.observation_space.shape == (STATE_DIM + 2,)
+        assert venv.action_space.shape == (4,)
+        np.testing.assert_array_equal(obs[:, STATE_DIM:], np.eye(2))
+        obs, rewards, dones, infos = venv.step(np.zeros((2, 4), dtype=np.float32))
+        assert obs.shape == (2, STATE_DIM + 2) and rewards.shape == (2,) and dones.shape == (2,)
+        assert not dones.any()
+        assert all("is_success" in info and "success" in info for info in infos)
+    finally:
+        venv.close()
+
+
+def test_truncation_autoreset_and_bootstrap(two_task_suite):
+    """At step 500: done, the true last obs in terminal_observation, a timeout (never terminal)."""
+    venv = MetaWorldVecEnv(make_vector_env(two_task_suite, seed=1))
+    buffer = ReplayBuffer(1000, venv.observation_space, venv.action_space, n_envs=2)
+    try:
+        obs = venv.reset()
+        rng = np.random.default_rng(0)
+        for step in range(500):
+            actions = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
+            new_obs, rewards, dones, infos = venv.step(actions)
+            if step < 499:
+                assert not dones.any()
+                last = new_obs
+            buffer.add(obs, new_obs, actions, rewards, dones, infos)
+            obs = new_obs
+        assert dones.all()
+        for i, info in enumerate(infos):
+            assert info["TimeLimit.truncated"] is True
+            terminal = info["terminal_observation"]
+            assert terminal.shape == (STATE_DIM + 2,) and terminal[STATE_DIM + i] == 1.0
+            # the terminal obs continues the trajectory; the returned obs is the next episode's first
+            assert np.abs(terminal[:3] - last[i, :3]).max() < 0.1
+            assert not np.allclose(terminal, new_obs[i])
+            assert set(info["episode"]) == {"r", "l", "t"} and info["episode"]["l"] == 500
+        # the replay buffer sees a timeout, so the learner bootstraps through it
+        assert buffer.dones[499].tolist() == [1.0, 1.0] and buffer.timeouts[499].tolist() == [1.0, 1.0]
+        assert (buffer.dones[499] * (1 - buffer.timeouts[499])).sum() == 0
+    finally:
+        venv.close()
+
+
+def _rollout(suite, seed, steps=520):
+    """Observations of a fixed action sequence that crosses an episode boundary (new goal)."""
+    venv = MetaWorldVecEnv(make_vector_env(suite, seed=seed))
+    try:
+        venv.seed(seed)
+        trace = [venv.reset()]
+        rng = np.random.default_rng(123)
+        for _ in range(steps):
+            trace.append(venv.step(rng.uniform(-1, 1, (venv.num_envs, 4)).astype(np.float32))[0])
+        return np.stack(trace)
+    finally:
+        venv.close()
+
+
+def test_same_seed_same_goals_including_seed_zero(two_task_suite):
+    a, b = _rollout(two_task_suite, 0), _rollout(two_task_suite, 0)
+    np.testing.assert_array_equal(a, b)
+    c = _rollout(two_task_suite, 1)
+    assert not np.allclose(a[0], c[0])  # seed 0 is a real seed, not "unseeded"
+
+
+def test_async_strategy_matches_sync(two_task_suite):
+    sync = make_vector_env(two_task_suite, seed=3, strategy="sync")
+    asyn = make_vector_env(two_task_suite, seed=3, strategy="async")
+    try:
+        np.testing.assert_array_equal(sync.reset()[0], asyn.reset()[0])
+    finally:
+        sync.close()
+        asyn.close()
+
+
+@pytest.mark.slow
+def test_mt50_order_and_one_hot():
+    suite = parse_suite("mt50")
+    envs = make_vector_env(suite, seed=0)
+    try:
+        assert tuple(CLASS_TO_TASK[c] for c in envs.get_attr("task_name")) == suite.tasks
+        obs, _ = envs.reset()
+        np.testing.assert_array_equal(obs[:, STATE_DIM:], np.eye(50))
+    finally:
+        envs.close()

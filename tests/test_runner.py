@@ -1,0 +1,73 @@
+"""run_one: determinism under a fixed seed, idempotence, run-directory writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtbench.errors import UsageError
+from mtbench.rundir import RunDir, atomic_write_text
+from mtbench.runner import RunSpec, check, run_one
+from tests.conftest import TWO_TASKS
+
+TINY = (
+    ("batch_size_per_task", 32),
+    ("eval_episodes", 1),
+    ("eval_every", 150),
+    ("steps_per_task", 300),
+    ("warmup_steps_per_task", 100),
+)
+
+
+def _strip_wall(records):
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in records]
+
+
+def test_same_seed_same_eval_records(tmp_path):
+    paths = [
+        run_one(RunSpec(TWO_TASKS, "mt_sac", 3, "quick", TINY, str(tmp_path / name), "cpu")) for name in "ab"
+    ]
+    a, b = (RunDir(p).read_eval() for p in paths)
+    assert [r["env_steps_per_task"] for r in a] == [0, 150, 300]
+    assert _strip_wall(a) == _strip_wall(b)
+    assert json.loads((paths[0] / "config.json").read_text()) == json.loads((paths[1] / "config.json").read_text())
+
+
+def test_interrupted_run_starts_over(tmp_path):
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    config, rd, done = check(spec)
+    assert not done
+    rd.write_json(rd.config_file, config.to_json())
+    atomic_write_text(rd.eval_file, '{"partial": true}\n')  # left by a killed attempt
+    run_one(spec)
+    assert rd.is_done() and "partial" not in rd.eval_file.read_text()
+    assert check(spec)[2] is True
+
+
+def test_check_refuses_different_config(tmp_path):
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    config, rd, _ = check(spec)
+    stored = config.to_json() | {"seed": 99}
+    rd.write_json(rd.config_file, stored)
+    with pytest.raises(UsageError, match="different configuration.*seed"):
+        check(spec)
+    assert json.loads(rd.config_file.read_text()) == json.loads(json.dumps(stored))
+
+
+def test_append_eval_is_atomic_and_checks_keys(tmp_path):
+    rd = RunDir(tmp_path)
+    record = dict(
+        env_steps_per_task=0,
+        env_steps=0,
+        wall_seconds=0.0,
+        success_rate={"reach-v3": 1.0},
+        episode_return={"reach-v3": 10.0},
+        mean_success_rate=1.0,
+    )
+    rd.append_eval(record)
+    rd.append_eval(record | {"env_steps_per_task": 5, "env_steps": 5})
+    with pytest.raises(ValueError, match="keys"):
+        rd.append_eval(record | {"extra": 1})
+    assert [r["env_steps"] for r in rd.read_eval()] == [0, 5]
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind

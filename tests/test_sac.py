@@ -1,0 +1,120 @@
+"""MultiTaskSAC: per-task temperatures, loss weights, stratified batches, save/load."""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+import numpy as np
+import pytest
+import torch as th
+
+from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env
+from mtbench.sac import MultiTaskSAC, task_loss_weights
+
+
+@pytest.fixture
+def model(three_task_suite):
+    venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
+    model = MultiTaskSAC(
+        "MlpPolicy",
+        venv,
+        batch_size_per_task=8,
+        buffer_size_per_task=1_000,
+        learning_starts_per_task=20,
+        policy_kwargs=dict(net_arch=[32, 32]),
+        seed=0,
+        device="cpu",
+    )
+    yield model
+    venv.close()
+
+
+def test_loss_weights_formulas():
+    log_alpha = th.tensor([0.0, np.log(2.0), np.log(0.5)])
+    # softmax(-log_alpha) * T: exp(-log a) = 1/a -> [1, 0.5, 2] / 3.5 * 3
+    np.testing.assert_allclose(
+        task_loss_weights(log_alpha, "log_alpha"), [3 / 3.5, 1.5 / 3.5, 6 / 3.5], rtol=1e-6
+    )
+    # softmax(-alpha) * T with alpha = [1, 2, 0.5]
+    e = np.exp([-1.0, -2.0, -0.5])
+    np.testing.assert_allclose(task_loss_weights(log_alpha, "alpha"), 3 * e / e.sum(), rtol=1e-6)
+    np.testing.assert_array_equal(task_loss_weights(log_alpha, "none"), [1.0, 1.0, 1.0])
+    # a task with higher temperature (still exploring) gets less weight
+    w = task_loss_weights(log_alpha, "log_alpha")
+    assert w[1] < w[0] < w[2] and float(w.sum()) == pytest.approx(3.0)
+
+
+def test_per_task_sizes(model):
+    assert model.num_tasks == 3
+    assert model.batch_size == 24 and model.learning_starts == 60
+    assert model.replay_buffer.buffer_size == 1_000  # per task (one column per task)
+    assert model.log_ent_coef.shape == (3,)
+    assert model.target_entropy == -4.0
+
+
+def test_stratified_batch_is_task_major(model):
+    model.learn(60)  # warm-up only: fills the buffer with 20 steps per task
+    batch = model.replay_buffer.sample(model.batch_size)
+    assert batch.observations.shape == (24, STATE_DIM + 3)
+    task = model.task_ids(batch.observations)
+    assert task.tolist() == [0] * 8 + [1] * 8 + [2] * 8
+    one_hot = batch.observations.view(3, 8, -1)[..., STATE_DIM:]  # [T, B, T]
+    assert th.equal(one_hot, th.eye(3)[:, None, :].expand(3, 8, 3))
+    with pytest.raises(ValueError, match="multiple"):
+        model.replay_buffer.sample(25)
+
+
+def test_task_alpha_moves_only_with_its_own_samples(model):
+    model.learn(60)
+    batch = model.replay_buffer.sample(model.batch_size)
+    only_task_1 = batch.observations.clone()
+    only_task_1[:, STATE_DIM:] = th.tensor([0.0, 1.0, 0.0])
+    next_obs = batch.next_observations.clone()
+    next_obs[:, STATE_DIM:] = th.tensor([0.0, 1.0, 0.0])
+    model.replay_buffer.sample = lambda *a, **k: batch._replace(
+        observations=only_task_1, next_observations=next_obs
+    )
+    before = model.log_ent_coef.detach().clone()
+    model.train(gradient_steps=3, batch_size=model.batch_size)
+    after = model.log_ent_coef.detach()
+    assert after[1] != before[1]
+    assert after[0] == before[0] and after[2] == before[2]
+
+
+def test_training_weights_and_clipping_run(model):
+    model.learn(120)  # 60 warm-up env steps then 20 vector steps with one update each
+    assert model._n_updates == 20
+    assert th.isfinite(model.log_ent_coef).all()
+    assert not th.allclose(model.log_ent_coef, th.zeros(3))
+
+
+def test_rejects_fixed_temperature(three_task_suite):
+    venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
+    try:
+        with pytest.raises(ValueError, match="one temperature per task"):
+            MultiTaskSAC("MlpPolicy", venv, ent_coef=0.1)
+        with pytest.raises(ValueError, match="loss_weighting"):
+            MultiTaskSAC("MlpPolicy", venv, loss_weighting="paper")
+    finally:
+        venv.close()
+
+
+def test_save_load_round_trip(model, tmp_path):
+    model.learn(90)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = MultiTaskSAC.load(path, env=model.env, device="cpu")
+    obs = model.env.reset()
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    assert th.equal(model.log_ent_coef, loaded.log_ent_coef)
+    assert loaded.num_tasks == 3 and loaded.batch_size_per_task == 8
+    assert loaded.loss_weighting == model.loss_weighting and loaded.max_grad_norm == model.max_grad_norm
+    for opt in ("ent_coef_optimizer", "actor.optimizer", "critic.optimizer"):
+        a = attrgetter(opt)(model).state_dict()["state"]
+        b = attrgetter(opt)(loaded).state_dict()["state"]
+        assert a.keys() == b.keys()
+        for k in a:
+            for name, value in a[k].items():
+                assert th.equal(value, b[k][name]), (opt, k, name)
