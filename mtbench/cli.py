@@ -85,6 +85,10 @@ def summary_table(run_paths: list[Path]) -> Table:
     for task in tasks:
         table.add_row(task, *(f"{r['success_rate'][task]:.2f}" if r else "-" for r in finals))
     table.add_row("[bold]mean", *(f"[bold]{r['mean_success_rate']:.2f}" if r else "-" for r in finals))
+    table.add_row("wall time (s)", *(f"{r['wall_seconds']:.0f}" if r else "-" for r in finals))
+    table.add_row(
+        "env steps/s", *(f"{r['env_steps'] / max(r['wall_seconds'], 1e-9):.0f}" if r else "-" for r in finals)
+    )
     return table
 
 

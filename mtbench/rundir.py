@@ -97,7 +97,7 @@ class RunDir:
         if set(record) != set(EVAL_KEYS):
             raise ValueError(f"eval record keys {sorted(record)} differ from {sorted(EVAL_KEYS)}")
         old = self.eval_file.read_text() if self.eval_file.exists() else ""
-        atomic_write_text(self.eval_file, old + json.dumps(record, sort_keys=True) + "\n")
+        atomic_write_text(self.eval_file, old + json.dumps(record) + "\n")
 
     def mark_done(self) -> None:
         atomic_write_text(self.done_file, "")

@@ -95,11 +95,15 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     config = resolve(spec)
     resolve_device(spec.device)
     rd = run_dir_of(spec, config)
-    stored = rd.read_config() if rd.path.exists() else None
-    if stored is not None and stored != _config_json(config):
-        changed = sorted(
-            k for k in set(stored) | set(_config_json(config)) if stored.get(k) != _config_json(config).get(k)
-        )
+    try:
+        stored = rd.read_config()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{rd.config_file} is corrupt ({exc}); delete that run directory to run it again"
+        ) from None
+    wanted = _config_json(config)
+    if stored is not None and stored != wanted:
+        changed = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
         raise UsageError(
             f"{rd.path} holds a run with a different configuration (differs in: {', '.join(changed)}); "
             "use another --out folder or delete that run directory"

@@ -31,7 +31,8 @@ def test_same_seed_same_eval_records(tmp_path):
     a, b = (RunDir(p).read_eval() for p in paths)
     assert [r["env_steps_per_task"] for r in a] == [0, 150, 300]
     assert _strip_wall(a) == _strip_wall(b)
-    assert json.loads((paths[0] / "config.json").read_text()) == json.loads((paths[1] / "config.json").read_text())
+    configs = [json.loads((p / "config.json").read_text()) for p in paths]
+    assert configs[0] == configs[1]
 
 
 def test_interrupted_run_starts_over(tmp_path):
@@ -50,7 +51,7 @@ def test_check_refuses_different_config(tmp_path):
     config, rd, _ = check(spec)
     stored = config.to_json() | {"seed": 99}
     rd.write_json(rd.config_file, stored)
-    with pytest.raises(UsageError, match="different configuration.*seed"):
+    with pytest.raises(UsageError, match=r"different configuration.*seed"):
         check(spec)
     assert json.loads(rd.config_file.read_text()) == json.loads(json.dumps(stored))
 
@@ -71,3 +72,11 @@ def test_append_eval_is_atomic_and_checks_keys(tmp_path):
         rd.append_eval(record | {"extra": 1})
     assert [r["env_steps"] for r in rd.read_eval()] == [0, 5]
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
+
+
+def test_check_reports_corrupt_config(tmp_path):
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    _, rd, _ = check(spec)
+    atomic_write_text(rd.config_file, '{"suite": "reach')
+    with pytest.raises(UsageError, match=r"config\.json is corrupt"):
+        check(spec)
