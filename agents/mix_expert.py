@@ -1,0 +1,72 @@
+"""Mixture of experts: MT-SAC-shaped experts mixed by a task-conditioned softmax gate.
+
+Yang et al. 2020, sec. 5 baseline ("Mix-Expert"). The experts are stored as one ``[E, in, out]``
+weight per layer and evaluated with one batched matmul; the gate is a linear map of the task
+one-hot (learned per-task logits) followed by a softmax over experts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch as th
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from mtbench.config import RunConfig
+from mtbench.layers import BatchedLinear
+from mtbench.policies import task_net_sac
+from mtbench.registry import AgentSpec
+from mtbench.sac import MultiTaskSAC
+
+PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline Mix-Expert)"
+
+
+@dataclass(frozen=True)
+class MixExpertConfig:
+    """Experts and gate."""
+
+    num_experts: int = 4
+    """Number of experts."""
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden widths of every expert (MT-SAC's network)."""
+
+
+class MixtureOfExpertsNet(nn.Module):
+    """``sum_e gate(task)_e * expert_e(state, one-hot)``."""
+
+    def __init__(
+        self, input_dim: int, num_tasks: int, output_dim: int, num_experts: int, hidden_sizes: tuple[int, ...]
+    ):
+        super().__init__()
+        sizes = [input_dim + num_tasks, *hidden_sizes, output_dim]
+        self.layers = nn.ModuleList(
+            BatchedLinear(num_experts, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        self.gate = nn.Linear(num_tasks, num_experts)
+
+    def gate_weights(self, task: th.Tensor) -> th.Tensor:
+        """``[N, T]`` one-hots -> ``[N, E]`` expert weights (each row sums to 1)."""
+        return th.softmax(self.gate(task), dim=-1)
+
+    def forward(self, x: th.Tensor, task: th.Tensor) -> th.Tensor:
+        h = self.layers[0].shared_input(th.cat([x, task], dim=1))  # [E, N, width]
+        for layer in self.layers[1:]:
+            h = layer(th.relu(h))  # [E, N, width]
+        return th.einsum("ne,eno->no", self.gate_weights(task), h)  # [N, out]
+
+
+def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
+    return task_net_sac(
+        env, config, seed, device, MixtureOfExpertsNet, dataclasses.asdict(config.agent_config)
+    )
+
+
+AGENT = AgentSpec(
+    name="mix_expert",
+    description="Mixture of 4 MT-SAC-shaped experts with a task-conditioned softmax gate",
+    paper=PAPER,
+    config=MixExpertConfig(),
+    build=build,
+)

@@ -1,0 +1,63 @@
+"""Single-task SAC: T independent SACs trained as one model (Yang et al. 2020, sec. 5 baseline).
+
+Every task has its own actor, two critics and temperature; the per-task networks are stored as
+``[T, in, out]`` weights and evaluated with batched matmuls over tasks. Nothing is shared: a task's
+parameters get no gradient from another task's samples (a test checks it). Because the losses
+average over the stratified batch, each task's gradient is 1/T of what a separate SAC would
+compute; Adam's updates are invariant to that scale (up to its epsilon), so this is the same
+algorithm as T separate SB3 SACs. No loss re-weighting and no gradient clipping (a global norm
+would couple the tasks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch as th
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from mtbench.config import RunConfig
+from mtbench.layers import TaskGrouping, TaskMLP
+from mtbench.policies import task_net_sac
+from mtbench.registry import AgentSpec
+from mtbench.sac import MultiTaskSAC
+
+PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline single-task SAC)"
+
+
+@dataclass(frozen=True)
+class SingleTaskConfig:
+    """Network of each task's SAC."""
+
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden widths of every task's actor and critics (the same as MT-SAC's network)."""
+
+
+class SingleTaskNet(nn.Module):
+    """One MLP per task on the state alone; sample ``n`` uses the MLP of its task."""
+
+    def __init__(self, input_dim: int, num_tasks: int, output_dim: int, hidden_sizes: tuple[int, ...]):
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.mlp = TaskMLP(num_tasks, input_dim, tuple(hidden_sizes), output_dim)
+
+    def forward(self, x: th.Tensor, task: th.Tensor) -> th.Tensor:
+        return self.mlp(x, TaskGrouping(task.argmax(dim=1), self.num_tasks))  # [N, out]
+
+
+def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
+    kwargs = dataclasses.asdict(config.agent_config)
+    return task_net_sac(
+        env, config, seed, device, SingleTaskNet, kwargs, loss_weighting="none", max_grad_norm=None
+    )
+
+
+AGENT = AgentSpec(
+    name="single_task_sac",
+    description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
+    paper=PAPER,
+    config=SingleTaskConfig(),
+    build=build,
+)

@@ -1,0 +1,115 @@
+"""Building blocks of multi-task networks: per-task and per-module weights as one batched tensor.
+
+Per-task parameters (heads, single-task networks) are one ``[T, in, out]`` weight applied with a
+batched matmul over tasks after grouping the samples by task, never a Python loop over tasks and
+never a per-sample copy of weight matrices. Modules and experts are one ``[M, in, out]`` weight.
+Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for every slice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+from torch import nn
+
+
+def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequential:
+    """Linear-ReLU stack with no activation after the last layer."""
+    sizes = [input_dim, *hidden]
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    layers.append(nn.Linear(sizes[-1], output_dim))
+    return nn.Sequential(*layers)
+
+
+class BatchedLinear(nn.Module):
+    """``count`` independent linear maps stored as one ``[count, in, out]`` weight.
+
+    :param count: number of maps (tasks, modules or experts).
+    :param input_dim: input features of each map.
+    :param output_dim: output features of each map.
+    """
+
+    def __init__(self, count: int, input_dim: int, output_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(input_dim)
+        self.weight = nn.Parameter(th.empty(count, input_dim, output_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(th.empty(count, 1, output_dim).uniform_(-bound, bound))
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        """``x``: ``[count, B, in]`` (map ``c`` applied to row ``c``) -> ``[count, B, out]``."""
+        return th.baddbmm(self.bias, x, self.weight)
+
+    def shared_input(self, x: th.Tensor) -> th.Tensor:
+        """``x``: ``[B, in]`` fed to every map -> ``[count, B, out]``."""
+        return self(x.unsqueeze(0).expand(self.weight.shape[0], -1, -1))
+
+
+class TaskGrouping:
+    """Scatter a batch into ``[T, M, dim]`` by task (M = most samples of one task) and back.
+
+    Task-stratified batches (``B`` samples per task, task-major) are a plain view; any other batch
+    (rollouts, evaluation, arbitrary inputs) is padded with vectorised indexing.
+
+    :param task: ``[N]`` task index of each sample.
+    :param num_tasks: T.
+    """
+
+    def __init__(self, task: th.Tensor, num_tasks: int):
+        self.num_tasks = num_tasks
+        n = task.shape[0]
+        per_task = n // num_tasks
+        layout = th.arange(num_tasks, device=task.device).repeat_interleave(per_task)
+        self.stratified = n % num_tasks == 0 and bool(th.equal(task, layout))
+        if self.stratified:
+            self.size = per_task
+            return
+        order = th.argsort(task, stable=True)  # [N] samples sorted by task
+        counts = th.bincount(task, minlength=num_tasks)  # [T]
+        starts = th.cumsum(counts, 0) - counts  # [T] first sorted position of each task
+        self.task_sorted = task[order]  # [N]
+        self.slot = th.arange(n, device=task.device) - starts[self.task_sorted]  # [N] position in group
+        self.order = order
+        self.size = int(counts.max()) if n else 0
+
+    def group(self, x: th.Tensor) -> th.Tensor:
+        """``[N, dim]`` -> ``[T, M, dim]`` (zero padding where a task has fewer samples)."""
+        if self.stratified:
+            return x.view(self.num_tasks, self.size, -1)
+        out = x.new_zeros(self.num_tasks, self.size, x.shape[-1])
+        out[self.task_sorted, self.slot] = x[self.order]
+        return out
+
+    def ungroup(self, y: th.Tensor) -> th.Tensor:
+        """``[T, M, dim]`` -> ``[N, dim]`` in the original sample order."""
+        if self.stratified:
+            return y.reshape(self.num_tasks * self.size, -1)
+        out = y.new_empty(self.order.shape[0], y.shape[-1])
+        out[self.order] = y[self.task_sorted, self.slot]
+        return out
+
+
+class TaskMLP(nn.Module):
+    """One MLP per task (ReLU between layers), all tasks evaluated with batched matmuls.
+
+    :param num_tasks: T.
+    :param input_dim: input features.
+    :param hidden: hidden widths.
+    :param output_dim: output features.
+    """
+
+    def __init__(self, num_tasks: int, input_dim: int, hidden: tuple[int, ...], output_dim: int):
+        super().__init__()
+        sizes = [input_dim, *hidden, output_dim]
+        self.layers = nn.ModuleList(
+            BatchedLinear(num_tasks, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+
+    def forward(self, x: th.Tensor, grouping: TaskGrouping) -> th.Tensor:
+        """``x``: ``[N, in]``; sample ``n`` goes through its own task's MLP -> ``[N, out]``."""
+        h = grouping.group(x)  # [T, M, in]
+        for i, layer in enumerate(self.layers):
+            h = layer(h if i == 0 else th.relu(h))  # [T, M, width]
+        return grouping.ungroup(h)

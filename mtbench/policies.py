@@ -1,0 +1,161 @@
+"""SB3 SAC policy around any task-conditioned network (the extension point of the agent zoo).
+
+A task network is an ``nn.Module`` built as ``network_class(input_dim, num_tasks, output_dim,
+**network_kwargs)`` whose ``forward(x, task)`` maps inputs ``x: [N, input_dim]`` and task one-hots
+``task: [N, T]`` to ``[N, output_dim]``. The actor's network gets the state (``input_dim`` = 39)
+and outputs mean and log std (``2 |A|``); each Q network is a separate instance on state and action
+(``39 + |A|`` -> 1). Networks never see alpha; the algorithm never sees routing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, SACPolicy
+from torch import nn
+
+from mtbench.config import RunConfig
+from mtbench.sac import MultiTaskSAC
+
+
+def split_observation(obs: th.Tensor, num_tasks: int) -> tuple[th.Tensor, th.Tensor]:
+    """``[N, state + T]`` -> state ``[N, state]`` and task one-hot ``[N, T]``."""
+    return obs[:, :-num_tasks], obs[:, -num_tasks:]
+
+
+class TaskNetActor(BasePolicy):
+    """Tanh-squashed Gaussian actor whose mean and log std come from one task network.
+
+    :param observation_space: state + one-hot observations.
+    :param action_space: the action box.
+    :param net: task network with ``output_dim = 2 * |A|``.
+    :param num_tasks: T (length of the one-hot).
+    """
+
+    def __init__(
+        self, observation_space: spaces.Box, action_space: spaces.Box, net: nn.Module, num_tasks: int
+    ):
+        super().__init__(observation_space, action_space, squash_output=True)
+        self.net = net
+        self.num_tasks = num_tasks
+        self.action_dist = SquashedDiagGaussianDistribution(int(action_space.shape[0]))
+
+    def get_action_dist_params(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        state, task = split_observation(obs.float(), self.num_tasks)
+        mean, log_std = self.net(state, task).chunk(2, dim=-1)  # [N, |A|] each
+        return mean, th.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, obs: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        mean, log_std = self.get_action_dist_params(obs)
+        return self.action_dist.actions_from_params(mean, log_std, deterministic=deterministic)
+
+    def action_log_prob(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        mean, log_std = self.get_action_dist_params(obs)
+        return self.action_dist.log_prob_from_params(mean, log_std)
+
+    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        return self(observation, deterministic)
+
+
+class TaskNetCritic(BaseModel):
+    """Independent Q networks (task networks on state + action), SB3's critic interface.
+
+    :param observation_space: state + one-hot observations.
+    :param action_space: the action box.
+    :param nets: one task network per Q estimate, each with ``output_dim = 1``.
+    :param num_tasks: T.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Box, action_space: spaces.Box, nets: list[nn.Module], num_tasks: int
+    ):
+        super().__init__(observation_space, action_space)
+        self.q_networks = nn.ModuleList(nets)
+        self.num_tasks = num_tasks
+        self.share_features_extractor = False
+
+    def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        state, task = split_observation(obs.float(), self.num_tasks)
+        x = th.cat([state, actions], dim=1)  # [N, state + |A|]
+        return tuple(q(x, task) for q in self.q_networks)
+
+    def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        state, task = split_observation(obs.float(), self.num_tasks)
+        return self.q_networks[0](th.cat([state, actions], dim=1), task)
+
+
+class TaskNetPolicy(SACPolicy):
+    """SACPolicy whose actor and critics are instances of one task-network class.
+
+    :param network_class: the task network class.
+    :param network_kwargs: its hyperparameters (everything but the three dimensions).
+    :param num_tasks: T.
+    :param kwargs: other :class:`SACPolicy` arguments (optimizer, ``n_critics``, ...).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Box,
+        lr_schedule: Any,
+        network_class: type[nn.Module],
+        network_kwargs: dict[str, Any],
+        num_tasks: int,
+        **kwargs: Any,
+    ):
+        self.network_class = network_class
+        self.network_kwargs = dict(network_kwargs)
+        self.num_tasks = num_tasks
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    @property
+    def state_dim(self) -> int:
+        return int(self.observation_space.shape[0]) - self.num_tasks
+
+    def _network(self, input_dim: int, output_dim: int) -> nn.Module:
+        return self.network_class(input_dim, self.num_tasks, output_dim, **self.network_kwargs)
+
+    def make_actor(self, features_extractor: Any = None) -> TaskNetActor:
+        action_dim = int(self.action_space.shape[0])
+        net = self._network(self.state_dim, 2 * action_dim)
+        return TaskNetActor(self.observation_space, self.action_space, net, self.num_tasks).to(self.device)
+
+    def make_critic(self, features_extractor: Any = None) -> TaskNetCritic:
+        input_dim = self.state_dim + int(self.action_space.shape[0])
+        nets = [self._network(input_dim, 1) for _ in range(self.critic_kwargs["n_critics"])]
+        return TaskNetCritic(self.observation_space, self.action_space, nets, self.num_tasks).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            network_class=self.network_class, network_kwargs=self.network_kwargs, num_tasks=self.num_tasks
+        )
+        return data
+
+
+def task_net_sac(
+    env: VecEnv,
+    config: RunConfig,
+    seed: int,
+    device: str,
+    network_class: type[nn.Module],
+    network_kwargs: dict[str, Any],
+    **sac_overrides: Any,
+) -> MultiTaskSAC:
+    """A :class:`MultiTaskSAC` with :class:`TaskNetPolicy` for the run ``config``."""
+    kwargs = config.train.sac_kwargs() | sac_overrides
+    return MultiTaskSAC(
+        TaskNetPolicy,
+        env,
+        policy_kwargs=dict(
+            network_class=network_class, network_kwargs=network_kwargs, num_tasks=env.num_envs
+        ),
+        seed=seed,
+        device=device,
+        **kwargs,
+    )
