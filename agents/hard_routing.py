@@ -13,6 +13,7 @@ deep soft-module network, and needs no separate reinforcement-learned router.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import torch as th
@@ -62,9 +63,7 @@ class HardRoutingNet(nn.Module):
         super().__init__()
         self.embed = mlp(input_dim, (embedding_size,), embedding_size)
         sizes = [embedding_size] + [module_size] * num_layers
-        self.layers = nn.ModuleList(
-            BatchedLinear(num_modules, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-        )
+        self.layers = nn.ModuleList(BatchedLinear(num_modules, a, b) for a, b in itertools.pairwise(sizes))
         self.route_logits = nn.Parameter(0.01 * th.randn(num_layers, num_tasks, num_modules))  # [L, T, n]
         self.output = nn.Linear(module_size, output_dim)
         self.gumbel_temperature = gumbel_temperature

@@ -8,6 +8,7 @@ one-hot (learned per-task logits) followed by a softmax over experts.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import torch as th
@@ -41,9 +42,7 @@ class MixtureOfExpertsNet(nn.Module):
     ):
         super().__init__()
         sizes = [input_dim + num_tasks, *hidden_sizes, output_dim]
-        self.layers = nn.ModuleList(
-            BatchedLinear(num_experts, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-        )
+        self.layers = nn.ModuleList(BatchedLinear(num_experts, a, b) for a, b in itertools.pairwise(sizes))
         self.gate = nn.Linear(num_tasks, num_experts)
 
     def gate_weights(self, task: th.Tensor) -> th.Tensor:

@@ -104,7 +104,8 @@ class SoftModularNet(nn.Module):
         return state, probs, last
 
     def routing(self, x: th.Tensor, task: th.Tensor) -> tuple[list[th.Tensor], th.Tensor]:
-        """Routing matrices ``[N, n, n]`` (row: target module, softmax over source) and last weights ``[N, n]``."""
+        """Routing matrices ``[N, n, n]`` (row i: target module i, softmax over sources j) and the
+        last-layer module weights ``[N, n]``."""
         _, probs, last = self._routing(x, task)
         return probs, last
 

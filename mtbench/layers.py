@@ -8,6 +8,7 @@ Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for eve
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch as th
@@ -18,7 +19,7 @@ def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequenti
     """Linear-ReLU stack with no activation after the last layer."""
     sizes = [input_dim, *hidden]
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     layers.append(nn.Linear(sizes[-1], output_dim))
     return nn.Sequential(*layers)
@@ -103,9 +104,7 @@ class TaskMLP(nn.Module):
     def __init__(self, num_tasks: int, input_dim: int, hidden: tuple[int, ...], output_dim: int):
         super().__init__()
         sizes = [input_dim, *hidden, output_dim]
-        self.layers = nn.ModuleList(
-            BatchedLinear(num_tasks, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-        )
+        self.layers = nn.ModuleList(BatchedLinear(num_tasks, a, b) for a, b in itertools.pairwise(sizes))
 
     def forward(self, x: th.Tensor, grouping: TaskGrouping) -> th.Tensor:
         """``x``: ``[N, in]``; sample ``n`` goes through its own task's MLP -> ``[N, out]``."""
