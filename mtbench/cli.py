@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mtbench.config import PRESETS, TrainConfig
-from mtbench.envs import ALL_TASKS, BENCHMARKS
+from mtbench.envs import ALL_TASKS, BENCHMARKS, parse_suite
 from mtbench.errors import UsageError
-from mtbench.registry import available_agents, load_errors
+from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
 
 app = typer.Typer(
@@ -59,7 +59,10 @@ def parse_agents(text: str) -> list[str]:
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``--set name=value`` items -> TrainConfig overrides (values parsed as JSON, else text)."""
+    """``--set name=value`` items -> overrides (values parsed as JSON, else text).
+
+    Names are TrainConfig fields, or ``agent.<field>`` for a field of the agent's own config.
+    """
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -110,7 +113,15 @@ def run(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Any training setting as name=value, e.g. --set loss_weighting=none."),
+        typer.Option(
+            "--set",
+            help="Any training setting as name=value (--set loss_weighting=none), or an agent "
+            "setting as agent.name=value (--set agent.routing_input=task).",
+        ),
+    ] = None,
+    agent_module: Annotated[
+        list[Path] | None,
+        typer.Option(help="A Python file defining AgentSpecs to register (repeatable)."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Root folder of run directories.")] = Path("runs"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -119,6 +130,9 @@ def run(
     from mtbench.runner import RunSpec, check, make_progress, run_one
 
     try:
+        modules = tuple(str(m) for m in agent_module or [])
+        for module in modules:
+            load_agent_module(module)
         overrides = parse_settings(set_ or [])
         for name, value in (
             ("steps_per_task", steps_per_task),
@@ -129,7 +143,7 @@ def run(
             if value is not None:
                 overrides[name] = value
         specs = [
-            RunSpec(suite, agent, seed, preset, tuple(sorted(overrides.items())), str(out), device)
+            RunSpec(suite, agent, seed, preset, tuple(sorted(overrides.items())), str(out), device, modules)
             for agent in parse_agents(agents)
             for seed in parse_seeds(seeds)
         ]
@@ -160,13 +174,33 @@ def run(
 
 
 @app.command("agents")
-def list_agents() -> None:
-    """List the registered agents with their one-line descriptions."""
-    table = Table(title="Registered agents")
+def list_agents(
+    params: Annotated[bool, typer.Option("--params", help="Also count actor and critic parameters.")] = False,
+    suite: Annotated[str, typer.Option(help="Suite whose task count the parameter counts use.")] = "mt10",
+    agent_module: Annotated[
+        list[Path] | None, typer.Option(help="A Python file defining AgentSpecs to register (repeatable).")
+    ] = None,
+) -> None:
+    """List the registered agents with their one-line descriptions (and parameter counts)."""
+    from mtbench.params import count_parameters
+
+    try:
+        for module in agent_module or []:
+            load_agent_module(module)
+        parsed = parse_suite(suite)
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    title = f"Registered agents (parameters for {parsed.name}, {parsed.num_tasks} tasks)" if params else None
+    table = Table(title=title or "Registered agents")
     table.add_column("name")
-    table.add_column("description")
+    if params:
+        for column in ("actor params", "critic params (both Q)"):
+            table.add_column(column, justify="right")
+    else:
+        table.add_column("description")
     for name, spec in available_agents().items():
-        table.add_row(name, spec.description)
+        cells = [f"{v:,}" for v in count_parameters(spec, parsed).values()] if params else [spec.description]
+        table.add_row(name, *cells)
     console.print(table)
     for name, cause in load_errors().items():
         err_console.print(f"[yellow]agent plugin {name!r} failed to load:[/] {cause}", highlight=False)

@@ -68,6 +68,11 @@ POSITIVE_FIELDS = (
     "batch_size_per_task",
     "buffer_size_per_task",
 )
+CHOICES = {
+    "loss_weighting": ("log_alpha", "alpha", "none"),
+    "reward_version": ("v1", "v2"),
+    "vector_strategy": ("sync", "async"),
+}
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
             raise UsageError(f"unknown training setting {key!r}; valid settings: {', '.join(sorted(names))}")
         if key in POSITIVE_FIELDS and (not isinstance(value, int) or value <= 0):
             raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise UsageError(f"unknown {key} {value!r}; valid values: {', '.join(CHOICES[key])}")
     config = dataclasses.replace(config, **overrides)
     if config.warmup_steps_per_task < 0:
         raise UsageError(f"warmup steps must be >= 0, got {config.warmup_steps_per_task}")
@@ -156,6 +163,18 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
             f"{config.warmup_steps_per_task} steps per task"
         )
     return config
+
+
+def apply_agent_overrides(agent: str, config: Any, overrides: dict[str, Any]) -> Any:
+    """The agent's config dataclass with ``overrides`` applied (JSON lists become tuples)."""
+    names = [f.name for f in dataclasses.fields(config)]
+    for key in overrides:
+        if key not in names:
+            raise UsageError(
+                f"agent {agent!r} has no setting {key!r}; its settings: {', '.join(names) or 'none'}"
+            )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(config, **values)
 
 
 @dataclass(frozen=True)

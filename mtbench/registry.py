@@ -10,9 +10,13 @@ keep working.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtbench.errors import UsageError
@@ -102,6 +106,36 @@ def get_agent(name: str) -> AgentSpec:
 def register(spec: AgentSpec) -> None:
     """Register an agent from code (tests, notebooks); entry points are the usual way."""
     agents = _load()
-    if spec.name in agents:
+    if spec.name in agents and agents[spec.name] is not spec:
         raise UsageError(f"an agent named {spec.name!r} is already registered")
     agents[spec.name] = spec
+
+
+def load_agent_module(path: str | Path) -> list[str]:
+    """Import a Python file and register every :class:`AgentSpec` defined at its top level.
+
+    Returns the names registered. Loading the same file again registers nothing new.
+    """
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise UsageError(f"agent module {str(path)!r} does not exist; give the path of a .py file")
+    module_name = "mtbench_plugin_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
+    if module_name in sys.modules:
+        module = sys.modules[module_name]
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise UsageError(
+                f"agent module {str(path)!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from None
+        sys.modules[module_name] = module
+    specs = [value for value in vars(module).values() if isinstance(value, AgentSpec)]
+    if not specs:
+        raise UsageError(f"agent module {str(path)!r} defines no AgentSpec at its top level")
+    for agent in specs:
+        register(agent)
+    return [agent.name for agent in specs]

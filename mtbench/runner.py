@@ -23,10 +23,10 @@ from stable_baselines3.common.utils import set_random_seed
 
 from mtbench import provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback
-from mtbench.config import RunConfig, apply_overrides, get_preset
+from mtbench.config import RunConfig, apply_agent_overrides, apply_overrides, get_preset
 from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
 from mtbench.errors import UsageError
-from mtbench.registry import get_agent
+from mtbench.registry import get_agent, load_agent_module
 from mtbench.rundir import RunDir, run_path
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -41,21 +41,29 @@ class RunSpec:
     seed: int
     preset: str = "paper"
     overrides: tuple[tuple[str, Any], ...] = ()
-    """TrainConfig fields to change from the preset, as (name, value) pairs."""
+    """Settings to change, as (name, value) pairs: TrainConfig fields, or ``agent.<field>`` for the
+    agent's own config."""
     out: str = "runs"
     """Root folder of run directories."""
     device: str = "auto"
     """auto (CUDA when available), cpu or cuda."""
+    agent_modules: tuple[str, ...] = ()
+    """Python files whose AgentSpecs are registered before the agent is looked up."""
 
 
 def resolve(spec: RunSpec) -> RunConfig:
     """The fully resolved configuration of ``spec``; raises UsageError on bad input."""
+    for path in spec.agent_modules:
+        load_agent_module(path)
     suite = parse_suite(spec.suite)
     agent = get_agent(spec.agent)
     preset = get_preset(spec.preset)
     if spec.seed < 0:
         raise UsageError(f"seed must be >= 0, got {spec.seed}")
-    train = apply_overrides(preset.train_config(suite), dict(spec.overrides))
+    prefix = "agent."
+    agent_overrides = {k[len(prefix) :]: v for k, v in spec.overrides if k.startswith(prefix)}
+    train_overrides = {k: v for k, v in spec.overrides if not k.startswith(prefix)}
+    train = apply_overrides(preset.train_config(suite), train_overrides)
     return RunConfig(
         suite=suite.name,
         tasks=suite.tasks,
@@ -64,7 +72,7 @@ def resolve(spec: RunSpec) -> RunConfig:
         preset=preset.name,
         smoke=preset.smoke,
         train=train,
-        agent_config=agent.config,
+        agent_config=apply_agent_overrides(agent.name, agent.config, agent_overrides),
     )
 
 

@@ -1,0 +1,34 @@
+"""Parameter counts of an agent's networks for a suite, without building Meta-World envs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from mtbench.config import PRESETS, RunConfig
+from mtbench.envs import STATE_DIM, Suite
+from mtbench.registry import AgentSpec
+
+
+class _SpacesOnly(gym.Env):
+    """An env with a suite's spaces and no dynamics: enough to build an agent's networks."""
+
+    def __init__(self, num_tasks: int):
+        high = np.full(STATE_DIM + num_tasks, np.inf, dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+
+
+def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
+    """``{"actor": n, "critic": n}``: trainable parameters of the actor and of all Q networks."""
+    env = DummyVecEnv([lambda: _SpacesOnly(suite.num_tasks)] * suite.num_tasks)
+    train = dataclasses.replace(PRESETS["quick"].train_config(suite), buffer_size_per_task=1)
+    config = RunConfig(suite.name, suite.tasks, agent.name, 0, "quick", True, train, agent.config)
+    model = agent.build(env, config, 0, "cpu")
+    return {
+        "actor": sum(p.numel() for p in model.actor.parameters() if p.requires_grad),
+        "critic": sum(p.numel() for p in model.critic.parameters() if p.requires_grad),
+    }
