@@ -69,13 +69,26 @@ def _load_entry_point(ep: EntryPoint) -> AgentSpec:
     return spec
 
 
+def _builtin_first(ep: EntryPoint) -> tuple[str, bool]:
+    """Sort key: by name, mtbench's own agents before plugins that reuse their names."""
+    dist = getattr(ep, "dist", None)
+    return ep.name, dist is None or dist.name != "mtbench"
+
+
+def refresh() -> None:
+    """Forget loaded agents and errors; the next look-up reads the entry points again."""
+    global _agents
+    _agents = None
+    _errors.clear()
+
+
 def _load() -> dict[str, AgentSpec]:
     global _agents
     if _agents is None:
         _agents = {}
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first):
             if ep.name in _agents:
-                _errors[ep.name] = f"name clash: {ep.value} reuses the name of an agent already registered"
+                _errors[ep.name] = f"name clash: {ep.value} reuses the name of a registered agent; rename it"
                 continue
             try:
                 _agents[ep.name] = _load_entry_point(ep)

@@ -1,0 +1,184 @@
+"""Every registered agent passes the same tests; then per-architecture checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+
+from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.params import count_parameters
+from mtbench.registry import available_agents, get_agent
+from mtbench.runner import RunSpec, resolve
+from mtbench.sac import MultiTaskSAC
+from tests.conftest import THREE_TASKS
+
+AGENTS = sorted(available_agents())
+SMALL = (("batch_size_per_task", 16), ("buffer_size_per_task", 1_000), ("warmup_steps_per_task", 20))
+
+
+def build(name: str, env, seed: int = 0, overrides: tuple = ()) -> MultiTaskSAC:
+    config = resolve(RunSpec(THREE_TASKS, name, seed, "quick", SMALL + overrides))
+    return get_agent(name).build(env, config, seed, "cpu")
+
+
+@pytest.fixture(scope="module")
+def env3():
+    venv = MetaWorldVecEnv(make_vector_env(parse_suite(THREE_TASKS), seed=0))
+    yield venv
+    venv.close()
+
+
+def test_all_paper_agents_registered():
+    expected = {"single_task_sac", "mt_sac", "mt_mh_sac", "mix_expert", "hard_routing", "soft_module"}
+    assert expected | {"soft_module_deep"} <= set(AGENTS)
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_forward_shapes_and_action_bounds(name, env3):
+    model = build(name, env3)
+    obs = env3.reset()  # [3, 39 + 3]
+    for deterministic in (True, False):
+        actions = model.predict(obs, deterministic=deterministic)[0]
+        assert actions.shape == (3, 4) and np.all(np.abs(actions) <= 1.0)
+    obs_t = th.as_tensor(obs)
+    actions_t, log_prob = model.actor.action_log_prob(obs_t)
+    assert actions_t.shape == (3, 4) and log_prob.shape == (3,)
+    q_values = model.critic(obs_t, actions_t)
+    assert len(q_values) == 2 and all(q.shape == (3, 1) for q in q_values)
+    # samples in any order (not task-major, repeated tasks) get the same per-sample outputs
+    order = [2, 0, 1, 2, 0]
+    np.testing.assert_allclose(
+        model.predict(obs[order], deterministic=True)[0],
+        model.predict(obs, deterministic=True)[0][order],
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_learns_without_nan_and_survives_save_load(name, env3, tmp_path):
+    model = build(name, env3)
+    before = model.log_ent_coef.detach().clone()
+    model.learn(300)  # 60 warm-up env steps, then 80 vector steps with one update each
+    assert model._n_updates == 80
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    assert th.isfinite(model.log_ent_coef).all() and not th.equal(model.log_ent_coef.detach(), before)
+    model.save(tmp_path / "model.zip")
+    loaded = MultiTaskSAC.load(tmp_path / "model.zip", env=env3, device="cpu")
+    obs = env3.reset()
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    assert th.equal(model.log_ent_coef, loaded.log_ent_coef)
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_same_seed_same_parameters(name, three_task_suite):
+    states = []
+    for _ in range(2):
+        venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
+        try:
+            model = build(name, venv, seed=5)
+            model.learn(120)
+            states.append(model.policy.state_dict())
+        finally:
+            venv.close()
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert th.equal(states[0][key], states[1][key]), key
+
+
+# ---- per-architecture checks -------------------------------------------------------------------
+
+
+def _obs(num_tasks: int, tasks: list[int], seed: int = 0) -> tuple[th.Tensor, th.Tensor]:
+    gen = th.Generator().manual_seed(seed)
+    state = th.randn(len(tasks), STATE_DIM, generator=gen)
+    return state, th.eye(num_tasks)[tasks]
+
+
+@pytest.mark.parametrize("name, layers, modules", [("soft_module", 2, 2), ("soft_module_deep", 4, 4)])
+def test_soft_module_routing_is_a_distribution(name, layers, modules, env3):
+    from mtbench_agents.soft_module import policy_routing
+
+    model = build(name, env3)
+    probs, last = policy_routing(model, env3.reset())
+    assert len(probs) == layers - 1
+    for p in probs:
+        assert p.shape == (3, modules, modules) and (p >= 0).all()
+        np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-5)  # softmax over source modules
+    assert last.shape == (3, modules)
+    np.testing.assert_allclose(last.sum(axis=-1), 1.0, rtol=1e-5)
+    assert sum(p[0].size for p in probs) == (layers - 1) * modules**2  # deep: 48 routing dims
+
+
+def test_soft_module_task_only_routing_ignores_state(env3):
+    model = build("soft_module_deep", env3, overrides=(("agent.routing_input", "task"),))
+    net = model.actor.net
+    state_a, task = _obs(3, [1, 1], seed=0)
+    state_b, _ = _obs(3, [1, 1], seed=1)
+    probs_a, last_a = net.routing(state_a, task)
+    probs_b, last_b = net.routing(state_b, task)
+    assert all(th.allclose(a, b) for a, b in zip(probs_a, probs_b, strict=True)) and th.allclose(
+        last_a, last_b
+    )
+    default = build("soft_module_deep", env3).actor.net
+    assert not th.allclose(default.routing(state_a, task)[1], default.routing(state_b, task)[1])
+
+
+def _soft_module_params(in_dim, tasks, out, layers, n, d, emb=400, r=256):
+    """REFERENCE.md section 2 written out: f(s), h(z), routing trunk, routing layers, base, output."""
+    linear = lambda a, b: a * b + b  # noqa: E731
+    f = linear(in_dim, emb) + linear(emb, emb)
+    h = linear(tasks, emb)
+    trunk = linear(emb, r) + linear(r, r)
+    routing = linear(r, n * n)  # layer 1
+    routing += sum(linear((k - 1) * n * n, r) + linear(r, n * n) for k in range(2, layers))
+    routing += linear((layers - 1) * n * n, r) + linear(r, n)  # last-layer weights
+    base = n * linear(emb, d) + (layers - 1) * n * linear(d, d) + linear(d, out)
+    return f + h + trunk + routing + base
+
+
+@pytest.mark.parametrize("suite", ["mt10", "mt50"])
+@pytest.mark.parametrize("name, layers, n, d", [("soft_module", 2, 2, 256), ("soft_module_deep", 4, 4, 128)])
+def test_soft_module_parameter_counts(suite, name, layers, n, d):
+    tasks = parse_suite(suite).num_tasks
+    counts = count_parameters(get_agent(name), parse_suite(suite))
+    assert counts["actor"] == _soft_module_params(STATE_DIM, tasks, 8, layers, n, d)
+    assert counts["critic"] == 2 * _soft_module_params(STATE_DIM + 4, tasks, 1, layers, n, d)
+
+
+def test_hard_routing_uses_one_module_per_layer_per_task(env3):
+    net = build("hard_routing", env3).actor.net
+    net.eval()
+    routes = net.routes(th.tensor([0, 1, 2, 0]))  # [L, N, n]
+    assert routes.shape == (4, 4, 4)
+    assert th.equal(routes.sum(-1), th.ones(4, 4)) and set(routes.unique().tolist()) == {0.0, 1.0}
+    assert th.equal(routes[:, 0], routes[:, 3])  # a task's route does not depend on the sample
+    net.train()
+    train_routes = net.routes(th.tensor([0, 1, 2]))
+    assert th.equal(train_routes.detach().sum(-1), th.ones(4, 3))  # still exactly one module
+    state, task = _obs(3, [0, 1, 2])
+    net(state, task).sum().backward()
+    assert net.route_logits.grad is not None and net.route_logits.grad.abs().sum() > 0
+
+
+def test_mix_expert_gate_sums_to_one(env3):
+    net = build("mix_expert", env3).actor.net
+    weights = net.gate_weights(th.eye(3)[[0, 1, 2, 1]])
+    assert weights.shape == (4, 4) and (weights >= 0).all()
+    th.testing.assert_close(weights.sum(-1), th.ones(4))
+
+
+@pytest.mark.parametrize("name", ["single_task_sac", "mt_mh_sac"])
+def test_per_task_parameters_isolate_gradients(name, env3):
+    net = build(name, env3).actor.net
+    per_task = [p for p in net.parameters() if p.dim() == 3]  # [T, in, out] and [T, 1, out] slices
+    assert per_task
+    state, task = _obs(3, [1, 1, 1, 1])  # samples of task 1 only
+    net(state, task).pow(2).sum().backward()
+    for p in per_task:
+        assert p.grad[1].abs().sum() > 0
+        assert p.grad[0].abs().sum() == 0 and p.grad[2].abs().sum() == 0
+    if name == "single_task_sac":
+        assert all(p.dim() == 3 for p in net.parameters())  # nothing shared at all
