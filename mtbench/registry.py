@@ -139,16 +139,20 @@ def load_agent_module(path: str | Path) -> list[str]:
         spec = importlib.util.spec_from_file_location(module_name, file)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up while it executes
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
+            del sys.modules[module_name]
             raise UsageError(
                 f"agent module {str(path)!r} failed to import: {type(exc).__name__}: {exc}"
             ) from None
-        sys.modules[module_name] = module
     specs = [value for value in vars(module).values() if isinstance(value, AgentSpec)]
     if not specs:
         raise UsageError(f"agent module {str(path)!r} defines no AgentSpec at its top level")
     for agent in specs:
-        register(agent)
+        try:
+            register(agent)
+        except UsageError as exc:
+            raise UsageError(f"agent module {str(path)!r}: {exc}; rename the agent") from None
     return [agent.name for agent in specs]

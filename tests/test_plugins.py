@@ -1,0 +1,149 @@
+"""Third-party agents: entry points, --agent-module files, broken plugins; agent settings on the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from mtbench_agents.mt_sac import AGENT as MT_SAC
+from typer.testing import CliRunner
+
+from mtbench import registry
+from mtbench.cli import app, parse_agents
+from tests.conftest import TWO_TASKS
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "wide_sac.py"
+TINY = ["--preset", "quick", "--steps-per-task", "60", "--warmup-steps", "30", "--eval-every", "60",
+        "--eval-episodes", "1", "--device", "cpu", "--set", "batch_size_per_task=16"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    registry.refresh()
+    yield
+    registry.refresh()
+
+
+def _install_plugin_distribution(root: Path, entry_points: str) -> None:
+    """What `pip install` of a plugin package leaves on sys.path: the package and its dist-info."""
+    package = root / "myplugin"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(EXAMPLE, package / "wide.py")
+    info = root / "myplugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[mtbench.agents]\n{entry_points}\n")
+
+
+def test_entry_point_plugin_appears_everywhere(tmp_path, monkeypatch):
+    _install_plugin_distribution(tmp_path, "wide_sac = myplugin.wide:AGENT")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.refresh()
+    assert "wide_sac" in registry.available_agents()
+    assert "wide_sac" in parse_agents("all") and "mt_sac" in parse_agents("all")
+    listing = runner.invoke(app, ["agents"])
+    assert listing.exit_code == 0 and "wide_sac" in listing.stdout and "2x1024" in listing.stdout
+    out = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["run", "--agents", "wide_sac", "--suite", TWO_TASKS, "--out", str(out), *TINY]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads(
+        (out / "reach-v3+drawer-close-v3" / "wide_sac" / "seed_0" / "config.json").read_text()
+    )
+    assert config["agent"] == "wide_sac" and config["agent_config"] == {"width": 1024}
+
+
+def test_broken_plugins_are_reported_and_builtins_keep_working(tmp_path, monkeypatch):
+    _install_plugin_distribution(
+        tmp_path,
+        "broken = myplugin.missing:AGENT\n"
+        "not_a_spec = myplugin.wide:WideConfig\n"
+        "mt_sac = myplugin.wide:AGENT",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.refresh()
+    errors = registry.load_errors()
+    assert "ModuleNotFoundError" in errors["broken"]
+    assert "not an mtbench AgentSpec" in errors["not_a_spec"]
+    assert "name clash" in errors["mt_sac"]
+    assert registry.get_agent("mt_sac") is MT_SAC
+    listing = runner.invoke(app, ["agents"])
+    assert listing.exit_code == 0 and "mt_sac" in listing.stdout
+    assert "agent plugin 'broken' failed to load" in listing.output
+    bad = runner.invoke(app, ["run", "--agents", "broken", "--out", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "it failed to load: ModuleNotFoundError" in bad.output
+
+
+def test_agent_module_file(tmp_path):
+    out = tmp_path / "runs"
+    listing = runner.invoke(app, ["agents", "--agent-module", str(EXAMPLE)])
+    assert listing.exit_code == 0 and "wide_sac" in listing.stdout
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--agent-module",
+            str(EXAMPLE),
+            "--agents",
+            "wide_sac",
+            "--suite",
+            TWO_TASKS,
+            "--out",
+            str(out),
+            *TINY,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "reach-v3+drawer-close-v3" / "wide_sac" / "seed_0" / "DONE").exists()
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ("import not_a_module\n", "failed to import: ModuleNotFoundError"),
+        ("X = 1\n", "defines no AgentSpec"),
+        ("from mtbench_agents.mt_sac import AGENT as A\nimport dataclasses\n"
+         "B = dataclasses.replace(A, description='mine')\n", "an agent named 'mt_sac' is already registered"),
+    ],
+)  # fmt: skip
+def test_bad_agent_module_exits_2(tmp_path, source, fragment):
+    plugin = tmp_path / "my_agent.py"
+    plugin.write_text(source)
+    result = runner.invoke(app, ["run", "--agent-module", str(plugin), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and fragment in result.output and "my_agent.py" in result.output
+    assert not (tmp_path / "runs").exists()
+    missing = runner.invoke(app, ["agents", "--agent-module", str(tmp_path / "nope.py")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_agent_settings_from_the_command_line(tmp_path):
+    out = tmp_path / "runs"
+    bad = runner.invoke(app, ["run", "--agents", "soft_module", "--set", "agent.depth=3", "--out", str(out)])
+    assert bad.exit_code == 2 and "agent 'soft_module' has no setting 'depth'" in bad.output
+    assert "routing_input" in bad.output and not out.exists()
+    bad = runner.invoke(app, ["run", "--set", "loss_weighting=paper", "--out", str(out)])
+    assert bad.exit_code == 2 and "valid values: log_alpha, alpha, none" in bad.output
+    result = runner.invoke(
+        app,
+        ["run", "--agents", "soft_module", "--suite", TWO_TASKS, "--out", str(out), *TINY,
+         "--set", "agent.routing_input=task", "--set", "loss_weighting=none"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads(
+        (out / "reach-v3+drawer-close-v3" / "soft_module" / "seed_0" / "config.json").read_text()
+    )
+    assert config["agent_config"]["routing_input"] == "task" and config["train"]["loss_weighting"] == "none"
+
+
+def test_parameter_table():
+    result = runner.invoke(app, ["agents", "--params", "--suite", "mt50"])
+    assert result.exit_code == 0
+    assert "50 tasks" in result.stdout and "soft_module_deep" in result.stdout
+    assert "808,444" in result.stdout  # deep soft-module actor for MT50 (checked by formula in test_agents)
+    bad = runner.invoke(app, ["agents", "--params", "--suite", "mt51"])
+    assert bad.exit_code == 2 and "unknown suite 'mt51'" in bad.output
