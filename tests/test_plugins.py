@@ -147,3 +147,10 @@ def test_parameter_table():
     assert "808,444" in result.stdout  # deep soft-module actor for MT50 (checked by formula in test_agents)
     bad = runner.invoke(app, ["agents", "--params", "--suite", "mt51"])
     assert bad.exit_code == 2 and "unknown suite 'mt51'" in bad.output
+
+
+def test_docs_show_the_tested_example():
+    doc = (EXAMPLE.parent.parent / "agents.md").read_text()
+    code = EXAMPLE.read_text()
+    block = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block.strip() and block.strip() in code

@@ -1,0 +1,131 @@
+"""Learning check: does every agent clearly learn on a small suite of quick-to-learn tasks?
+
+Trains every registered agent on a small suite for a few seeds, compares the success rate of the
+untrained policy (evaluation at step 0) with the final one, and (with --write-docs) records the
+table and the exact command in docs/benchmarks.md. Finished runs are skipped, so an interrupted
+check resumes where it stopped. Run from the repository root:
+
+    python benchmarks/learning_check.py --workers 2 --write-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import shlex
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtbench.cli import parse_agents, parse_seeds
+from mtbench.provenance import collect
+from mtbench.rundir import RunDir
+from mtbench.runner import RunSpec, check, run_one
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- learning-check:begin -->", "<!-- learning-check:end -->"
+
+
+def _run(spec: RunSpec, threads: int) -> Path:
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    path = run_one(spec)
+    print(f"{spec.agent} seed {spec.seed}: {time.perf_counter() - started:.0f} s", flush=True)
+    return path
+
+
+def summarise(specs: list[RunSpec]) -> list[tuple[str, float, float, float, float, float]]:
+    """Per agent: mean and std over seeds of untrained and final success, mean wall seconds."""
+    rows = []
+    for agent in dict.fromkeys(s.agent for s in specs):
+        initial, final, wall = [], [], []
+        for spec in (s for s in specs if s.agent == agent):
+            records = RunDir(check(spec)[1].path).read_eval()
+            initial.append(records[0]["mean_success_rate"])
+            final.append(records[-1]["mean_success_rate"])
+            wall.append(records[-1]["wall_seconds"])
+        rows.append(
+            (agent, np.mean(initial), np.std(initial), np.mean(final), np.std(final), np.mean(wall))
+        )
+    return rows
+
+
+def table(rows, seeds: int) -> str:
+    lines = [
+        f"| agent | untrained success (mean ± std, {seeds} seeds) | final success | wall s per run |",
+        "|---|---|---|---|",
+    ]
+    for agent, i_mean, i_std, f_mean, f_std, wall in rows:
+        lines.append(f"| {agent} | {i_mean:.2f} ± {i_std:.2f} | {f_mean:.2f} ± {f_std:.2f} | {wall:.0f} |")
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{section}\n{END}"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", default="all")
+    parser.add_argument("--suite", default="reach-v3,drawer-close-v3")
+    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--steps-per-task", type=int, default=6_000)
+    parser.add_argument("--warmup-steps", type=int, default=1_000)
+    parser.add_argument("--batch-size-per-task", type=int, default=64)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--out", default="runs/learning_check")
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel (torch threads split)")
+    parser.add_argument("--write-docs", action="store_true", help="record the result in docs/benchmarks.md")
+    args = parser.parse_args()
+
+    overrides = (
+        ("batch_size_per_task", args.batch_size_per_task),
+        ("eval_episodes", args.eval_episodes),
+        ("eval_every", args.steps_per_task),
+        ("steps_per_task", args.steps_per_task),
+        ("warmup_steps_per_task", args.warmup_steps),
+    )
+    seeds = parse_seeds(args.seeds)
+    specs = [
+        RunSpec(args.suite, agent, seed, "quick", overrides, args.out, "cpu")
+        for agent in parse_agents(args.agents)
+        for seed in seeds
+    ]
+    for spec in specs:
+        check(spec)
+    threads = max(1, torch.get_num_threads() // args.workers)
+    started = time.perf_counter()
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        pool.starmap(_run, [(spec, threads) for spec in specs])
+    total = time.perf_counter() - started
+
+    result = table(summarise(specs), len(seeds))
+    print(result)
+    command = "python benchmarks/learning_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    section = (
+        f"## Learning check ({date.today().isoformat()})\n\n"
+        f"Suite `{args.suite}`, {args.steps_per_task} env steps per task ({args.warmup_steps} of them "
+        f"uniform random warm-up), {args.batch_size_per_task} transitions per task per batch, "
+        f"evaluation with {args.eval_episodes} episodes per task before training and at the end; "
+        f"every other setting is the agent's default. Machine: {collect('cpu')['cpu']}, "
+        f"{platform.machine()}, {args.workers} worker(s); whole check {total / 60:.0f} min "
+        f"(runs already finished in `{args.out}` are not re-timed).\n\n"
+        f"```\n{command}\n```\n\n{result}\n"
+    )
+    if args.write_docs:
+        write_docs(section)
+
+
+if __name__ == "__main__":
+    main()
