@@ -49,9 +49,7 @@ def summarise(specs: list[RunSpec]) -> list[tuple[str, float, float, float, floa
             initial.append(records[0]["mean_success_rate"])
             final.append(records[-1]["mean_success_rate"])
             wall.append(records[-1]["wall_seconds"])
-        rows.append(
-            (agent, np.mean(initial), np.std(initial), np.mean(final), np.std(final), np.mean(wall))
-        )
+        rows.append((agent, np.mean(initial), np.std(initial), np.mean(final), np.std(final), np.mean(wall)))
     return rows
 
 
@@ -76,7 +74,9 @@ def write_docs(section: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--agents", default="all")
     parser.add_argument("--suite", default="reach-v3,drawer-close-v3")
     parser.add_argument("--seeds", default="0-2")
