@@ -78,9 +78,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--agents", default="all")
-    parser.add_argument("--suite", default="reach-v3,drawer-close-v3")
+    parser.add_argument("--suite", default="drawer-close-v3,reach-v3")
     parser.add_argument("--seeds", default="0-2")
-    parser.add_argument("--steps-per-task", type=int, default=6_000)
+    parser.add_argument("--steps-per-task", type=int, default=8_000)
     parser.add_argument("--warmup-steps", type=int, default=1_000)
     parser.add_argument("--batch-size-per-task", type=int, default=64)
     parser.add_argument("--eval-episodes", type=int, default=10)
