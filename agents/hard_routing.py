@@ -2,12 +2,16 @@
 
 The authors' repository has no code for this baseline. mtbench uses a routing-network style
 discrete router (Rosenbaum et al., "Routing Networks", ICLR 2018) whose per-task routes are
-learned end to end: each task has one logit per (layer, module); in training the route is drawn
-with the straight-through Gumbel-softmax estimator (Jang et al., ICLR 2017), so the forward pass
-uses exactly one module per layer while the logits receive gradients; in evaluation (and in the
-target critics) the route is the arg-max module of each layer. This keeps the comparison with soft
-modularization about hard vs soft routing, with the same state embedding and module sizes as the
-deep soft-module network, and needs no separate reinforcement-learned router.
+learned end to end: each task has one logit per (layer, module), initialised at random so that
+tasks start on different routes. The forward pass uses the arg-max module of each layer (exactly
+one module per layer per task); the backward pass treats the choice as softmax(logits), the
+straight-through estimator (Bengio et al. 2013), so a task moves to another module when that
+module's logit overtakes. Training, evaluation and the target critics all use the same route:
+a first version that sampled routes with Gumbel noise in training (Jang et al., ICLR 2017) made
+the online critics (sampled routes) and the target critics (arg-max routes) compute different
+functions, and did not learn in the learning check (see docs/benchmarks.md). This keeps the
+comparison with soft modularization about hard vs soft routing, with the same state embedding and
+module sizes as the deep soft-module network.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ class HardRoutingConfig:
     """Width of every module."""
     embedding_size: int = 400
     """Width of the state embedding that feeds the first layer."""
-    gumbel_temperature: float = 1.0
-    """Temperature of the Gumbel-softmax relaxation that carries the route gradients."""
+    route_init_std: float = 1.0
+    """Standard deviation of the initial route logits (larger: more varied initial routes)."""
 
 
 class HardRoutingNet(nn.Module):
@@ -58,28 +62,20 @@ class HardRoutingNet(nn.Module):
         num_modules: int,
         module_size: int,
         embedding_size: int,
-        gumbel_temperature: float,
+        route_init_std: float,
     ):
         super().__init__()
         self.embed = mlp(input_dim, (embedding_size,), embedding_size)
         sizes = [embedding_size] + [module_size] * num_layers
         self.layers = nn.ModuleList(BatchedLinear(num_modules, a, b) for a, b in itertools.pairwise(sizes))
-        self.route_logits = nn.Parameter(0.01 * th.randn(num_layers, num_tasks, num_modules))  # [L, T, n]
+        self.route_logits = nn.Parameter(route_init_std * th.randn(num_layers, num_tasks, num_modules))
         self.output = nn.Linear(module_size, output_dim)
-        self.gumbel_temperature = gumbel_temperature
 
     def routes(self, task_ids: th.Tensor) -> th.Tensor:
-        """One-hot module choice ``[L, N, n]`` of each layer for tasks ``[N]``.
-
-        Training: straight-through Gumbel-softmax (one sample per task per forward pass).
-        Evaluation: the arg-max module.
-        """
-        logits = self.route_logits  # [L, T, n]
-        if self.training:
-            choice = F.gumbel_softmax(logits, tau=self.gumbel_temperature, hard=True, dim=-1)
-        else:
-            choice = F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
-        return choice[:, task_ids]  # [L, N, n]
+        """One-hot module choice ``[L, N, n]`` of each layer for tasks ``[N]`` (straight-through)."""
+        soft = th.softmax(self.route_logits, dim=-1)  # [L, T, n]
+        hard = F.one_hot(soft.argmax(dim=-1), soft.shape[-1]).to(soft.dtype)  # [L, T, n]
+        return (hard + soft - soft.detach())[:, task_ids]  # value: hard; gradient: soft
 
     def forward(self, x: th.Tensor, task: th.Tensor) -> th.Tensor:
         route = self.routes(task.argmax(dim=1))  # [L, N, n]
@@ -96,7 +92,7 @@ def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSA
 
 AGENT = AgentSpec(
     name="hard_routing",
-    description="Hard routing: 4x4 modules, one module per layer per task, routes learned by Gumbel-softmax",
+    description="Hard routing: 4x4 modules, one module per layer per task, routes learned straight-through",
     paper=PAPER,
     config=HardRoutingConfig(),
     build=build,

@@ -150,14 +150,12 @@ def test_soft_module_parameter_counts(suite, name, layers, n, d):
 
 def test_hard_routing_uses_one_module_per_layer_per_task(env3):
     net = build("hard_routing", env3).actor.net
-    net.eval()
-    routes = net.routes(th.tensor([0, 1, 2, 0]))  # [L, N, n]
-    assert routes.shape == (4, 4, 4)
-    assert th.equal(routes.sum(-1), th.ones(4, 4)) and set(routes.unique().tolist()) == {0.0, 1.0}
-    assert th.equal(routes[:, 0], routes[:, 3])  # a task's route does not depend on the sample
-    net.train()
-    train_routes = net.routes(th.tensor([0, 1, 2]))
-    assert th.equal(train_routes.detach().sum(-1), th.ones(4, 3))  # still exactly one module
+    for training in (False, True):  # the same route in training, evaluation and target networks
+        net.train(training)
+        routes = net.routes(th.tensor([0, 1, 2, 0])).detach()  # [L, N, n]
+        assert routes.shape == (4, 4, 4)
+        assert th.equal(routes.sum(-1), th.ones(4, 4)) and set(routes.unique().tolist()) == {0.0, 1.0}
+        assert th.equal(routes[:, 0], routes[:, 3])  # a task's route does not depend on the sample
     state, task = _obs(3, [0, 1, 2])
     net(state, task).sum().backward()
     assert net.route_logits.grad is not None and net.route_logits.grad.abs().sum() > 0
