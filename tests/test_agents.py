@@ -154,7 +154,8 @@ def test_hard_routing_uses_one_module_per_layer_per_task(env3):
         net.train(training)
         routes = net.routes(th.tensor([0, 1, 2, 0])).detach()  # [L, N, n]
         assert routes.shape == (4, 4, 4)
-        assert th.equal(routes.sum(-1), th.ones(4, 4)) and set(routes.unique().tolist()) == {0.0, 1.0}
+        th.testing.assert_close(routes, routes.round())  # one-hot up to float rounding of hard + soft - soft
+        assert th.equal(routes.round().sum(-1), th.ones(4, 4))
         assert th.equal(routes[:, 0], routes[:, 3])  # a task's route does not depend on the sample
     state, task = _obs(3, [0, 1, 2])
     net(state, task).sum().backward()
