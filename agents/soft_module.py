@@ -1,6 +1,6 @@
 """Soft modularization (Yang et al. 2020): a routing network softly mixes modules of a base network.
 
-The network follows the authors' code (REFERENCE.md section 2): the state embedding f(s) and the
+The network follows the authors' code (RchalYang/Soft-Module): the state embedding f(s) and the
 task embedding h(z) are multiplied; a routing trunk turns that into E; routing layer 1 is a
 softmax over source modules of a linear map of relu(E); routing layer k is conditioned on all
 previous routing matrices (linear map of their concatenation, times E); the last routing gives one

@@ -51,6 +51,8 @@ def parse_seeds(text: str) -> list[int]:
 def parse_agents(text: str) -> list[str]:
     """``"all"`` or a comma-separated list of registered agent names (checked by the runner)."""
     if text.strip() == "all":
+        if not available_agents():
+            raise UsageError(f"no agent is registered; broken plugins: {load_errors() or 'none'}")
         return list(available_agents())
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
@@ -88,9 +90,10 @@ def summary_table(run_paths: list[Path]) -> Table:
     for task in tasks:
         table.add_row(task, *(f"{r['success_rate'][task]:.2f}" if r else "-" for r in finals))
     table.add_row("[bold]mean", *(f"[bold]{r['mean_success_rate']:.2f}" if r else "-" for r in finals))
-    table.add_row("wall time (s)", *(f"{r['wall_seconds']:.0f}" if r else "-" for r in finals))
+    table.add_row("wall s (incl. eval)", *(f"{r['wall_seconds']:.0f}" if r else "-" for r in finals))
     table.add_row(
-        "env steps/s", *(f"{r['env_steps'] / max(r['wall_seconds'], 1e-9):.0f}" if r else "-" for r in finals)
+        "env steps/s (overall)",
+        *(f"{r['env_steps'] / max(r['wall_seconds'], 1e-9):.0f}" if r else "-" for r in finals),
     )
     return table
 

@@ -143,17 +143,51 @@ def get_preset(name: str) -> Preset:
         raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
 
 
+def _typed(name: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` (JSON lists become tuples), or UsageError."""
+    ok = not isinstance(value, bool) or isinstance(default, bool)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = ok and isinstance(value, int)
+    elif isinstance(default, float):
+        ok = ok and isinstance(value, int | float)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list | tuple) and all(isinstance(v, type(default[0])) for v in value)
+        value = tuple(value) if ok else value
+    if not ok:
+        raise UsageError(f"{name} must be a {type(default).__name__} like {default!r}, got {value!r}")
+    return value
+
+
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """``config`` with ``overrides`` applied; rejects unknown fields and non-positive budgets."""
+    """``config`` with ``overrides`` applied; rejects unknown fields, bad types and values."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {}
     for key, value in overrides.items():
         if key not in names:
             raise UsageError(f"unknown training setting {key!r}; valid settings: {', '.join(sorted(names))}")
-        if key in POSITIVE_FIELDS and (not isinstance(value, int) or value <= 0):
+        default = getattr(config, key)
+        if key == "max_grad_norm" and value is None:
+            values[key] = None
+            continue
+        value = _typed(key, value, 1.0 if default is None else default)
+        if key in POSITIVE_FIELDS and value <= 0:
             raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
         if key in CHOICES and value not in CHOICES[key]:
             raise UsageError(f"unknown {key} {value!r}; valid values: {', '.join(CHOICES[key])}")
-    config = dataclasses.replace(config, **overrides)
+        values[key] = value
+    config = dataclasses.replace(config, **values)
+    for key in ("learning_rate", "gamma", "tau", "gradient_steps"):
+        if not getattr(config, key) > 0:
+            raise UsageError(f"{key} must be > 0, got {getattr(config, key)!r}")
+    if config.gamma > 1 or config.tau > 1:
+        raise UsageError(f"gamma and tau must be at most 1, got gamma={config.gamma}, tau={config.tau}")
+    if config.max_grad_norm is not None and config.max_grad_norm <= 0:
+        raise UsageError(f"max_grad_norm must be > 0 or null, got {config.max_grad_norm!r}")
     if config.warmup_steps_per_task < 0:
         raise UsageError(f"warmup steps must be >= 0, got {config.warmup_steps_per_task}")
     if config.warmup_steps_per_task >= config.steps_per_task:
@@ -173,7 +207,7 @@ def apply_agent_overrides(agent: str, config: Any, overrides: dict[str, Any]) ->
             raise UsageError(
                 f"agent {agent!r} has no setting {key!r}; its settings: {', '.join(names) or 'none'}"
             )
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    values = {k: _typed(f"agent.{k}", v, getattr(config, k)) for k, v in overrides.items()}
     return dataclasses.replace(config, **values)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,9 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     rd = run_dir_of(spec, config)
     try:
         stored = rd.read_config()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if stored is not None and not isinstance(stored, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"{rd.config_file} is corrupt ({exc}); delete that run directory to run it again"
         ) from None
@@ -157,6 +160,7 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
     device = resolve_device(spec.device)
     for stale in (rd.eval_file, rd.model_file):  # an interrupted earlier attempt: start over
         stale.unlink(missing_ok=True)
+    shutil.rmtree(rd.tensorboard_dir, ignore_errors=True)
     rd.write_json(rd.config_file, config.to_json())
     rd.write_json(rd.provenance_file, provenance.collect(device))
 

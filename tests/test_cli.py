@@ -36,7 +36,7 @@ def test_parse_seeds(text, seeds):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--agents", "nope"], "unknown agent 'nope'; valid agents: mt_sac"),
+        (["--agents", "nope"], "unknown agent 'nope'; valid agents: hard_routing, mix_expert"),
         (["--agents", ","], "no agent in --agents"),
         (["--suite", "mt11"], "unknown suite 'mt11'"),
         (["--suite", "reach-v3,pusher-v3"], "unknown Meta-World task 'pusher-v3'"),
@@ -51,6 +51,13 @@ def test_parse_seeds(text, seeds):
         (["--set", "lr=0.1"], "unknown training setting 'lr'"),
         (["--set", "gamma"], "--set expects name=value"),
         (["--device", "tpu"], "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
+        (["--set", "gamma=abc"], "gamma must be a float like 0.99, got 'abc'"),
+        (["--set", "eval_episodes=true"], "eval_episodes must be a int like 5, got True"),
+        (["--set", "reward_version=v9"], "unknown reward_version 'v9'; valid values: v1, v2"),
+        (["--set", "vector_strategy=threads"], "valid values: sync, async"),
+        (["--set", "max_grad_norm=-1"], "max_grad_norm must be > 0 or null"),
+        (["--set", "tau=2"], "gamma and tau must be at most 1"),
+        (["--set", 'agent.hidden_sizes=[400, "a"]'], "agent.hidden_sizes must be a tuple"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, fragment):

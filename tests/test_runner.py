@@ -72,11 +72,13 @@ def test_append_eval_is_atomic_and_checks_keys(tmp_path):
         rd.append_eval(record | {"extra": 1})
     assert [r["env_steps"] for r in rd.read_eval()] == [0, 5]
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
+    assert rd.eval_file.stat().st_mode & 0o777 == 0o644  # readable by others, like any result file
 
 
 def test_check_reports_corrupt_config(tmp_path):
     spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
     _, rd, _ = check(spec)
-    atomic_write_text(rd.config_file, '{"suite": "reach')
-    with pytest.raises(UsageError, match=r"config\.json is corrupt"):
-        check(spec)
+    for text in ('{"suite": "reach', "[1, 2]"):
+        atomic_write_text(rd.config_file, text)
+        with pytest.raises(UsageError, match=r"config\.json is corrupt"):
+            check(spec)
