@@ -16,20 +16,16 @@ module sizes as the deep soft-module network.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass
 
 import torch as th
 import torch.nn.functional as F
-from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
 from mtbench.layers import BatchedLinear, mlp
-from mtbench.policies import task_net_sac
+from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline Hard Routing)"
 
@@ -86,14 +82,10 @@ class HardRoutingNet(nn.Module):
         return self.output(h)
 
 
-def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
-    return task_net_sac(env, config, seed, device, HardRoutingNet, dataclasses.asdict(config.agent_config))
-
-
 AGENT = AgentSpec(
     name="hard_routing",
     description="Hard routing: 4x4 modules, one module per layer per task, routes learned straight-through",
     paper=PAPER,
     config=HardRoutingConfig(),
-    build=build,
+    build=task_net_build(HardRoutingNet),
 )

@@ -7,19 +7,15 @@ one-hot (learned per-task logits) followed by a softmax over experts.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass
 
 import torch as th
-from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
 from mtbench.layers import BatchedLinear
-from mtbench.policies import task_net_sac
+from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline Mix-Expert)"
 
@@ -56,16 +52,10 @@ class MixtureOfExpertsNet(nn.Module):
         return th.einsum("ne,eno->no", self.gate_weights(task), h)  # [N, out]
 
 
-def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
-    return task_net_sac(
-        env, config, seed, device, MixtureOfExpertsNet, dataclasses.asdict(config.agent_config)
-    )
-
-
 AGENT = AgentSpec(
     name="mix_expert",
     description="Mixture of 4 MT-SAC-shaped experts with a task-conditioned softmax gate",
     paper=PAPER,
     config=MixExpertConfig(),
-    build=build,
+    build=task_net_build(MixtureOfExpertsNet),
 )

@@ -6,18 +6,14 @@ has one more 400-wide hidden layer before its output; the head of the sample's t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch as th
-from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
 from mtbench.layers import TaskGrouping, TaskMLP, mlp
-from mtbench.policies import task_net_sac
+from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline MT-MH-SAC)"
 
@@ -53,14 +49,10 @@ class MultiHeadNet(nn.Module):
         return self.heads(shared, TaskGrouping(task.argmax(dim=1), self.num_tasks))  # [N, out]
 
 
-def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
-    return task_net_sac(env, config, seed, device, MultiHeadNet, dataclasses.asdict(config.agent_config))
-
-
 AGENT = AgentSpec(
     name="mt_mh_sac",
     description="Multi-task multi-head SAC: shared 2x400 trunk, one 400-wide head per task",
     paper=PAPER,
     config=MultiHeadConfig(),
-    build=build,
+    build=task_net_build(MultiHeadNet),
 )

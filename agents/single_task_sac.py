@@ -11,18 +11,14 @@ would couple the tasks).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch as th
-from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
 from mtbench.layers import TaskGrouping, TaskMLP
-from mtbench.policies import task_net_sac
+from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline single-task SAC)"
 
@@ -47,17 +43,10 @@ class SingleTaskNet(nn.Module):
         return self.mlp(x, TaskGrouping(task.argmax(dim=1), self.num_tasks))  # [N, out]
 
 
-def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
-    kwargs = dataclasses.asdict(config.agent_config)
-    return task_net_sac(
-        env, config, seed, device, SingleTaskNet, kwargs, loss_weighting="none", max_grad_norm=None
-    )
-
-
 AGENT = AgentSpec(
     name="single_task_sac",
     description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
     paper=PAPER,
     config=SingleTaskConfig(),
-    build=build,
+    build=task_net_build(SingleTaskNet, loss_weighting="none", max_grad_norm=None),
 )

@@ -12,18 +12,15 @@ routes start near uniform); biases of hidden layers keep PyTorch's default inste
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
 from mtbench.layers import BatchedLinear, mlp
-from mtbench.policies import split_observation, task_net_sac
+from mtbench.policies import split_observation, task_net_build
 from mtbench.registry import AgentSpec
 from mtbench.sac import MultiTaskSAC
 
@@ -128,16 +125,12 @@ def policy_routing(model: MultiTaskSAC, observations: np.ndarray) -> tuple[list[
     return [p.cpu().numpy() for p in probs], last.cpu().numpy()
 
 
-def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
-    return task_net_sac(env, config, seed, device, SoftModularNet, dataclasses.asdict(config.agent_config))
-
-
 AGENT = AgentSpec(
     name="soft_module",
     description="Soft modularization, shallow: 2 layers x 2 modules of width 256, soft routing",
     paper=PAPER,
     config=SoftModuleConfig(),
-    build=build,
+    build=task_net_build(SoftModularNet),
 )
 
 AGENT_DEEP = AgentSpec(
@@ -145,5 +138,5 @@ AGENT_DEEP = AgentSpec(
     description="Soft modularization, deep: 4 layers x 4 modules of width 128, soft routing",
     paper=PAPER,
     config=SoftModuleConfig(num_layers=4, num_modules=4, module_size=128),
-    build=build,
+    build=task_net_build(SoftModularNet),
 )

@@ -9,6 +9,7 @@ and outputs mean and log std (``2 |A|``); each Q network is a separate instance 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch as th
@@ -136,6 +137,16 @@ class TaskNetPolicy(SACPolicy):
             network_class=self.network_class, network_kwargs=self.network_kwargs, num_tasks=self.num_tasks
         )
         return data
+
+
+def task_net_build(network_class: type[nn.Module], **sac_overrides: Any) -> Any:
+    """An ``AgentSpec.build`` for ``network_class``, whose kwargs are the agent's config fields."""
+
+    def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
+        network_kwargs = dataclasses.asdict(config.agent_config)
+        return task_net_sac(env, config, seed, device, network_class, network_kwargs, **sac_overrides)
+
+    return build
 
 
 def task_net_sac(
