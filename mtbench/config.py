@@ -145,19 +145,18 @@ def get_preset(name: str) -> Preset:
 
 def _typed(name: str, value: Any, default: Any) -> Any:
     """``value`` converted to the type of ``default`` (JSON lists become tuples), or UsageError."""
-    ok = not isinstance(value, bool) or isinstance(default, bool)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
+    if isinstance(default, bool) or isinstance(value, bool):  # bool is an int in Python: never mix
+        ok = isinstance(default, bool) and isinstance(value, bool)
     elif isinstance(default, int):
-        ok = ok and isinstance(value, int)
+        ok = isinstance(value, int)
     elif isinstance(default, float):
-        ok = ok and isinstance(value, int | float)
+        ok = isinstance(value, int | float)
         value = float(value) if ok else value
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
     elif isinstance(default, tuple):
         ok = isinstance(value, list | tuple) and all(isinstance(v, type(default[0])) for v in value)
         value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
     if not ok:
         raise UsageError(f"{name} must be a {type(default).__name__} like {default!r}, got {value!r}")
     return value
