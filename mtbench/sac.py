@@ -137,11 +137,14 @@ class MultiTaskSAC(SAC):
                 self._clip(q_net)
             self.critic.optimizer.step()
 
-            # actor: weighted policy loss against the smaller of the two Q estimates
+            # actor: weighted policy loss against the smaller of the two Q estimates; the critic
+            # parameters are frozen meanwhile, so no gradient is computed for them
+            self.critic.requires_grad_(False)
             q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1).min(dim=1, keepdim=True).values
             actor_loss = (weights * (alpha * log_prob - q_pi)).mean()
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
+            self.critic.requires_grad_(True)
             self._clip(self.actor)
             self.actor.optimizer.step()
 

@@ -86,6 +86,8 @@ def test_training_weights_and_clipping_run(model):
     assert model._n_updates == 20
     assert th.isfinite(model.log_ent_coef).all()
     assert not th.allclose(model.log_ent_coef, th.zeros(3))
+    # critic parameters are frozen only while the actor loss is differentiated
+    assert all(p.requires_grad for p in model.critic.parameters())
 
 
 def test_rejects_fixed_temperature(three_task_suite):
