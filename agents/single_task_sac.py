@@ -48,5 +48,6 @@ AGENT = AgentSpec(
     description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
     paper=PAPER,
     config=SingleTaskConfig(),
-    build=task_net_build(SingleTaskNet, loss_weighting="none", max_grad_norm=None),
+    build=task_net_build(SingleTaskNet),
+    train_defaults={"loss_weighting": "none", "max_grad_norm": None},
 )

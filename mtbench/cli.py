@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mtbench.config import PRESETS, TrainConfig
@@ -70,10 +71,11 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--set expects name=value, got {item!r}")
+        key = key.strip().replace("-", "_")
         try:
-            overrides[key.strip().replace("-", "_")] = json.loads(value)
+            overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            overrides[key.strip().replace("-", "_")] = value
+            overrides[key] = value
     return overrides
 
 
@@ -96,6 +98,19 @@ def summary_table(run_paths: list[Path]) -> Table:
         *(f"{r['env_steps'] / max(r['wall_seconds'], 1e-9):.0f}" if r else "-" for r in finals),
     )
     return table
+
+
+def make_progress() -> Progress:
+    """The live display of runs: steps per task, env steps/s, ETA, latest success rate."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps/task"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[success]}"),
+    )
 
 
 @app.command()
@@ -130,7 +145,7 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Train agents on a suite over seeds; each (agent, seed) writes a run directory under OUT."""
-    from mtbench.runner import RunSpec, check, make_progress, run_one
+    from mtbench.runner import RunSpec, check, run_one
 
     try:
         modules = tuple(str(m) for m in agent_module or [])

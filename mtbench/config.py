@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from mtbench.envs import RewardVersion, Suite, VectorStrategy
 from mtbench.errors import UsageError
@@ -69,9 +69,9 @@ POSITIVE_FIELDS = (
     "buffer_size_per_task",
 )
 CHOICES = {
-    "loss_weighting": ("log_alpha", "alpha", "none"),
-    "reward_version": ("v1", "v2"),
-    "vector_strategy": ("sync", "async"),
+    "loss_weighting": get_args(LossWeighting),
+    "reward_version": get_args(RewardVersion),
+    "vector_strategy": get_args(VectorStrategy),
 }
 
 

@@ -139,12 +139,12 @@ class TaskNetPolicy(SACPolicy):
         return data
 
 
-def task_net_build(network_class: type[nn.Module], **sac_overrides: Any) -> Any:
+def task_net_build(network_class: type[nn.Module]) -> Any:
     """An ``AgentSpec.build`` for ``network_class``, whose kwargs are the agent's config fields."""
 
     def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
         network_kwargs = dataclasses.asdict(config.agent_config)
-        return task_net_sac(env, config, seed, device, network_class, network_kwargs, **sac_overrides)
+        return task_net_sac(env, config, seed, device, network_class, network_kwargs)
 
     return build
 
@@ -156,10 +156,8 @@ def task_net_sac(
     device: str,
     network_class: type[nn.Module],
     network_kwargs: dict[str, Any],
-    **sac_overrides: Any,
 ) -> MultiTaskSAC:
     """A :class:`MultiTaskSAC` with :class:`TaskNetPolicy` for the run ``config``."""
-    kwargs = config.train.sac_kwargs() | sac_overrides
     return MultiTaskSAC(
         TaskNetPolicy,
         env,
@@ -168,5 +166,5 @@ def task_net_sac(
         ),
         seed=seed,
         device=device,
-        **kwargs,
+        **config.train.sac_kwargs(),
     )

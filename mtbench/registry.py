@@ -41,6 +41,8 @@ class AgentSpec:
     :param build: ``build(env, config, seed, device)`` returns an SB3 off-policy algorithm (usually a
         :class:`mtbench.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
         :class:`mtbench.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
+    :param train_defaults: TrainConfig fields this agent sets differently from the preset (the
+        user's ``--set`` still wins); they are part of the run's recorded config.
     """
 
     name: str
@@ -48,6 +50,7 @@ class AgentSpec:
     paper: str
     config: Any
     build: Callable[[VecEnv, RunConfig, int, str], OffPolicyAlgorithm]
+    train_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config) or isinstance(self.config, type):

@@ -12,13 +12,12 @@ import contextlib
 import importlib.util
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.utils import set_random_seed
 
@@ -64,7 +63,7 @@ def resolve(spec: RunSpec) -> RunConfig:
     prefix = "agent."
     agent_overrides = {k[len(prefix) :]: v for k, v in spec.overrides if k.startswith(prefix)}
     train_overrides = {k: v for k, v in spec.overrides if not k.startswith(prefix)}
-    train = apply_overrides(preset.train_config(suite), train_overrides)
+    train = apply_overrides(preset.train_config(suite), agent.train_defaults | train_overrides)
     return RunConfig(
         suite=suite.name,
         tasks=suite.tasks,
@@ -122,34 +121,12 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     return config, rd, stored is not None and rd.is_done()
 
 
-def make_progress() -> Progress:
-    """The live display of runs: steps per task, env steps/s, ETA, latest success rate."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps/task"),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[success]}"),
-    )
-
-
 def _set_logger(model: Any, rd: RunDir) -> None:
     """TensorBoard logs in ``tb/`` when tensorboard is installed, otherwise no SB3 log output."""
     if importlib.util.find_spec("tensorboard") is not None:
         model.set_logger(configure(str(rd.tensorboard_dir), ["tensorboard"]))
     else:
         model.set_logger(Logger(folder=None, output_formats=[]))
-
-
-@contextlib.contextmanager
-def _closing(*envs: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for env in envs:
-            env.close()
 
 
 def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
@@ -171,7 +148,7 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
         make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     )
     eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
-    with _closing(train_env, eval_env):
+    with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
         _set_logger(model, rd)
         eval_cb = EvalCallback(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch as th
@@ -63,7 +63,7 @@ class MultiTaskSAC(SAC):
         **sac_kwargs: Any,
     ):
         num_tasks = env.num_envs if env is not None else 1
-        if loss_weighting not in ("log_alpha", "alpha", "none"):
+        if loss_weighting not in get_args(LossWeighting):
             raise ValueError(f"loss_weighting must be log_alpha, alpha or none, not {loss_weighting!r}")
         if not str(sac_kwargs.get("ent_coef", "auto")).startswith("auto"):
             raise ValueError("MultiTaskSAC learns one temperature per task: ent_coef must be 'auto[_<init>]'")

@@ -169,6 +169,13 @@ def test_mix_expert_gate_sums_to_one(env3):
     th.testing.assert_close(weights.sum(-1), th.ones(4))
 
 
+def test_single_task_defaults_are_recorded_and_overridable():
+    config = resolve(RunSpec(THREE_TASKS, "single_task_sac", 0, "quick"))
+    assert config.train.loss_weighting == "none" and config.train.max_grad_norm is None
+    config = resolve(RunSpec(THREE_TASKS, "single_task_sac", 0, "quick", (("loss_weighting", "alpha"),)))
+    assert config.train.loss_weighting == "alpha" and config.train.max_grad_norm is None
+
+
 @pytest.mark.parametrize("name", ["single_task_sac", "mt_mh_sac"])
 def test_per_task_parameters_isolate_gradients(name, env3):
     net = build(name, env3).actor.net
