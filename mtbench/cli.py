@@ -143,6 +143,9 @@ def run(
     ] = None,
     out: Annotated[Path, typer.Option(help="Root folder of run directories.")] = Path("runs"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    report: Annotated[
+        bool, typer.Option(help="Write the comparison report of the grid into OUT/report/ at the end.")
+    ] = True,
 ) -> None:
     """Train agents on a suite over seeds; each (agent, seed) writes a run directory under OUT."""
     from mtbench.runner import RunSpec, check, run_one
@@ -189,6 +192,46 @@ def run(
             paths.append(run_one(spec, progress))
     console.print(summary_table(paths))
     console.print(f"Run directories under {out}/", highlight=False)
+    if report:
+        try:
+            _write_report([rd.path for _, rd, _ in checked], out / "report", REPORT_REPS, 0, None, False)
+        except UsageError as exc:  # the runs are safe on disk; say why there is no report
+            err_console.print(f"[yellow]No report written:[/] {exc}", highlight=False)
+
+
+REPORT_REPS = 50_000
+
+
+def _write_report(
+    roots: list[Path], out: Path, reps: int, seed: int, reference: str | None, all_pairs: bool
+) -> None:
+    from mtbench.report import build_report
+
+    with console.status(f"Writing the report into {out}/ (bootstrap: {reps:,} replications) ..."):
+        path = build_report(roots, out, reps, seed, reference, all_pairs)
+    console.print(f"Report: {path} and {path.with_suffix('.pdf')}", highlight=False)
+
+
+@app.command("report")
+def report_command(
+    runs_dirs: Annotated[
+        list[Path], typer.Argument(help="Folders holding run directories (the --out of mtbench run).")
+    ],
+    out: Annotated[Path, typer.Option(help="Report folder, e.g. reports/<name>.")],
+    reps: Annotated[int, typer.Option(help="Bootstrap replications of every interval.")] = REPORT_REPS,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (numpy's global RNG).")] = 0,
+    reference: Annotated[
+        str | None, typer.Option(help="Agent every other one is compared with [default: mt_sac if present].")
+    ] = None,
+    all_pairs: Annotated[
+        bool, typer.Option("--all-pairs", help="Probability of improvement for every pair of agents.")
+    ] = False,
+) -> None:
+    """Compare finished runs: rliable statistics, figures, report.md and report.pdf."""
+    try:
+        _write_report(runs_dirs, out, reps, seed, reference, all_pairs)
+    except UsageError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("agents")

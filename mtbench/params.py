@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +28,11 @@ def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
     env = DummyVecEnv([lambda: _SpacesOnly(suite.num_tasks)] * suite.num_tasks)
     train = dataclasses.replace(PRESETS["quick"].train_config(suite), buffer_size_per_task=1)
     config = RunConfig(suite.name, suite.tasks, agent.name, 0, "quick", True, train, agent.config)
-    model = agent.build(env, config, 0, "cpu")
+    return model_parameters(agent.build(env, config, 0, "cpu"))
+
+
+def model_parameters(model: Any) -> dict[str, int]:
+    """``{"actor": n, "critic": n}``: trainable parameters of a SAC model's actor and all Q networks."""
     return {
         "actor": sum(p.numel() for p in model.actor.parameters() if p.requires_grad),
         "critic": sum(p.numel() for p in model.critic.parameters() if p.requires_grad),

@@ -26,6 +26,7 @@ from mtbench.callbacks import EvalCallback, ProgressCallback
 from mtbench.config import RunConfig, apply_agent_overrides, apply_overrides, get_preset
 from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
 from mtbench.errors import UsageError
+from mtbench.params import model_parameters
 from mtbench.registry import get_agent, load_agent_module
 from mtbench.rundir import RunDir, run_path
 
@@ -139,7 +140,7 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
         stale.unlink(missing_ok=True)
     shutil.rmtree(rd.tensorboard_dir, ignore_errors=True)
     rd.write_json(rd.config_file, config.to_json())
-    rd.write_json(rd.provenance_file, provenance.collect(device))
+    run_provenance = provenance.collect(device)
 
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
@@ -150,6 +151,7 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
     eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
+        rd.write_json(rd.provenance_file, run_provenance | {"parameters": model_parameters(model)})
         _set_logger(model, rd)
         eval_cb = EvalCallback(
             eval_env, suite.tasks, train.eval_every, train.eval_episodes, rd, save_env_rng(eval_env)

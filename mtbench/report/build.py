@@ -1,0 +1,311 @@
+"""``build_report``: run directories in, ``report.md``, ``report.pdf``, figures and numbers out.
+
+The report folder is assembled in a temporary sibling folder and renamed into place at the end, so
+a failure leaves any earlier report untouched and no half-written one behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtbench.errors import UsageError
+from mtbench.report import figures, published, stats
+from mtbench.report.data import Collection, collect, curve_scores, final_scores
+from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
+
+DEFAULT_REFERENCE = "mt_sac"
+EPISODE_STEPS = 500  # Meta-World v3 max_path_length
+
+
+def _ci(point: float, low: float, high: float) -> str:
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _interval_json(point: float, low: float, high: float) -> dict[str, float]:
+    return {"estimate": float(point), "ci_low": float(low), "ci_high": float(high)}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
+
+
+def _distinct(values: list[Any]) -> str:
+    return ", ".join(dict.fromkeys(str(v) for v in values))
+
+
+def pick_reference(agents: list[str], reference: str | None, all_pairs: bool) -> str | None:
+    """The agent others are compared with (None: all pairs); UsageError for an unknown one."""
+    if all_pairs:
+        return None
+    if reference is not None and reference not in agents:
+        raise UsageError(f"reference agent {reference!r} has no finished runs here; agents: {', '.join(agents)}")
+    return reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE in agents else agents[0])
+
+
+def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
+    runs = col.runs
+    train = col.protocol
+    configs = [r.config for r in runs]
+    prov = [r.provenance for r in runs]
+    blocks: list[Block] = [Section("1. Setup")]
+    if any(c.get("smoke") for c in configs):
+        blocks.append(
+            Text(
+                "**SMOKE BUDGET**: these runs used the `quick` preset (or another smoke budget). They show "
+                "that everything runs; their success rates say little about how well the agents learn."
+            )
+        )
+    rows = [
+        ["suite", f"{col.suite} ({len(col.tasks)} tasks)"],
+        ["preset", _distinct(c["preset"] for c in configs)],
+        ["budget per task", f"{train['steps_per_task']:,} env steps"],
+        [
+            "evaluation",
+            f"{train['eval_episodes']} episodes per task of {EPISODE_STEPS} steps, every "
+            f"{train['eval_every']:,} steps per task, before training and at the end; success = solved "
+            "at any step of the episode",
+        ],
+        ["reward version", str(train["reward_version"])],
+        [
+            "runs per agent",
+            "; ".join(f"{a}: {len(col.runs_of(a))} (seeds {_distinct(r.seed for r in col.runs_of(a))})" for a in col.agents),
+        ],
+        ["statistics", f"rliable, 95% stratified-bootstrap CIs, {reps:,} replications, seed {seed}"],
+        ["mtbench version", _distinct(p.get("mtbench_version", "n/a") for p in prov)],
+        [
+            "code",
+            _distinct(
+                f"{str(p.get('git_commit'))[:10]}{' (dirty)' if p.get('git_dirty') else ''}" for p in prov
+            ),
+        ],
+        ["machines", _distinct(f"{p.get('cpu', 'n/a')}, device {p.get('device', 'n/a')}" for p in prov)],
+        ["packages", _distinct(json.dumps(p.get("packages", {}), sort_keys=True) for p in prov)],
+    ]
+    blocks.append(Table(["", ""], rows))
+    if any(len(col.runs_of(a)) < 3 for a in col.agents):
+        blocks.append(Text("Some agents have fewer than 3 runs: their intervals are too narrow to trust."))
+    blocks.append(Text("**Left out**:" if col.left_out else "Nothing was left out: every run found was used."))
+    if col.left_out:
+        blocks.append(Bullets(col.left_out))
+    return blocks
+
+
+def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:
+    rows, summary = [], {}
+    for agent in col.agents:
+        runs = col.runs_of(agent)
+        wall = float(np.mean([r.final["wall_seconds"] for r in runs]))
+        env_steps = int(np.mean([r.final["env_steps"] for r in runs]))
+        train = runs[0].config["train"]
+        updates = max(0, train["steps_per_task"] - train["warmup_steps_per_task"]) * train["gradient_steps"]
+        params = runs[0].provenance.get("parameters", {})
+        summary[agent] = {
+            "actor_parameters": params.get("actor"),
+            "critic_parameters": params.get("critic"),
+            "env_steps": env_steps,
+            "wall_seconds": wall,
+            "env_steps_per_second": env_steps / wall,
+            "updates_per_second": updates / wall,
+        }
+        rows.append(
+            [
+                agent,
+                f"{params['actor']:,}" if "actor" in params else "n/a",
+                f"{params['critic']:,}" if "critic" in params else "n/a",
+                f"{env_steps:,}",
+                _duration(wall),
+                f"{env_steps / wall:.0f}",
+                f"{updates / wall:.1f}",
+            ]
+        )
+    return rows, summary
+
+
+def _routing_blocks(col: Collection, fig_dir: Path, seed: int) -> list[Block]:
+    from mtbench.report.routing import collect_routing
+
+    blocks: list[Block] = [Section("8. Soft-module routing")]
+    routings = collect_routing(col)
+    if not routings:
+        return blocks + [Text("No run with a saved model of a routing network (soft modules) is in this report.")]
+    blocks.append(
+        Text(
+            "Routing probabilities of each soft-module run's policy on observations from rolling out its own "
+            "deterministic policy (one evaluation env of the suite, the same goals for every run). Heatmap: mean "
+            "probability per task of each routing entry; t-SNE: one point per observation, coloured by task."
+        )
+    )
+    for routing in routings:
+        name = f"{routing.run.agent}_seed{routing.run.seed}"
+        heat, tsne = fig_dir / f"routing_{name}.png", fig_dir / f"routing_tsne_{name}.png"
+        title = f"{routing.run.agent}, seed {routing.run.seed}"
+        figures.routing_heatmap(routing.per_task(len(col.tasks)), routing.columns, col.tasks, title, heat)
+        figures.tsne_figure(routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {title}", tsne)
+        blocks += [
+            Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {title}."),
+            Image(f"figures/{tsne.name}", f"t-SNE of routing vectors: {title}."),
+        ]
+    return blocks
+
+
+def _published() -> list[Block]:
+    header = ["method", *published.SOFT_MODULE_COLUMNS]
+    rows = [
+        [agent, *("-" if v is None else f"{v:.1f}" for v in values)]
+        for agent, values in published.SOFT_MODULE_TABLE.items()
+    ]
+    return [
+        Section("9. Published results (context only)"),
+        Text(published.CAVEAT),
+        Text(f"Success rate in percent. Protocol: {published.SOFT_MODULE_PROTOCOL}."),
+        Table(header, rows),
+        Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]),
+    ]
+
+
+def _blocks(
+    col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None
+) -> tuple[list[Block], dict[str, Any], dict[str, np.ndarray]]:
+    agents = col.agents
+    colors = figures.agent_colors(agents)
+    final = final_scores(col)
+    steps, curves, wall = curve_scores(col)
+    summary: dict[str, Any] = {"suite": col.suite, "tasks": col.tasks, "protocol": col.protocol, "reps": reps}
+    summary |= {"bootstrap_seed": seed, "seeds": {a: [r.seed for r in col.runs_of(a)] for a in agents}}
+    arrays = {"steps": steps, "tasks": np.array(col.tasks)}
+    arrays |= {f"final/{a}": s for a, s in final.items()} | {f"curve/{a}": s for a, s in curves.items()}
+    arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
+
+    blocks = _setup(col, reps, seed)
+
+    points, intervals = stats.interval_estimates(final, stats.aggregates, reps, seed)
+    figures.aggregate_figure(points, intervals, colors, fig_dir / "aggregate.png")
+    summary["aggregate"] = {
+        a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)} for a in agents
+    }
+    blocks += [
+        Section("2. Aggregate final success"),
+        Text("Final success rate over all runs and tasks; point estimate [95% CI]."),
+        Table(
+            ["agent", *stats.METRICS],
+            [[a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))] for a in agents],
+        ),
+        Image("figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap confidence intervals."),
+    ]
+
+    profiles, profile_cis = stats.interval_estimates(final, stats.score_distribution, reps, seed)
+    figures.profile_figure(profiles, profile_cis, colors, fig_dir / "profiles.png")
+    blocks += [
+        Section("3. Performance profiles"),
+        Text("Fraction of (run, task) final success rates above each threshold; higher curves are better."),
+        Image("figures/profiles.png", "Performance profiles with 95% CI bands."),
+    ]
+
+    blocks.append(Section("4. Probability of improvement"))
+    pairs = stats.improvement_pairs(agents, reference)
+    if pairs:
+        poi, poi_cis = stats.improvement(final, pairs, reps, seed)
+        figures.improvement_figure(poi, poi_cis, colors, fig_dir / "improvement.png")
+        summary["probability_of_improvement"] = {k: _interval_json(poi[k], *poi_cis[k]) for k in poi}
+        against = f"the reference agent {reference}" if reference else "each other (all pairs)"
+        blocks += [
+            Text(f"P(X > Y): probability that X beats Y on a random task, agents compared with {against}."),
+            Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(poi[k], *poi_cis[k])] for k in poi]),
+            Image("figures/improvement.png", "Probability of improvement with 95% CIs; 0.5 = no difference."),
+        ]
+    else:
+        blocks.append(Text("Only one agent: nothing to compare."))
+
+    curve, curve_cis = stats.interval_estimates(curves, stats.iqm_per_point, reps, seed)
+    figures.curve_figure(
+        {a: steps for a in agents}, curve, curve_cis, colors, "env steps per task", "Sample efficiency",
+        fig_dir / "sample_efficiency.png",
+    )
+    in_hours = max(w[-1] for w in wall.values()) >= 7200
+    figures.curve_figure(
+        {a: w / (3600 if in_hours else 60) for a, w in wall.items()}, curve, curve_cis, colors,
+        f"wall-clock {'hours' if in_hours else 'minutes'} (mean over runs, including evaluation)",
+        "Success against wall-clock time", fig_dir / "wall_clock.png",
+    )
+    blocks += [
+        Section("5. Sample efficiency"),
+        Text("IQM of success over runs and tasks at every evaluation point, with 95% CI bands."),
+        Image("figures/sample_efficiency.png", "IQM success rate against env steps per task."),
+        Image("figures/wall_clock.png", "IQM success rate against wall-clock time."),
+    ]
+
+    task_stats = stats.per_task(final)
+    best = stats.best_per_task({a: m for a, (m, _) in task_stats.items()})
+    summary["per_task"] = {
+        a: {t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(final[a])} for i, t in enumerate(col.tasks)}
+        for a, (m, s) in task_stats.items()
+    }
+    rows = []
+    for i, task in enumerate(col.tasks):
+        cells = [f"{task_stats[a][0][i]:.2f} ± {task_stats[a][1][i]:.2f}" for a in agents]
+        rows.append([task, *(f"**{c}**" if a in best[i] else c for a, c in zip(agents, cells, strict=True))])
+    blocks += [
+        Section("6. Per-task final success"),
+        Text("Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold (ties all bold)."),
+        Table(["task", *agents], rows),
+    ]
+
+    cost_rows, summary["cost"] = _cost_rows(col)
+    blocks += [
+        Section("7. Cost"),
+        Text(
+            "Per run, mean over runs. Wall-clock time and the rates include evaluation; updates = gradient "
+            "updates after warm-up."
+        ),
+        Table(["agent", "actor params", "critic params", "env steps", "wall-clock", "env steps/s", "updates/s"], cost_rows),
+    ]
+    blocks += _routing_blocks(col, fig_dir, seed)
+    blocks += _published()
+    summary["left_out"] = col.left_out
+    return blocks, summary, arrays
+
+
+def build_report(
+    roots: list[Path],
+    out: Path,
+    reps: int = 50_000,
+    seed: int = 0,
+    reference: str | None = None,
+    all_pairs: bool = False,
+) -> Path:
+    """Write the report of the runs under ``roots`` into ``out``; returns the path of report.md."""
+    if reps < 1:
+        raise UsageError(f"--reps must be >= 1, got {reps}")
+    col = collect(roots)
+    reference = pick_reference(col.agents, reference, all_pairs)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        (tmp / "figures").mkdir()
+        blocks, summary, arrays = _blocks(col, tmp / "figures", reps, seed, reference)
+        summary["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        title = f"mtbench report: {col.suite}"
+        (tmp / "report.md").write_text(to_markdown(title, blocks))
+        to_pdf(title, blocks, tmp, tmp / "report.pdf")
+        np.savez(tmp / "scores.npz", **arrays)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "report.md"

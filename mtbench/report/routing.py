@@ -1,0 +1,85 @@
+"""Routing of soft-module policies, read from saved models: per-task heatmaps and a t-SNE.
+
+A run qualifies when its ``model.zip`` loads and its actor's network has a ``routing(state, task)``
+method (the soft-module agents). Observations come from rolling out each run's own deterministic
+policy in one evaluation env of the suite, so all runs are probed on the same goals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.manifold import TSNE
+
+from mtbench.envs import make_vector_env, parse_suite
+from mtbench.report.data import Collection, Run
+from mtbench.rundir import RunDir
+from mtbench.sac import MultiTaskSAC
+
+MAX_POINTS = 1000
+"""Routing samples per run for the t-SNE (spread evenly over tasks)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Routing vectors of one run: ``vectors [N, D]`` for samples of ``task_ids [N]``."""
+
+    run: Run
+    vectors: np.ndarray
+    task_ids: np.ndarray
+    columns: list[str]
+
+    def per_task(self, num_tasks: int) -> np.ndarray:
+        """``[T, D]`` mean routing vector of each task."""
+        return np.stack([self.vectors[self.task_ids == t].mean(axis=0) for t in range(num_tasks)])
+
+    def tsne(self, seed: int) -> np.ndarray:
+        """``[N, 2]`` t-SNE embedding of the routing vectors."""
+        perplexity = float(min(30, len(self.vectors) - 1))
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
+
+
+def _load_routed(run: Run, left_out: list[str]) -> MultiTaskSAC | None:
+    model_file = RunDir(run.path).model_file
+    if not model_file.exists():
+        return None
+    try:
+        model = MultiTaskSAC.load(model_file, device="cpu")
+    except Exception as exc:  # a model that cannot be loaded is reported, not fatal
+        left_out.append(f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); no routing plots")
+        return None
+    return model if callable(getattr(getattr(model.actor, "net", None), "routing", None)) else None
+
+
+def _columns(num_matrices: int, num_modules: int) -> list[str]:
+    return [
+        f"{layer + 1}: {i}<-{j}" for layer in range(num_matrices) for i in range(num_modules) for j in range(num_modules)
+    ] + [f"last: {j}" for j in range(num_modules)]
+
+
+def collect_routing(collection: Collection) -> list[Routing]:
+    """Routing vectors of every run whose saved model has a routing network."""
+    from mtbench_agents.soft_module import policy_routing
+
+    models = [(run, model) for run in collection.runs if (model := _load_routed(run, collection.left_out))]
+    if not models:
+        return []
+    suite = parse_suite(collection.suite)
+    steps = max(1, MAX_POINTS // suite.num_tasks)
+    env = make_vector_env(suite, models[0][0].seed, "sync", collection.protocol["reward_version"])
+    results = []
+    with contextlib.closing(env):
+        for run, model in models:
+            obs, _ = env.reset()
+            samples = []
+            for _ in range(steps):
+                samples.append(obs)
+                obs, *_ = env.step(model.predict(obs, deterministic=True)[0])
+            observations = np.concatenate(samples)  # [steps * T, obs]
+            probs, last = policy_routing(model, observations)
+            vectors = np.concatenate([p.reshape(len(observations), -1) for p in probs] + [last], axis=1)
+            task_ids = np.tile(np.arange(suite.num_tasks), steps)
+            results.append(Routing(run, vectors, task_ids, _columns(len(probs), last.shape[1])))
+    return results

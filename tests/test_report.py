@@ -1,0 +1,269 @@
+"""mtbench report: statistics equal rliable's, tables by hand, PDF and markdown, partial and bad data.
+
+Run directories here are fabricated inside tmp_path (never in reports/), except one real tiny
+soft-module run for the routing figures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+from rliable import library, metrics
+from typer.testing import CliRunner
+
+from mtbench.cli import app
+from mtbench.errors import UsageError
+from mtbench.report import build_report, stats
+from mtbench.report.data import collect, curve_scores, final_scores
+from mtbench.runner import RunSpec, run_one
+from tests.conftest import TWO_TASKS
+
+TASKS = TWO_TASKS.split(",")
+STEPS = (0, 50, 100)
+PDF_SECTIONS = 9
+
+
+def fabricate(
+    root: Path,
+    agent: str,
+    seed: int,
+    finals: list[float],
+    suite: str = TWO_TASKS,
+    steps: tuple[int, ...] = STEPS,
+    done: bool = True,
+    budget: int | None = None,
+) -> Path:
+    """A run directory whose success rates rise linearly from 0 to ``finals`` (one per task)."""
+    tasks = suite.split(",")
+    path = root / suite.replace(",", "+") / agent / f"seed_{seed}"
+    path.mkdir(parents=True)
+    train = {
+        "steps_per_task": budget or steps[-1],
+        "eval_every": 50,
+        "eval_episodes": 10,
+        "reward_version": "v2",
+        "warmup_steps_per_task": 10,
+        "gradient_steps": 1,
+    }
+    config = {"agent": agent, "seed": seed, "suite": suite, "tasks": tasks, "train": train}
+    (path / "config.json").write_text(json.dumps(config | {"preset": "quick", "smoke": True}))
+    (path / "provenance.json").write_text(
+        json.dumps({"mtbench_version": "0.1.0", "git_commit": "abc", "parameters": {"actor": 10, "critic": 20}})
+    )
+    lines = []
+    for step in steps:
+        frac = step / steps[-1]
+        success = {t: round(f * frac, 3) for t, f in zip(tasks, finals, strict=True)}
+        record = {
+            "env_steps_per_task": step,
+            "env_steps": step * len(tasks),
+            "wall_seconds": 1.0 + step,
+            "success_rate": success,
+            "episode_return": dict.fromkeys(tasks, 0.0),
+            "mean_success_rate": float(np.mean(list(success.values()))),
+        }
+        lines.append(json.dumps(record))
+    (path / "eval.jsonl").write_text("\n".join(lines) + "\n")
+    if done:
+        (path / "DONE").write_text("")
+    return path
+
+
+FINALS = {
+    "mt_sac": [[0.2, 0.9], [0.4, 0.7], [0.0, 1.0]],
+    "soft_module": [[0.6, 1.0], [0.8, 0.9], [0.5, 1.0]],
+}
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    for agent, per_seed in FINALS.items():
+        for seed, finals in enumerate(per_seed):
+            fabricate(tmp_path / "runs", agent, seed, finals)
+    return tmp_path / "runs"
+
+
+def test_score_arrays_follow_rliables_contract(runs):
+    col = collect([runs])
+    final = final_scores(col)
+    assert final["mt_sac"].shape == (3, 2)  # runs x tasks
+    np.testing.assert_allclose(final["soft_module"], FINALS["soft_module"])
+    steps, curves, wall = curve_scores(col)
+    assert list(steps) == list(STEPS)
+    assert curves["mt_sac"].shape == (3, 2, 3)  # runs x tasks x points
+    np.testing.assert_allclose(curves["mt_sac"][:, :, -1], FINALS["mt_sac"])
+    np.testing.assert_allclose(wall["mt_sac"], [1.0, 51.0, 101.0])
+
+
+def test_statistics_equal_rliable_under_the_same_seed():
+    rng = np.random.default_rng(1)
+    scores = {"a": rng.random((5, 7)), "b": rng.random((4, 7))}
+    reps, seed = 500, 7
+
+    def rliable_aggregates(x):
+        return np.array(
+            [
+                metrics.aggregate_median(x),
+                metrics.aggregate_iqm(x),
+                metrics.aggregate_mean(x),
+                metrics.aggregate_optimality_gap(x),
+            ]
+        )
+
+    ours = stats.interval_estimates(scores, stats.aggregates, reps, seed)
+    np.random.seed(seed)
+    theirs = library.get_interval_estimates(scores, rliable_aggregates, reps=reps)
+    for a in scores:
+        np.testing.assert_allclose(ours[0][a], theirs[0][a])
+        np.testing.assert_allclose(ours[1][a], theirs[1][a])
+
+    ours = stats.improvement(scores, [("a", "b")], reps, seed)
+    np.random.seed(seed)
+    theirs = library.get_interval_estimates(
+        {"a,b": [scores["a"], scores["b"]]}, metrics.probability_of_improvement, reps=reps
+    )
+    np.testing.assert_allclose(ours[0]["a,b"], theirs[0]["a,b"])
+    np.testing.assert_allclose(ours[1]["a,b"], np.ravel(theirs[1]["a,b"]))
+
+    np.random.seed(seed)
+    profiles, cis = library.create_performance_profile(scores, stats.TAUS, reps=reps)
+    ours = stats.interval_estimates(scores, stats.score_distribution, reps, seed)
+    for a in scores:
+        np.testing.assert_allclose(ours[0][a], profiles[a])
+        np.testing.assert_allclose(ours[1][a], cis[a])
+
+    curves = {"a": rng.random((5, 7, 4))}
+    ours = stats.interval_estimates(curves, stats.iqm_per_point, reps, seed)
+    np.random.seed(seed)
+    theirs = library.get_interval_estimates(
+        curves, lambda x: np.array([metrics.aggregate_iqm(x[..., p]) for p in range(x.shape[-1])]), reps=reps
+    )
+    np.testing.assert_allclose(ours[1]["a"], theirs[1]["a"])
+
+
+def test_intervals_reproducible_and_global_rng_restored():
+    scores = {"a": np.random.default_rng(0).random((3, 5))}
+    np.random.seed(123)
+    before = np.random.random()
+    np.random.seed(123)
+    first = stats.interval_estimates(scores, stats.aggregates, 200, seed=3)
+    assert np.random.random() == before  # rliable's draws did not consume the caller's stream
+    second = stats.interval_estimates(scores, stats.aggregates, 200, seed=3)
+    np.testing.assert_array_equal(first[1]["a"], second[1]["a"])
+
+
+def test_probability_of_improvement_ties_and_dominance():
+    x = np.array([[1.0, 0.5], [1.0, 0.5]])
+    assert stats.probability_of_improvement(x, x) == 0.5
+    y = np.array([[0.0, 0.5]] * 3)
+    assert stats.probability_of_improvement(x, y) == 0.75  # task 1: always better, task 2: all ties
+    assert stats.probability_of_improvement(x, y) == metrics.probability_of_improvement(x, y)
+
+
+def test_per_task_table_by_hand():
+    final = {"a": np.array([[0.2, 1.0], [0.4, 0.0]]), "b": np.array([[0.3, 0.5], [0.3, 0.5]])}
+    table = stats.per_task(final)
+    np.testing.assert_allclose(table["a"][0], [0.3, 0.5])
+    np.testing.assert_allclose(table["a"][1], [0.1, 0.5])
+    np.testing.assert_allclose(table["b"][1], [0.0, 0.0])
+    assert stats.best_per_task({a: m for a, (m, _) in table.items()}) == [{"a", "b"}, {"a", "b"}]
+    assert stats.best_per_task({"a": np.array([0.1]), "b": np.array([0.9])}) == [{"b"}]
+
+
+def test_report_files(runs, tmp_path):
+    out = tmp_path / "reports" / "demo"
+    md_path = build_report([runs], out, reps=300, seed=0)
+    text = md_path.read_text()
+    for link in re.findall(r"\]\(([^)]+)\)", text):
+        assert (out / link).is_file(), link
+    assert "SMOKE BUDGET" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["per_task"]["soft_module"]["reach-v3"]["mean"] == pytest.approx(np.mean([0.6, 0.8, 0.5]))
+    iqm = summary["aggregate"]["soft_module"]["IQM"]["estimate"]
+    assert iqm == pytest.approx(metrics.aggregate_iqm(np.array(FINALS["soft_module"])))
+    assert f"{iqm:.3f}" in text
+    with np.load(out / "scores.npz") as arrays:
+        np.testing.assert_allclose(arrays["final/mt_sac"], FINALS["mt_sac"])
+        assert arrays["curve/soft_module"].shape == (3, 2, 3)
+    assert "**0.63 ± 0.12**" in text  # soft_module is best on reach-v3
+
+    reader = PdfReader(out / "report.pdf")
+    assert len(reader.pages) == PDF_SECTIONS
+    pdf_text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "Aggregate final success" in pdf_text
+    for agent in FINALS:
+        row = " ".join(f"{summary['aggregate'][agent][m]['estimate']:.3f}" for m in ("Median", "IQM"))
+        assert row.split()[0] in pdf_text and row.split()[1] in pdf_text
+    assert not list(out.parent.glob(".demo.*"))  # no temporary folders left behind
+
+
+def test_partial_and_bad_data_are_left_out_with_reasons(runs, tmp_path):
+    fabricate(runs, "hard_routing", 0, [0.1, 0.1], done=False)  # in progress
+    truncated = fabricate(runs, "hard_routing", 1, [0.1, 0.1], budget=200)  # no final evaluation
+    broken = runs / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_1" / "eval.jsonl"
+    lines = broken.read_text().splitlines()
+    broken.write_text("\n".join([lines[0], '{"env_steps_per_task": 5', *lines[2:]]) + "\n")
+    (runs / "garbage" / "x").mkdir(parents=True)
+    (runs / "garbage" / "x" / "config.json").write_text("{not json")
+    fabricate(runs, "mix_expert", 0, [0.5, 0.5])  # only one seed of three
+
+    col = collect([runs])
+    assert col.agents == ["mix_expert", "mt_sac", "soft_module"]
+    steps, curves, _ = curve_scores(col)
+    assert list(steps) == [0, 100]  # 50 is missing in mt_sac seed 1
+    reasons = "\n".join(col.left_out)
+    assert "still in progress" in reasons and "seed_0" in reasons
+    assert str(truncated) in reasons and "no evaluation at its budget of 200" in reasons
+    assert f"{broken} line 2: unreadable" in reasons
+    assert "config.json unreadable" in reasons
+    assert "mix_expert: no finished run for seed(s) 1, 2" in reasons
+    assert "50 steps per task missing in some runs" in reasons
+
+    md = build_report([runs], tmp_path / "rep", reps=100).read_text()
+    assert "line 2: unreadable" in md and "still in progress" in md
+
+
+def test_no_runs_and_mixed_suites_fail_and_write_nothing(runs, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    cli = CliRunner()
+    result = cli.invoke(app, ["report", str(empty), "--out", str(out)])
+    assert result.exit_code == 2 and "no run directories" in result.output
+    result = cli.invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    fabricate(runs, "mt_sac", 0, [0.1, 0.2, 0.3], suite=TWO_TASKS + ",button-press-topdown-v3")
+    result = cli.invoke(app, ["report", str(runs), "--out", str(out)])
+    assert result.exit_code == 2 and "different suites" in result.output
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["empty", "runs"]
+
+
+def test_only_unfinished_runs_and_unknown_reference(tmp_path):
+    fabricate(tmp_path / "runs", "mt_sac", 0, [0.1, 0.2], done=False)
+    with pytest.raises(UsageError, match="(?s)no finished runs.*still in progress"):
+        collect([tmp_path / "runs"])
+    fabricate(tmp_path / "runs", "mt_sac", 1, [0.1, 0.2])
+    result = CliRunner().invoke(
+        app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r"), "--reference", "nope"]
+    )
+    assert result.exit_code == 2 and "reference agent 'nope'" in result.output and "mt_sac" in result.output
+
+
+def test_routing_figures_from_a_real_soft_module_run(tmp_path):
+    tiny = (
+        ("batch_size_per_task", 16),
+        ("eval_episodes", 1),
+        ("eval_every", 60),
+        ("steps_per_task", 60),
+        ("warmup_steps_per_task", 30),
+    )
+    run_one(RunSpec(TWO_TASKS, "soft_module", 0, "quick", tiny, str(tmp_path / "runs"), "cpu"))
+    md = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
+    assert "figures/routing_soft_module_seed0.png" in md
+    assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()
+    assert "Only one agent" in md
