@@ -53,7 +53,9 @@ def fabricate(
     config = {"agent": agent, "seed": seed, "suite": suite, "tasks": tasks, "train": train}
     (path / "config.json").write_text(json.dumps(config | {"preset": "quick", "smoke": True}))
     (path / "provenance.json").write_text(
-        json.dumps({"mtbench_version": "0.1.0", "git_commit": "abc", "parameters": {"actor": 10, "critic": 20}})
+        json.dumps(
+            {"mtbench_version": "0.1.0", "git_commit": "abc", "parameters": {"actor": 10, "critic": 20}}
+        )
     )
     lines = []
     for step in steps:
@@ -214,7 +216,7 @@ def test_partial_and_bad_data_are_left_out_with_reasons(runs, tmp_path):
 
     col = collect([runs])
     assert col.agents == ["mix_expert", "mt_sac", "soft_module"]
-    steps, curves, _ = curve_scores(col)
+    steps, _, _ = curve_scores(col)
     assert list(steps) == [0, 100]  # 50 is missing in mt_sac seed 1
     reasons = "\n".join(col.left_out)
     assert "still in progress" in reasons and "seed_0" in reasons
@@ -245,7 +247,7 @@ def test_no_runs_and_mixed_suites_fail_and_write_nothing(runs, tmp_path):
 
 def test_only_unfinished_runs_and_unknown_reference(tmp_path):
     fabricate(tmp_path / "runs", "mt_sac", 0, [0.1, 0.2], done=False)
-    with pytest.raises(UsageError, match="(?s)no finished runs.*still in progress"):
+    with pytest.raises(UsageError, match=r"(?s)no finished runs.*still in progress"):
         collect([tmp_path / "runs"])
     fabricate(tmp_path / "runs", "mt_sac", 1, [0.1, 0.2])
     result = CliRunner().invoke(

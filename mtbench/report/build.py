@@ -46,7 +46,9 @@ def pick_reference(agents: list[str], reference: str | None, all_pairs: bool) ->
     if all_pairs:
         return None
     if reference is not None and reference not in agents:
-        raise UsageError(f"reference agent {reference!r} has no finished runs here; agents: {', '.join(agents)}")
+        raise UsageError(
+            f"reference agent {reference!r} has no finished runs here; agents: {', '.join(agents)}"
+        )
     return reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE in agents else agents[0])
 
 
@@ -76,7 +78,10 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
         ["reward version", str(train["reward_version"])],
         [
             "runs per agent",
-            "; ".join(f"{a}: {len(col.runs_of(a))} (seeds {_distinct(r.seed for r in col.runs_of(a))})" for a in col.agents),
+            "; ".join(
+                f"{a}: {len(col.runs_of(a))} (seeds {_distinct(r.seed for r in col.runs_of(a))})"
+                for a in col.agents
+            ),
         ],
         ["statistics", f"rliable, 95% stratified-bootstrap CIs, {reps:,} replications, seed {seed}"],
         ["mtbench version", _distinct(p.get("mtbench_version", "n/a") for p in prov)],
@@ -92,7 +97,9 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
     blocks.append(Table(["", ""], rows))
     if any(len(col.runs_of(a)) < 3 for a in col.agents):
         blocks.append(Text("Some agents have fewer than 3 runs: their intervals are too narrow to trust."))
-    blocks.append(Text("**Left out**:" if col.left_out else "Nothing was left out: every run found was used."))
+    blocks.append(
+        Text("**Left out**:" if col.left_out else "Nothing was left out: every run found was used.")
+    )
     if col.left_out:
         blocks.append(Bullets(col.left_out))
     return blocks
@@ -135,12 +142,13 @@ def _routing_blocks(col: Collection, fig_dir: Path, seed: int) -> list[Block]:
     blocks: list[Block] = [Section("8. Soft-module routing")]
     routings = collect_routing(col)
     if not routings:
-        return blocks + [Text("No run with a saved model of a routing network (soft modules) is in this report.")]
+        return [*blocks, Text("No run with a saved model of a routing network (soft modules) is here.")]
     blocks.append(
         Text(
-            "Routing probabilities of each soft-module run's policy on observations from rolling out its own "
-            "deterministic policy (one evaluation env of the suite, the same goals for every run). Heatmap: mean "
-            "probability per task of each routing entry; t-SNE: one point per observation, coloured by task."
+            "Routing probabilities of each soft-module run's policy on observations from rolling out its "
+            "own deterministic policy (one evaluation env of the suite, the same goals for every run). "
+            "Heatmap: mean probability per task of each routing entry; t-SNE: one point per observation, "
+            "coloured by task."
         )
     )
     for routing in routings:
@@ -148,7 +156,9 @@ def _routing_blocks(col: Collection, fig_dir: Path, seed: int) -> list[Block]:
         heat, tsne = fig_dir / f"routing_{name}.png", fig_dir / f"routing_tsne_{name}.png"
         title = f"{routing.run.agent}, seed {routing.run.seed}"
         figures.routing_heatmap(routing.per_task(len(col.tasks)), routing.columns, col.tasks, title, heat)
-        figures.tsne_figure(routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {title}", tsne)
+        figures.tsne_figure(
+            routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {title}", tsne
+        )
         blocks += [
             Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {title}."),
             Image(f"figures/{tsne.name}", f"t-SNE of routing vectors: {title}."),
@@ -189,16 +199,22 @@ def _blocks(
     points, intervals = stats.interval_estimates(final, stats.aggregates, reps, seed)
     figures.aggregate_figure(points, intervals, colors, fig_dir / "aggregate.png")
     summary["aggregate"] = {
-        a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)} for a in agents
+        a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)}
+        for a in agents
     }
     blocks += [
         Section("2. Aggregate final success"),
         Text("Final success rate over all runs and tasks; point estimate [95% CI]."),
         Table(
             ["agent", *stats.METRICS],
-            [[a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))] for a in agents],
+            [
+                [a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))]
+                for a in agents
+            ],
         ),
-        Image("figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap confidence intervals."),
+        Image(
+            "figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap confidence intervals."
+        ),
     ]
 
     profiles, profile_cis = stats.interval_estimates(final, stats.score_distribution, reps, seed)
@@ -226,14 +242,23 @@ def _blocks(
 
     curve, curve_cis = stats.interval_estimates(curves, stats.iqm_per_point, reps, seed)
     figures.curve_figure(
-        {a: steps for a in agents}, curve, curve_cis, colors, "env steps per task", "Sample efficiency",
+        {a: steps for a in agents},
+        curve,
+        curve_cis,
+        colors,
+        "env steps per task",
+        "Sample efficiency",
         fig_dir / "sample_efficiency.png",
     )
     in_hours = max(w[-1] for w in wall.values()) >= 7200
     figures.curve_figure(
-        {a: w / (3600 if in_hours else 60) for a, w in wall.items()}, curve, curve_cis, colors,
+        {a: w / (3600 if in_hours else 60) for a, w in wall.items()},
+        curve,
+        curve_cis,
+        colors,
         f"wall-clock {'hours' if in_hours else 'minutes'} (mean over runs, including evaluation)",
-        "Success against wall-clock time", fig_dir / "wall_clock.png",
+        "Success against wall-clock time",
+        fig_dir / "wall_clock.png",
     )
     blocks += [
         Section("5. Sample efficiency"),
@@ -245,7 +270,10 @@ def _blocks(
     task_stats = stats.per_task(final)
     best = stats.best_per_task({a: m for a, (m, _) in task_stats.items()})
     summary["per_task"] = {
-        a: {t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(final[a])} for i, t in enumerate(col.tasks)}
+        a: {
+            t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(final[a])}
+            for i, t in enumerate(col.tasks)
+        }
         for a, (m, s) in task_stats.items()
     }
     rows = []
@@ -254,7 +282,10 @@ def _blocks(
         rows.append([task, *(f"**{c}**" if a in best[i] else c for a, c in zip(agents, cells, strict=True))])
     blocks += [
         Section("6. Per-task final success"),
-        Text("Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold (ties all bold)."),
+        Text(
+            "Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold "
+            "(ties all bold)."
+        ),
         Table(["task", *agents], rows),
     ]
 
@@ -265,7 +296,10 @@ def _blocks(
             "Per run, mean over runs. Wall-clock time and the rates include evaluation; updates = gradient "
             "updates after warm-up."
         ),
-        Table(["agent", "actor params", "critic params", "env steps", "wall-clock", "env steps/s", "updates/s"], cost_rows),
+        Table(
+            ["agent", "actor params", "critic params", "env steps", "wall-clock", "env steps/s", "updates/s"],
+            cost_rows,
+        ),
     ]
     blocks += _routing_blocks(col, fig_dir, seed)
     blocks += _published()

@@ -85,7 +85,9 @@ def _read_records(rd: RunDir, tasks: list[str], left_out: list[str]) -> list[dic
             if not all(0.0 <= float(v) <= 1.0 for v in record["success_rate"].values()):
                 raise ValueError("success rate outside [0, 1]")
         except (ValueError, TypeError, AttributeError) as exc:
-            left_out.append(f"{rd.eval_file} line {number}: unreadable ({exc}); that evaluation point ignored")
+            left_out.append(
+                f"{rd.eval_file} line {number}: unreadable ({exc}); that evaluation point ignored"
+            )
             continue
         records.append(record)
     return records
@@ -153,9 +155,7 @@ def collect(roots: list[Path]) -> Collection:
         seen[key] = path
         runs.append(run)
     if not runs:
-        raise UsageError(
-            "no finished runs to report on:\n  " + "\n  ".join(left_out or ["(no runs found)"])
-        )
+        raise UsageError("no finished runs to report on:\n  " + "\n  ".join(left_out or ["(no runs found)"]))
     suites = Counter(r.config["suite"] for r in runs)
     if len(suites) > 1:
         raise UsageError(

@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mtbench.report.stats import METRICS, TAUS  # noqa: E402
+from mtbench.report.stats import METRICS, TAUS
 
 DPI = 150
 
@@ -116,9 +116,7 @@ def curve_figure(
     _save(fig, path)
 
 
-def routing_heatmap(
-    probs: np.ndarray, columns: list[str], tasks: list[str], title: str, path: Path
-) -> None:
+def routing_heatmap(probs: np.ndarray, columns: list[str], tasks: list[str], title: str, path: Path) -> None:
     """Mean routing probability per task (rows) and routing entry (columns)."""
     fig, ax = plt.subplots(figsize=(max(5.0, 0.32 * len(columns) + 2.5), 0.22 * len(tasks) + 1.8))
     image = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
@@ -130,7 +128,9 @@ def routing_heatmap(
     _save(fig, path)
 
 
-def tsne_figure(embedding: np.ndarray, task_ids: np.ndarray, tasks: list[str], title: str, path: Path) -> None:
+def tsne_figure(
+    embedding: np.ndarray, task_ids: np.ndarray, tasks: list[str], title: str, path: Path
+) -> None:
     """2-D t-SNE of routing vectors, one colour per task."""
     fig, ax = plt.subplots(figsize=(6.5, 5.0))
     cmap = plt.get_cmap("tab20" if len(tasks) > 10 else "tab10")

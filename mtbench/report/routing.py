@@ -55,7 +55,10 @@ def _load_routed(run: Run, left_out: list[str]) -> MultiTaskSAC | None:
 
 def _columns(num_matrices: int, num_modules: int) -> list[str]:
     return [
-        f"{layer + 1}: {i}<-{j}" for layer in range(num_matrices) for i in range(num_modules) for j in range(num_modules)
+        f"{layer + 1}: {i}<-{j}"
+        for layer in range(num_matrices)
+        for i in range(num_modules)
+        for j in range(num_modules)
     ] + [f"last: {j}" for j in range(num_modules)]
 
 

@@ -105,4 +105,7 @@ def best_per_task(means: Mapping[str, np.ndarray]) -> list[set[str]]:
     agents = list(means)
     table = np.stack([means[a] for a in agents])  # [agents, tasks]
     best = table.max(axis=0)
-    return [{a for a, v in zip(agents, table[:, t], strict=True) if np.isclose(v, best[t])} for t in range(table.shape[1])]
+    return [
+        {a for a, v in zip(agents, table[:, t], strict=True) if np.isclose(v, best[t])}
+        for t in range(table.shape[1])
+    ]
