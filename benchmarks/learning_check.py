@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=1_000)
     parser.add_argument("--batch-size-per-task", type=int, default=64)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument(
+        "--eval-every", type=int, help="steps per task between evaluations [default: only at the end]"
+    )
     parser.add_argument("--out", default="runs/learning_check")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (torch threads split)")
     parser.add_argument("--write-docs", action="store_true", help="record the result in docs/benchmarks.md")
@@ -92,7 +95,7 @@ def main() -> None:
     overrides = (
         ("batch_size_per_task", args.batch_size_per_task),
         ("eval_episodes", args.eval_episodes),
-        ("eval_every", args.steps_per_task),
+        ("eval_every", args.eval_every or args.steps_per_task),
         ("steps_per_task", args.steps_per_task),
         ("warmup_steps_per_task", args.warmup_steps),
     )
@@ -117,7 +120,8 @@ def main() -> None:
         f"## Learning check ({date.today().isoformat()})\n\n"
         f"Suite `{args.suite}`, {args.steps_per_task} env steps per task ({args.warmup_steps} of them "
         f"uniform random warm-up), {args.batch_size_per_task} transitions per task per batch, "
-        f"evaluation with {args.eval_episodes} episodes per task before training and at the end; "
+        f"evaluation with {args.eval_episodes} episodes per task before training, at the end and every "
+        f"{args.eval_every or args.steps_per_task} steps per task; "
         f"every other setting is the agent's default. Machine: {collect('cpu')['cpu']}, "
         f"{platform.machine()}, {args.workers} worker(s); whole check {total / 60:.0f} min "
         f"(runs already finished in `{args.out}` are not re-timed).\n\n"
