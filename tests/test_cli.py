@@ -114,6 +114,8 @@ def test_tiny_mt10_run_end_to_end(tmp_path):
         assert len(record["success_rate"]) == 10 and len(record["episode_return"]) == 10
         assert record["mean_success_rate"] == pytest.approx(sum(record["success_rate"].values()) / 10)
     assert "reach-v3" in result.output and "mean" in result.output
+    report = (out / "report" / "report.md").read_text()  # --report is on by default
+    assert "mt_sac" in report and (out / "report" / "report.pdf").is_file()
 
     # the same command again: the finished run is skipped, nothing rewritten
     before = rd.eval_file.read_text()

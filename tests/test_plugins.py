@@ -49,7 +49,7 @@ def test_entry_point_plugin_appears_everywhere(tmp_path, monkeypatch):
     assert listing.exit_code == 0 and "wide_sac" in listing.stdout and "2x1024" in listing.stdout
     out = tmp_path / "runs"
     result = runner.invoke(
-        app, ["run", "--agents", "wide_sac", "--suite", TWO_TASKS, "--out", str(out), *TINY]
+        app, ["run", "--agents", "wide_sac", "--suite", TWO_TASKS, "--out", str(out), *TINY, "--no-report"]
     )
     assert result.exit_code == 0, result.output
     config = json.loads(
@@ -100,6 +100,7 @@ def test_agent_module_file(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (out / "reach-v3+drawer-close-v3" / "wide_sac" / "seed_0" / "DONE").exists()
+    assert "| wide_sac |" in (out / "report" / "report.md").read_text()  # compared in the report
 
 
 @pytest.mark.parametrize(
@@ -131,7 +132,7 @@ def test_agent_settings_from_the_command_line(tmp_path):
     result = runner.invoke(
         app,
         ["run", "--agents", "soft_module", "--suite", TWO_TASKS, "--out", str(out), *TINY,
-         "--set", "agent.routing_input=task", "--set", "loss_weighting=none"],
+         "--set", "agent.routing_input=task", "--set", "loss_weighting=none", "--no-report"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     config = json.loads(

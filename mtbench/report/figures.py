@@ -54,7 +54,7 @@ def aggregate_figure(points: Mapping, intervals: Mapping, colors: Mapping, path:
         ax.set_xlabel("final success rate" + (" (lower is better)" if metric == "Optimality gap" else ""))
         if m:
             ax.set_yticklabels([])
-    fig.suptitle("Aggregate final success with 95% stratified-bootstrap CIs", y=1.02)
+    fig.suptitle("Aggregate final success with 95% stratified-bootstrap CIs", y=1.08)
     _save(fig, path)
 
 
