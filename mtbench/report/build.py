@@ -92,7 +92,10 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
             ),
         ],
         ["machines", _distinct(f"{p.get('cpu', 'n/a')}, device {p.get('device', 'n/a')}" for p in prov)],
-        ["packages", _distinct(json.dumps(p.get("packages", {}), sort_keys=True) for p in prov)],
+        [
+            "packages",
+            _distinct(", ".join(f"{k} {v}" for k, v in sorted(p.get("packages", {}).items())) for p in prov),
+        ],
     ]
     blocks.append(Table(["", ""], rows))
     if any(len(col.runs_of(a)) < 3 for a in col.agents):
