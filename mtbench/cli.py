@@ -195,8 +195,12 @@ def run(
     if report:
         try:
             _write_report([rd.path for _, rd, _ in checked], out / "report", REPORT_REPS, 0, None, False)
-        except UsageError as exc:  # the runs are safe on disk; say why there is no report
-            err_console.print(f"[yellow]No report written:[/] {exc}", highlight=False)
+        except Exception as exc:  # the runs are safe on disk whatever happens here; say why
+            err_console.print(
+                f"[yellow]No report written[/] ({type(exc).__name__}: {exc}); the runs are complete, "
+                f"retry with: mtbench report {checked[0][1].path.parent.parent} --out {out / 'report'}",
+                highlight=False,
+            )
 
 
 REPORT_REPS = 50_000

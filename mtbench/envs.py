@@ -30,6 +30,8 @@ RewardVersion = Literal["v1", "v2"]
 
 STATE_DIM = 39
 """Size of Meta-World's state observation, before the task one-hot."""
+EPISODE_STEPS = 500
+"""Meta-World v3 episode length (``max_path_length``); episodes end by truncation only."""
 
 ALL_TASKS: tuple[str, ...] = tuple(ALL_V3_ENVIRONMENTS)
 BENCHMARKS: dict[str, tuple[str, ...]] = {"mt10": tuple(MT10_V3), "mt50": tuple(MT50_V3)}

@@ -10,19 +10,20 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mtbench.envs import EPISODE_STEPS
 from mtbench.errors import UsageError
 from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
 
 DEFAULT_REFERENCE = "mt_sac"
-EPISODE_STEPS = 500  # Meta-World v3 max_path_length
 
 
 def _ci(point: float, low: float, high: float) -> str:
@@ -43,6 +44,8 @@ def _distinct(values: list[Any]) -> str:
 
 def pick_reference(agents: list[str], reference: str | None, all_pairs: bool) -> str | None:
     """The agent others are compared with (None: all pairs); UsageError for an unknown one."""
+    if all_pairs and reference is not None:
+        raise UsageError("give either --reference or --all-pairs, not both")
     if all_pairs:
         return None
     if reference is not None and reference not in agents:
@@ -71,7 +74,7 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
         ["budget per task", f"{train['steps_per_task']:,} env steps"],
         [
             "evaluation",
-            f"{train['eval_episodes']} episodes per task of {EPISODE_STEPS} steps, every "
+            f"{train['eval_episodes']} episodes per task of {EPISODE_STEPS} steps (Meta-World v3), every "
             f"{train['eval_every']:,} steps per task, before training and at the end; success = solved "
             "at any step of the episode",
         ],
@@ -97,9 +100,12 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
             _distinct(", ".join(f"{k} {v}" for k, v in sorted(p.get("packages", {}).items())) for p in prov),
         ],
     ]
-    blocks.append(Table(["", ""], rows))
-    if any(len(col.runs_of(a)) < 3 for a in col.agents):
-        blocks.append(Text("Some agents have fewer than 3 runs: their intervals are too narrow to trust."))
+    blocks.append(Table(["setting", "value"], rows))
+    few = [a for a in col.agents if len(col.runs_of(a)) < 3]
+    if few:
+        blocks.append(
+            Text(f"Fewer than 3 runs for {', '.join(few)}: their intervals are too narrow to trust.")
+        )
     blocks.append(
         Text("**Left out**:" if col.left_out else "Nothing was left out: every run found was used.")
     )
@@ -164,7 +170,11 @@ def _routing_blocks(col: Collection, fig_dir: Path, seed: int) -> list[Block]:
         )
         blocks += [
             Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {title}."),
-            Image(f"figures/{tsne.name}", f"t-SNE of routing vectors: {title}."),
+            Image(
+                f"figures/{tsne.name}",
+                f"t-SNE of routing vectors: {title}"
+                + (" (colours in task-id order around the hue circle)." if len(col.tasks) > 20 else "."),
+            ),
         ]
     return blocks
 
@@ -184,106 +194,111 @@ def _published() -> list[Block]:
     ]
 
 
-def _blocks(
-    col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None
-) -> tuple[list[Block], dict[str, Any], dict[str, np.ndarray]]:
-    agents = col.agents
-    colors = figures.agent_colors(agents)
-    final = final_scores(col)
-    steps, curves, wall = curve_scores(col)
-    summary: dict[str, Any] = {"suite": col.suite, "tasks": col.tasks, "protocol": col.protocol, "reps": reps}
-    summary |= {"bootstrap_seed": seed, "seeds": {a: [r.seed for r in col.runs_of(a)] for a in agents}}
-    arrays = {"steps": steps, "tasks": np.array(col.tasks)}
-    arrays |= {f"final/{a}": s for a, s in final.items()} | {f"curve/{a}": s for a, s in curves.items()}
-    arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
+@dataclass(frozen=True)
+class _Context:
+    """What every section needs: the runs, their score arrays, figure folder and bootstrap settings."""
 
-    blocks = _setup(col, reps, seed)
+    col: Collection
+    final: dict[str, np.ndarray]
+    fig_dir: Path
+    colors: dict[str, Any]
+    reps: int
+    seed: int
+    summary: dict[str, Any]
 
-    points, intervals = stats.interval_estimates(final, stats.aggregates, reps, seed)
-    figures.aggregate_figure(points, intervals, colors, fig_dir / "aggregate.png")
-    summary["aggregate"] = {
+
+def _aggregate(ctx: _Context) -> list[Block]:
+    agents = ctx.col.agents
+    points, intervals = stats.interval_estimates(ctx.final, stats.aggregates, ctx.reps, ctx.seed)
+    figures.aggregate_figure(points, intervals, ctx.colors, ctx.fig_dir / "aggregate.png")
+    ctx.summary["aggregate"] = {
         a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)}
         for a in agents
     }
-    blocks += [
+    rows = [[a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))] for a in agents]
+    return [
         Section("2. Aggregate final success"),
-        Text("Final success rate over all runs and tasks; point estimate [95% CI]."),
-        Table(
-            ["agent", *stats.METRICS],
-            [
-                [a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))]
-                for a in agents
-            ],
+        Text(
+            "Final success rate over all runs and tasks; point estimate [95% CI]. Optimality gap = "
+            "1 - mean success (lower is better)."
         ),
-        Image(
-            "figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap confidence intervals."
-        ),
+        Table(["agent", *stats.METRICS], rows),
+        Image("figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap CIs."),
     ]
 
-    profiles, profile_cis = stats.interval_estimates(final, stats.score_distribution, reps, seed)
-    figures.profile_figure(profiles, profile_cis, colors, fig_dir / "profiles.png")
-    blocks += [
+
+def _profiles(ctx: _Context) -> list[Block]:
+    profiles, cis = stats.interval_estimates(ctx.final, stats.score_distribution, ctx.reps, ctx.seed)
+    figures.profile_figure(profiles, cis, ctx.colors, ctx.fig_dir / "profiles.png")
+    return [
         Section("3. Performance profiles"),
         Text("Fraction of (run, task) final success rates above each threshold; higher curves are better."),
         Image("figures/profiles.png", "Performance profiles with 95% CI bands."),
     ]
 
-    blocks.append(Section("4. Probability of improvement"))
-    pairs = stats.improvement_pairs(agents, reference)
-    if pairs:
-        poi, poi_cis = stats.improvement(final, pairs, reps, seed)
-        figures.improvement_figure(poi, poi_cis, colors, fig_dir / "improvement.png")
-        summary["probability_of_improvement"] = {k: _interval_json(poi[k], *poi_cis[k]) for k in poi}
-        against = f"the reference agent {reference}" if reference else "each other (all pairs)"
-        blocks += [
-            Text(f"P(X > Y): probability that X beats Y on a random task, agents compared with {against}."),
-            Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(poi[k], *poi_cis[k])] for k in poi]),
-            Image("figures/improvement.png", "Probability of improvement with 95% CIs; 0.5 = no difference."),
-        ]
-    else:
-        blocks.append(Text("Only one agent: nothing to compare."))
 
-    curve, curve_cis = stats.interval_estimates(curves, stats.iqm_per_point, reps, seed)
+def _improvement(ctx: _Context, reference: str | None) -> list[Block]:
+    blocks: list[Block] = [Section("4. Probability of improvement")]
+    pairs = stats.improvement_pairs(ctx.col.agents, reference)
+    if not pairs:
+        return [*blocks, Text("Only one agent: nothing to compare.")]
+    poi, cis = stats.improvement(ctx.final, pairs, ctx.reps, ctx.seed)
+    figures.improvement_figure(poi, cis, ctx.colors, ctx.fig_dir / "improvement.png")
+    ctx.summary["probability_of_improvement"] = {k: _interval_json(poi[k], *cis[k]) for k in poi}
+    against = f"the reference agent {reference}" if reference else "each other (all pairs)"
+    return [
+        *blocks,
+        Text(f"P(X > Y): probability that X beats Y on a random task, agents compared with {against}."),
+        Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(poi[k], *cis[k])] for k in poi]),
+        Image("figures/improvement.png", "Probability of improvement with 95% CIs; 0.5 = no difference."),
+    ]
+
+
+def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dict) -> list[Block]:
+    points, cis = stats.interval_estimates(curves, stats.iqm_per_point, ctx.reps, ctx.seed)
     figures.curve_figure(
-        {a: steps for a in agents},
-        curve,
-        curve_cis,
-        colors,
+        dict.fromkeys(points, steps),
+        points,
+        cis,
+        ctx.colors,
         "env steps per task",
         "Sample efficiency",
-        fig_dir / "sample_efficiency.png",
+        ctx.fig_dir / "sample_efficiency.png",
     )
-    in_hours = max(w[-1] for w in wall.values()) >= 7200
+    hours = max(w[-1] for w in wall.values()) >= 7200
     figures.curve_figure(
-        {a: w / (3600 if in_hours else 60) for a, w in wall.items()},
-        curve,
-        curve_cis,
-        colors,
-        f"wall-clock {'hours' if in_hours else 'minutes'} (mean over runs, including evaluation)",
+        {a: w / (3600 if hours else 60) for a, w in wall.items()},
+        points,
+        cis,
+        ctx.colors,
+        f"wall-clock {'hours' if hours else 'minutes'} (mean over runs, including evaluation)",
         "Success against wall-clock time",
-        fig_dir / "wall_clock.png",
+        ctx.fig_dir / "wall_clock.png",
     )
-    blocks += [
+    return [
         Section("5. Sample efficiency"),
         Text("IQM of success over runs and tasks at every evaluation point, with 95% CI bands."),
         Image("figures/sample_efficiency.png", "IQM success rate against env steps per task."),
         Image("figures/wall_clock.png", "IQM success rate against wall-clock time."),
     ]
 
-    task_stats = stats.per_task(final)
-    best = stats.best_per_task({a: m for a, (m, _) in task_stats.items()})
-    summary["per_task"] = {
+
+def _per_task(ctx: _Context) -> list[Block]:
+    agents, tasks = ctx.col.agents, ctx.col.tasks
+    table = stats.per_task(ctx.final)
+    best = stats.best_per_task({a: m for a, (m, _) in table.items()})
+    ctx.summary["per_task"] = {
         a: {
-            t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(final[a])}
-            for i, t in enumerate(col.tasks)
+            t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(ctx.final[a])}
+            for i, t in enumerate(tasks)
         }
-        for a, (m, s) in task_stats.items()
+        for a, (m, s) in table.items()
     }
     rows = []
-    for i, task in enumerate(col.tasks):
-        cells = [f"{task_stats[a][0][i]:.2f} ± {task_stats[a][1][i]:.2f}" for a in agents]
+    for i, task in enumerate(tasks):
+        cells = [f"{table[a][0][i]:.2f} ± {table[a][1][i]:.2f}" for a in agents]
         rows.append([task, *(f"**{c}**" if a in best[i] else c for a, c in zip(agents, cells, strict=True))])
-    blocks += [
+    return [
         Section("6. Per-task final success"),
         Text(
             "Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold "
@@ -292,8 +307,10 @@ def _blocks(
         Table(["task", *agents], rows),
     ]
 
-    cost_rows, summary["cost"] = _cost_rows(col)
-    blocks += [
+
+def _cost(ctx: _Context) -> list[Block]:
+    rows, ctx.summary["cost"] = _cost_rows(ctx.col)
+    return [
         Section("7. Cost"),
         Text(
             "Per run, mean over runs. Wall-clock time and the rates include evaluation; updates = gradient "
@@ -301,13 +318,65 @@ def _blocks(
         ),
         Table(
             ["agent", "actor params", "critic params", "env steps", "wall-clock", "env steps/s", "updates/s"],
-            cost_rows,
+            rows,
         ),
     ]
-    blocks += _routing_blocks(col, fig_dir, seed)
-    blocks += _published()
-    summary["left_out"] = col.left_out
-    return blocks, summary, arrays
+
+
+def _blocks(
+    col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None
+) -> tuple[list[Block], dict[str, Any], dict[str, np.ndarray]]:
+    """All sections; the setup section comes last in the making so it lists everything left out."""
+    final = final_scores(col)
+    steps, curves, wall = curve_scores(col)
+    summary: dict[str, Any] = {"suite": col.suite, "tasks": col.tasks, "protocol": col.protocol, "reps": reps}
+    summary |= {"bootstrap_seed": seed, "seeds": {a: [r.seed for r in col.runs_of(a)] for a in col.agents}}
+    arrays = {"steps": steps, "tasks": np.array(col.tasks)}
+    arrays |= {f"final/{a}": s for a, s in final.items()} | {f"curve/{a}": s for a, s in curves.items()}
+    arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
+    ctx = _Context(col, final, fig_dir, figures.agent_colors(col.agents), reps, seed, summary)
+    blocks = [
+        *_aggregate(ctx),
+        *_profiles(ctx),
+        *_improvement(ctx, reference),
+        *_sample_efficiency(ctx, steps, curves, wall),
+        *_per_task(ctx),
+        *_cost(ctx),
+        *_routing_blocks(col, fig_dir, seed),
+        *_published(),
+    ]
+    summary["left_out"] = list(col.left_out)
+    return _setup(col, reps, seed) + blocks, summary, arrays
+
+
+def _check_out(out: Path, roots: list[Path]) -> None:
+    """Refuse an output folder that holds runs or anything but an earlier report."""
+    resolved = out.resolve()
+    for root in roots:
+        if resolved == root.resolve() or resolved in root.resolve().parents:
+            raise UsageError(
+                f"--out {str(out)!r} would replace the runs folder {str(root)!r}; pick another folder"
+            )
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "summary.json").exists())):
+        raise UsageError(
+            f"--out {str(out)!r} exists and is not an mtbench report (no summary.json); pick another folder"
+        )
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Rename ``new`` to ``out``; an earlier ``out`` is removed only once ``new`` is in place."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.replace(out, old / out.name)
+    try:
+        os.replace(new, out)
+    except OSError:
+        os.replace(old / out.name, out)  # put the earlier report back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def build_report(
@@ -321,9 +390,10 @@ def build_report(
     """Write the report of the runs under ``roots`` into ``out``; returns the path of report.md."""
     if reps < 1:
         raise UsageError(f"--reps must be >= 1, got {reps}")
+    out = Path(out)
+    _check_out(out, roots)
     col = collect(roots)
     reference = pick_reference(col.agents, reference, all_pairs)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -336,13 +406,7 @@ def build_report(
         np.savez(tmp / "scores.npz", **arrays)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "report.md"

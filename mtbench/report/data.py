@@ -20,6 +20,8 @@ from mtbench.rundir import EVAL_KEYS, RunDir
 
 PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version")
 """Training settings that must agree for runs to be compared (the evaluation protocol and budget)."""
+CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train"}
+TRAIN_KEYS = {*PROTOCOL_KEYS, "warmup_steps_per_task", "gradient_steps"}
 
 
 @dataclass(frozen=True)
@@ -68,25 +70,43 @@ class Collection:
         return {k: self.runs[0].config["train"][k] for k in PROTOCOL_KEYS}
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_record(record: Any, tasks: list[str]) -> None:
+    """Raise ValueError unless ``record`` is a well-formed evaluation record of the suite ``tasks``."""
+    if not isinstance(record, dict) or set(record) != set(EVAL_KEYS):
+        raise ValueError(f"keys are not {', '.join(EVAL_KEYS)}")
+    if not all(_number(record[k]) for k in ("env_steps_per_task", "env_steps", "wall_seconds")):
+        raise ValueError("env_steps_per_task, env_steps and wall_seconds must be numbers")
+    rates = record["success_rate"]
+    if not isinstance(rates, dict) or sorted(rates) != sorted(tasks):
+        raise ValueError("success_rate does not have one entry per task of the suite")
+    if not all(_number(v) and 0.0 <= v <= 1.0 for v in rates.values()):
+        raise ValueError("a success rate is not a number in [0, 1]")
+
+
 def _read_records(rd: RunDir, tasks: list[str], left_out: list[str]) -> list[dict[str, Any]]:
     """Valid lines of ``eval.jsonl``; every unreadable or malformed line is reported and skipped."""
     if not rd.eval_file.exists():
         return []
-    records = []
+    records: list[dict[str, Any]] = []
     for number, line in enumerate(rd.eval_file.read_text(errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict) or set(record) != set(EVAL_KEYS):
-                raise ValueError(f"keys are not {', '.join(EVAL_KEYS)}")
-            if sorted(record["success_rate"]) != sorted(tasks):
-                raise ValueError("success_rate does not have one entry per task of the suite")
-            if not all(0.0 <= float(v) <= 1.0 for v in record["success_rate"].values()):
-                raise ValueError("success rate outside [0, 1]")
+            _check_record(record, tasks)
         except (ValueError, TypeError, AttributeError) as exc:
             left_out.append(
                 f"{rd.eval_file} line {number}: unreadable ({exc}); that evaluation point ignored"
+            )
+            continue
+        if records and record["env_steps_per_task"] <= records[-1]["env_steps_per_task"]:
+            left_out.append(
+                f"{rd.eval_file} line {number}: evaluation at {record['env_steps_per_task']} steps per task "
+                "does not follow the previous one; ignored"
             )
             continue
         records.append(record)
@@ -97,9 +117,13 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
     rd = RunDir(path)
     try:
         config = rd.read_config()
-        if not isinstance(config, dict) or not {"agent", "seed", "suite", "tasks", "train"} <= set(config):
+        if (
+            not isinstance(config, dict)
+            or not CONFIG_KEYS <= set(config)
+            or not TRAIN_KEYS <= set(config["train"])
+        ):
             raise ValueError("not an mtbench run configuration")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         left_out.append(f"{path}: config.json unreadable ({exc}); run ignored")
         return None
     records = _read_records(rd, config["tasks"], left_out)
@@ -110,7 +134,10 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
         )
         return None
     budget = config["train"]["steps_per_task"]
-    records = [r for r in records if r["env_steps_per_task"] <= budget]
+    beyond = [r["env_steps_per_task"] for r in records if r["env_steps_per_task"] > budget]
+    if beyond:
+        left_out.append(f"{path}: evaluation(s) at {beyond} steps per task are beyond the budget; ignored")
+        records = [r for r in records if r["env_steps_per_task"] <= budget]
     if not records or records[-1]["env_steps_per_task"] != budget:
         left_out.append(
             f"{path}: {config['agent']} seed {config['seed']} has no evaluation at its budget of {budget} "

@@ -72,6 +72,12 @@ def _fonts(pdf: FPDF) -> None:
     pdf.add_font("DejaVu", "I", str(ttf / "DejaVuSans-Oblique.ttf"))
 
 
+def _inline(text: str) -> tuple[str, bool]:
+    """Text for fpdf2 and whether to parse its markup: only ``**bold**`` is meant, so text with
+    none is written verbatim (fpdf2 would also read ``__`` and ``--`` in paths as markup)."""
+    return text.replace("`", ""), "**" in text
+
+
 def to_pdf(title: str, blocks: list[Block], root: Path, path: Path) -> None:
     """Write the blocks as a PDF; image paths are relative to ``root``."""
     pdf = FPDF(format="A4")
@@ -95,13 +101,14 @@ def to_pdf(title: str, blocks: list[Block], root: Path, path: Path) -> None:
             pdf.set_font("DejaVu", "", 9)
             items = [block.text] if isinstance(block, Text) else [f"\u2022 {item}" for item in block.items]
             for item in items:
-                pdf.multi_cell(0, 4.5, item, markdown=True, align="L", new_x="LMARGIN", new_y="NEXT")
+                text, markdown = _inline(item)
+                pdf.multi_cell(0, 4.5, text, markdown=markdown, align="L", new_x="LMARGIN", new_y="NEXT")
             pdf.ln(2)
         elif isinstance(block, Table):
             size = 8 if len(block.header) <= 6 else 6.5
             pdf.set_font("DejaVu", "", size)
             with pdf.table(
-                markdown=True,
+                markdown=any("**" in cell for row in block.rows for cell in row),
                 text_align="LEFT",
                 line_height=size * 0.55,
                 headings_style=FontFace(emphasis="BOLD"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,10 +17,27 @@ from mtbench.report.stats import METRICS, TAUS
 DPI = 150
 
 
+BUILTIN_AGENTS = (
+    "mt_sac",
+    "single_task_sac",
+    "mt_mh_sac",
+    "mix_expert",
+    "hard_routing",
+    "soft_module",
+    "soft_module_deep",
+)
+"""Built-in agents keep the same colour in every report."""
+
+
 def agent_colors(agents: list[str]) -> dict[str, tuple[float, ...]]:
-    """A fixed colour per agent, by position in the sorted agent list."""
-    palette = plt.get_cmap("tab10").colors
-    return {agent: palette[i % len(palette)] for i, agent in enumerate(sorted(agents))}
+    """A colour per agent: fixed for the built-in agents, then the free ones in sorted order."""
+    palette = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20b").colors]
+    fixed = dict(zip(BUILTIN_AGENTS, palette, strict=False))
+    free = palette[len(BUILTIN_AGENTS) :]
+    others = [a for a in sorted(agents) if a not in fixed]
+    return {a: fixed[a] for a in agents if a in fixed} | {
+        a: free[i % len(free)] for i, a in enumerate(others)
+    }
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -27,7 +45,14 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def _interval_bars(ax: plt.Axes, labels: list[str], points, lows, highs, colors) -> None:
+def _interval_bars(
+    ax: plt.Axes,
+    labels: list[str],
+    points: list[float],
+    lows: list[float],
+    highs: list[float],
+    colors: list[Any],
+) -> None:
     """Horizontal CI bars with the point estimate marked, one row per label (top to bottom)."""
     y = np.arange(len(labels))[::-1]
     for yi, p, lo, hi, c in zip(y, points, lows, highs, colors, strict=True):
@@ -133,10 +158,12 @@ def tsne_figure(
 ) -> None:
     """2-D t-SNE of routing vectors, one colour per task."""
     fig, ax = plt.subplots(figsize=(6.5, 5.0))
-    cmap = plt.get_cmap("tab20" if len(tasks) > 10 else "tab10")
+    many = len(tasks) > 20  # no legend: colours run around the hue circle in task-id order
+    cmap = plt.get_cmap("hsv" if many else "tab20" if len(tasks) > 10 else "tab10")
     for t, task in enumerate(tasks):
         sel = task_ids == t
-        ax.scatter(embedding[sel, 0], embedding[sel, 1], s=6, color=cmap(t % cmap.N), label=task)
+        color = cmap(t / len(tasks)) if many else cmap(t)
+        ax.scatter(embedding[sel, 0], embedding[sel, 1], s=6, color=color, label=task)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)

@@ -1,7 +1,7 @@
 """Published success rates (percent) for context, with the protocol each was measured under.
 
-Source: ../shared/REFERENCE.md section 5, itself a secondary extraction of the papers; verify
-against the PDFs before quoting them as exact.
+Source: the project's reference notes (a secondary extraction of the papers); verify against the
+papers before quoting them as exact.
 """
 
 from __future__ import annotations

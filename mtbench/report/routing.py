@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.manifold import TSNE
 
-from mtbench.envs import make_vector_env, parse_suite
+from mtbench.envs import make_vector_env, parse_suite, restore_env_rng, save_env_rng
 from mtbench.report.data import Collection, Run
 from mtbench.rundir import RunDir
 from mtbench.sac import MultiTaskSAC
@@ -72,9 +72,11 @@ def collect_routing(collection: Collection) -> list[Routing]:
     suite = parse_suite(collection.suite)
     steps = max(1, MAX_POINTS // suite.num_tasks)
     env = make_vector_env(suite, models[0][0].seed, "sync", collection.protocol["reward_version"])
+    goals = save_env_rng(env)
     results = []
     with contextlib.closing(env):
         for run, model in models:
+            restore_env_rng(env, goals)  # every run is probed on the same goals
             obs, _ = env.reset()
             samples = []
             for _ in range(steps):
