@@ -280,6 +280,8 @@ def suites() -> None:
         "[bold]mt1:<task>[/]: one task, e.g. mt1:reach-v3\n"
         "[bold]<task>,<task>,...[/]: your own list, task ids in the order given, "
         "e.g. reach-v3,drawer-close-v3\n"
+        "[bold]fixed:<suite>[/]: any of these with one fixed goal per task (the paper's 'Fixed' "
+        "setting), e.g. fixed:mt10; without the prefix every episode draws one of 50 goals\n"
         f"Tasks ({len(ALL_TASKS)}): {', '.join(ALL_TASKS)}",
         highlight=False,
     )

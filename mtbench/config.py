@@ -90,7 +90,7 @@ class Preset:
     warmup_steps_per_task: int
 
     def train_config(self, suite: Suite) -> TrainConfig:
-        steps = self.steps_per_task.get(suite.name, self.steps_per_task["default"])
+        steps = self.steps_per_task.get(suite.base_name, self.steps_per_task["default"])
         return TrainConfig(
             steps_per_task=steps,
             eval_every=self.eval_every,

@@ -33,6 +33,7 @@ STATE_DIM = 39
 EPISODE_STEPS = 500
 """Meta-World v3 episode length (``max_path_length``); episodes end by truncation only."""
 
+FIXED_PREFIX = "fixed:"
 ALL_TASKS: tuple[str, ...] = tuple(ALL_V3_ENVIRONMENTS)
 BENCHMARKS: dict[str, tuple[str, ...]] = {"mt10": tuple(MT10_V3), "mt50": tuple(MT50_V3)}
 
@@ -42,13 +43,22 @@ class Suite:
     """An ordered set of Meta-World tasks; task id = index in ``tasks``."""
 
     name: str
-    """Canonical name: ``mt10``, ``mt50``, ``mt1:<task>`` or comma-separated task names."""
+    """Canonical name: ``mt10``, ``mt50``, ``mt1:<task>`` or comma-separated task names, with the
+    prefix ``fixed:`` when goals are fixed."""
     tasks: tuple[str, ...]
     """Task names in sub-env (and one-hot) order."""
+    fixed_goals: bool = False
+    """One goal per task for the whole run (the paper's "Fixed" setting) instead of a new one of
+    Meta-World's 50 goal variations at every episode (its "Cond" setting, the default)."""
 
     @property
     def num_tasks(self) -> int:
         return len(self.tasks)
+
+    @property
+    def base_name(self) -> str:
+        """The name without the ``fixed:`` prefix."""
+        return self.name.removeprefix(FIXED_PREFIX)
 
     @property
     def dirname(self) -> str:
@@ -59,6 +69,11 @@ class Suite:
 def parse_suite(name: str) -> Suite:
     """Resolve a suite name given by a user; raises :class:`UsageError` naming the bad part."""
     key = name.strip().lower()
+    if key.startswith(FIXED_PREFIX):
+        inner = parse_suite(key.removeprefix(FIXED_PREFIX))
+        if inner.fixed_goals:
+            raise UsageError(f"suite {name!r} repeats the prefix {FIXED_PREFIX!r}")
+        return Suite(FIXED_PREFIX + inner.name, inner.tasks, fixed_goals=True)
     if key in BENCHMARKS:
         return Suite(key, BENCHMARKS[key])
     if key.startswith("mt1:"):
@@ -96,17 +111,28 @@ def make_vector_env(
     """Build the gymnasium vector env of ``suite``: one sub-env per task, one-hot appended.
 
     Episodes last 500 steps and end by truncation only; autoreset is SAME_STEP. Two calls with
-    the same arguments give envs that draw the same goals.
+    the same arguments give envs that draw the same goals. With fixed goals every sub-env draws
+    one goal now, from its seeded goal sampler, and keeps it.
     """
+    envs = _make_vector_env(suite, seed, strategy, reward_version)
+    if suite.fixed_goals:
+        envs.call("sample_tasks")
+        envs.call("toggle_sample_tasks_on_reset", False)
+    return envs
+
+
+def _make_vector_env(
+    suite: Suite, seed: int, strategy: VectorStrategy, reward_version: RewardVersion
+) -> gym.vector.VectorEnv:
     common: dict[str, Any] = dict(
         use_one_hot=True, terminate_on_success=False, reward_function_version=reward_version
     )
     with warnings.catch_warnings():
         # Meta-World declares float64 bounds on float32 boxes; gymnasium warns once per sub-env
         warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
-        if suite.name in BENCHMARKS:
+        if suite.base_name in BENCHMARKS:
             return gym.make_vec(
-                f"Meta-World/{suite.name.upper()}", vector_strategy=strategy, seed=seed, **common
+                f"Meta-World/{suite.base_name.upper()}", vector_strategy=strategy, seed=seed, **common
             )
         factories = [
             partial(metaworld.make_mt_envs, task, seed=seed, env_id=i, num_tasks=suite.num_tasks, **common)
