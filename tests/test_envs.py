@@ -7,7 +7,8 @@ import pytest
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.config import PRESETS
+from mtbench.envs import EPISODE_STEPS, STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
 from mtbench.errors import UsageError
 
 CLASS_TO_TASK = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}
@@ -24,6 +25,10 @@ def test_parse_suite_names():
     assert custom.name == "reach-v3,drawer-close-v3"
     assert custom.dirname == "reach-v3+drawer-close-v3"
     assert parse_suite("mt1:reach-v3").dirname == "mt1_reach-v3"
+    fixed = parse_suite("Fixed:mt10")
+    assert fixed.name == "fixed:mt10" and fixed.fixed_goals and fixed.tasks == mt10.tasks
+    assert fixed.base_name == "mt10" and fixed.dirname == "fixed_mt10" and not mt10.fixed_goals
+    assert PRESETS["paper"].train_config(parse_suite("fixed:mt50")).steps_per_task == 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -34,6 +39,8 @@ def test_parse_suite_names():
         ("reach-v3,nope-v3", "unknown Meta-World task 'nope-v3'"),
         ("reach-v3,reach-v3", "names a task twice"),
         ("", "empty suite name"),
+        ("fixed:fixed:mt10", "repeats the prefix"),
+        ("fixed:mt11", "unknown suite 'mt11'"),
     ],
 )
 def test_parse_suite_errors_name_the_value(name, fragment):
@@ -139,4 +146,24 @@ def test_mt50_order_and_one_hot():
         obs, _ = envs.reset()
         np.testing.assert_array_equal(obs[:, STATE_DIM:], np.eye(50))
     finally:
+        envs.close()
+
+
+def test_fixed_goals_stay_fixed_and_follow_the_seed():
+    goal = slice(STATE_DIM - 3, STATE_DIM)  # Meta-World's goal position, the state's last 3 entries
+    fixed = make_vector_env(parse_suite("fixed:reach-v3,drawer-close-v3"), seed=3)
+    goals = [fixed.reset()[0][:, goal] for _ in range(3)]
+    for _ in range(EPISODE_STEPS):  # the last step ends the episode and autoresets
+        obs, _, _, truncated, _ = fixed.step(np.zeros((2, 4)))
+    assert truncated.all()
+    goals.append(obs[:, goal])  # the next episode's first observation
+    np.testing.assert_array_equal(goals[0], goals[3])
+    np.testing.assert_array_equal(goals[0], goals[1])
+    np.testing.assert_array_equal(goals[0], goals[2])
+    again = make_vector_env(parse_suite("fixed:reach-v3,drawer-close-v3"), seed=3)
+    np.testing.assert_array_equal(again.reset()[0][:, goal], goals[0])
+    varying = make_vector_env(parse_suite("reach-v3,drawer-close-v3"), seed=3)
+    reach_goals = {tuple(varying.reset()[0][0, goal]) for _ in range(3)}
+    assert len(reach_goals) == 3  # without the prefix every episode draws a new goal
+    for envs in (fixed, again, varying):
         envs.close()
