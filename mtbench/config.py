@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 from mtbench.envs import RewardVersion, Suite, VectorStrategy
 from mtbench.errors import UsageError
-from mtbench.sac import LossWeighting
+from mtbench.sac import LossWeighting, Precision
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class TrainConfig:
     """Meta-World reward function version."""
     vector_strategy: VectorStrategy = "sync"
     """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
+    precision: Precision = "fp32"
+    """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
+    (bf16 on GPUs with bf16 and on CPUs with AMX)."""
 
     def sac_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`mtbench.sac.MultiTaskSAC` for this configuration."""
@@ -53,6 +56,7 @@ class TrainConfig:
             learning_starts_per_task=self.warmup_steps_per_task,
             loss_weighting=self.loss_weighting,
             max_grad_norm=self.max_grad_norm,
+            precision=self.precision,
             learning_rate=self.learning_rate,
             gamma=self.gamma,
             tau=self.tau,
@@ -72,6 +76,7 @@ CHOICES = {
     "loss_weighting": get_args(LossWeighting),
     "reward_version": get_args(RewardVersion),
     "vector_strategy": get_args(VectorStrategy),
+    "precision": get_args(Precision),
 }
 
 

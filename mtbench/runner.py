@@ -151,7 +151,11 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
     eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
-        rd.write_json(rd.provenance_file, run_provenance | {"parameters": model_parameters(model)})
+        precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"
+        rd.write_json(
+            rd.provenance_file,
+            run_provenance | {"parameters": model_parameters(model), "precision": precision},
+        )
         _set_logger(model, rd)
         eval_cb = EvalCallback(
             eval_env, suite.tasks, train.eval_every, train.eval_episodes, rd, save_env_rng(eval_env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from mtbench.errors import UsageError
@@ -82,3 +83,12 @@ def test_check_reports_corrupt_config(tmp_path):
         atomic_write_text(rd.config_file, text)
         with pytest.raises(UsageError, match=r"config\.json is corrupt"):
             check(spec)
+
+
+def test_bf16_task_network_run(tmp_path):
+    path = run_one(
+        RunSpec(TWO_TASKS, "soft_module", 0, "quick", (*TINY, ("precision", "bf16")), str(tmp_path), "cpu")
+    )
+    assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
+    records = RunDir(path).read_eval()
+    assert len(records) == 3 and all(np.isfinite(list(r["episode_return"].values())).all() for r in records)

@@ -120,3 +120,35 @@ def test_save_load_round_trip(model, tmp_path):
         for k in a:
             for name, value in a[k].items():
                 assert th.equal(value, b[k][name]), (opt, k, name)
+
+
+def test_bf16_runs_matmuls_in_bf16_and_keeps_fp32_state(three_task_suite, tmp_path):
+    venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
+    model = MultiTaskSAC(
+        "MlpPolicy",
+        venv,
+        batch_size_per_task=8,
+        buffer_size_per_task=1_000,
+        learning_starts_per_task=20,
+        policy_kwargs=dict(net_arch=[32, 32]),
+        seed=0,
+        device="cpu",
+        precision="bf16",
+    )
+    dtypes = []
+    model.critic.q_networks[0][0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    model.learn(90)  # 30 updates
+    assert dtypes and set(dtypes) == {th.bfloat16}  # the first Q layer ran in bf16
+    assert all(p.dtype == th.float32 and th.isfinite(p).all() for p in model.policy.parameters())
+    assert all(s.dtype == th.float32 for st in model.critic.optimizer.state.values() for s in st.values())
+    obs = th.as_tensor(venv.reset())
+    assert all(q.dtype == th.float32 for q in model.critic(obs, model.actor(obs)))
+    model.save(tmp_path / "model.zip")
+    loaded = MultiTaskSAC.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.use_bf16
+    np.testing.assert_array_equal(
+        model.predict(obs.numpy(), deterministic=True)[0], loaded.predict(obs.numpy(), deterministic=True)[0]
+    )
+    venv.close()
+    with pytest.raises(ValueError, match="precision must be"):
+        MultiTaskSAC("MlpPolicy", None, precision="fp16")
