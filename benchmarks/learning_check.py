@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mtbench.bench import replace_marked
 from mtbench.cli import parse_agents, parse_seeds
 from mtbench.provenance import collect
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check, run_one
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- learning-check:begin -->", "<!-- learning-check:end -->"
 
 
 def _run(spec: RunSpec, threads: int) -> Path:
@@ -61,16 +61,6 @@ def table(rows, seeds: int) -> str:
     for agent, i_mean, i_std, f_mean, f_std, wall in rows:
         lines.append(f"| {agent} | {i_mean:.2f} ± {i_std:.2f} | {f_mean:.2f} ± {f_std:.2f} | {wall:.0f} |")
     return "\n".join(lines)
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -128,7 +118,7 @@ def main() -> None:
         f"```\n{command}\n```\n\n{result}\n"
     )
     if args.write_docs:
-        write_docs(section)
+        replace_marked(DOCS, "learning-check", section)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,69 @@ def report_command(
         raise fail(str(exc)) from None
 
 
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Option(help="Suite whose envs and batch sizes are measured.")] = "mt10",
+    agents: Annotated[str, typer.Option(help="Agents whose update time is measured, or 'all'.")] = "all",
+    batch_size_per_task: Annotated[int, typer.Option(help="Transitions per task per batch.")] = 128,
+    precision: Annotated[
+        str, typer.Option(help="Precisions to measure: fp32, bf16 or fp32,bf16.")
+    ] = "fp32,bf16",
+    train_steps: Annotated[int, typer.Option(help="Timed vector steps of each end-to-end run.")] = 100,
+    write_docs: Annotated[
+        Path | None, typer.Option(help="Also write the table into this markdown file (docs/benchmarks.md).")
+    ] = None,
+) -> None:
+    """Measure this machine: env adapter, update time per agent vs stock SB3, matmul ceiling,
+    end-to-end training, evaluation share, peak memory; prints ratios."""
+    import platform
+    import shlex
+    import sys
+    from datetime import date
+
+    from mtbench.bench import markdown, replace_marked, run_bench
+    from mtbench.provenance import collect
+
+    try:
+        parsed = parse_suite(suite)
+        names = parse_agents(agents)
+        precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
+        if not precisions or set(precisions) - {"fp32", "bf16"}:
+            raise UsageError(f"--precision {precision!r}: give fp32, bf16 or fp32,bf16")
+        if batch_size_per_task < 1 or train_steps < 1:
+            raise UsageError("--batch-size-per-task and --train-steps must be >= 1")
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[bold]mtbench bench[/] on {parsed.name}: {len(names)} agent(s), {', '.join(precisions)}")
+    with console.status("measuring ...") as status:
+        rows = run_bench(
+            parsed,
+            names,
+            batch_size_per_task,
+            train_steps=train_steps,
+            precisions=precisions,
+            report=lambda row: status.update(f"measured: {row.what}"),
+        )
+    table = Table(title="mtbench bench (ratios against the reference measured in the same run)")
+    for column in ("what", "value", "ratio", "note"):
+        table.add_column(column, justify="right" if column in ("value", "ratio") else "left")
+    for row in rows:
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
+        table.add_row(row.what, f"{row.value:,.1f} {row.unit}", ratio, row.note)
+    console.print(table)
+    if write_docs is not None:
+        machine = collect("cpu")
+        command = "mtbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        text = (
+            f"## `mtbench bench` ({date.today().isoformat()})\n\n"
+            f"{machine['cpu']} ({platform.machine()}), {machine['cpu_count']} cores, "
+            f"{machine['torch_threads']} torch threads, GPU: {machine['gpu'] or 'none'}.\n\n"
+            f"```\n{command}\n```\n\n{markdown(rows)}\n"
+        )
+        replace_marked(write_docs, "bench", text)
+        console.print(f"written into {write_docs}", highlight=False)
+
+
 @app.command("agents")
 def list_agents(
     params: Annotated[bool, typer.Option("--params", help="Also count actor and critic parameters.")] = False,

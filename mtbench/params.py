@@ -14,7 +14,7 @@ from mtbench.envs import STATE_DIM, Suite
 from mtbench.registry import AgentSpec
 
 
-class _SpacesOnly(gym.Env):
+class SpacesOnly(gym.Env):
     """An env with a suite's spaces and no dynamics: enough to build an agent's networks."""
 
     def __init__(self, num_tasks: int):
@@ -25,7 +25,7 @@ class _SpacesOnly(gym.Env):
 
 def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
     """``{"actor": n, "critic": n}``: trainable parameters of the actor and of all Q networks."""
-    env = DummyVecEnv([lambda: _SpacesOnly(suite.num_tasks)] * suite.num_tasks)
+    env = DummyVecEnv([lambda: SpacesOnly(suite.num_tasks)] * suite.num_tasks)
     train = dataclasses.replace(PRESETS["quick"].train_config(suite), buffer_size_per_task=1)
     config = RunConfig(suite.name, suite.tasks, agent.name, 0, "quick", True, train, agent.config)
     return model_parameters(agent.build(env, config, 0, "cpu"))

@@ -1,0 +1,262 @@
+"""``mtbench bench``: this machine's speed, measured side by side with the stock tools in one run.
+
+Every figure is a ratio against a reference measured in the same process moments before, so the
+numbers travel between machines better than absolute times: raw Meta-World vector env vs
+mtbench's SB3 adapter, stock SB3 SAC update vs every agent's update (fp32 and bf16), achieved
+GFLOP/s vs the machine's matmul ceiling, a short end-to-end MT10 training of stock SB3 SAC vs
+``mt_sac``, the share of Meta-World's evaluation protocol in wall time, and peak memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import DummyVecEnv
+from torch.utils.flop_counter import FlopCounterMode
+
+from mtbench.config import PRESETS, RunConfig
+from mtbench.envs import EPISODE_STEPS, MetaWorldVecEnv, Suite, make_vector_env, save_env_rng
+from mtbench.evaluation import evaluate
+from mtbench.params import SpacesOnly
+from mtbench.registry import available_agents
+
+HIDDEN = [400, 400, 400]
+"""Network of the stock SB3 reference and of mt_sac (the authors' MT-SAC)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured quantity, its reference and what the ratio means."""
+
+    what: str
+    value: float
+    unit: str
+    reference: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.reference is None else self.value / self.reference
+
+
+def _best_time(fn: Callable[[], Any], repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_gflops(dtype: th.dtype, n: int = 1280, k: int = 400, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of ``[n, k] @ [k, k]`` matmuls in ``dtype`` (the 3 x 400 layer shape)."""
+    a, b = th.randn(n, k, dtype=dtype), th.randn(k, k, dtype=dtype)
+    calls = 50
+    seconds = _best_time(lambda: [a @ b for _ in range(calls)], repeats)
+    return 2 * n * k * k * calls / seconds / 1e9
+
+
+def fill_replay(model: Any, num_tasks: int, rng: np.random.Generator) -> None:
+    """Fill a model's replay buffer with random transitions whose one-hots match their column."""
+    rb = model.replay_buffer
+    for name in ("observations", "next_observations"):
+        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
+        data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
+        setattr(rb, name, data)
+    rb.actions = rng.uniform(-1, 1, rb.actions.shape).astype(np.float32)
+    rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)
+    rb.full = True
+    model.set_logger(Logger(folder=None, output_formats=[]))
+
+
+def spaces_env(num_tasks: int) -> DummyVecEnv:
+    """A vector env with a suite's spaces and no dynamics (for update timings)."""
+    return DummyVecEnv([lambda: SpacesOnly(num_tasks)] * num_tasks)
+
+
+def stock_sac(env: Any, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:
+    """Stock SB3 SAC with the mt_sac network and batch size, uniform replay."""
+    return SAC(
+        "MlpPolicy",
+        env,
+        batch_size=batch_size_per_task * env.num_envs,
+        buffer_size=10_000 * env.num_envs,
+        learning_starts=learning_starts_per_task * env.num_envs,
+        policy_kwargs=dict(net_arch=HIDDEN),
+        device="cpu",
+        seed=0,
+    )
+
+
+def agent_model(
+    name: str, env: Any, suite: Suite, batch_size_per_task: int, precision: str, warmup_per_task: int = 100
+) -> Any:
+    """A registered agent with its default settings (batch, precision and warm-up as given)."""
+    spec = available_agents()[name]
+    train = dataclasses.replace(
+        PRESETS["quick"].train_config(suite),
+        batch_size_per_task=batch_size_per_task,
+        buffer_size_per_task=10_000,
+        warmup_steps_per_task=warmup_per_task,
+        precision=precision,
+    )
+    train = dataclasses.replace(train, **spec.train_defaults)
+    config = RunConfig(suite.name, suite.tasks, name, 0, "quick", True, train, spec.config)
+    return spec.build(env, config, 0, "cpu")
+
+
+def update_seconds(model: Any, updates: int = 5, repeats: int = 3) -> float:
+    """Seconds per gradient update (best of ``repeats`` blocks of ``updates``)."""
+    return _best_time(lambda: model.train(updates, model.batch_size), repeats) / updates
+
+
+def update_flops(model: Any) -> int:
+    """Floating-point operations of one gradient update (forward and backward matmuls)."""
+    with FlopCounterMode(display=False) as counter:
+        model.train(1, model.batch_size)
+    return counter.get_total_flops()
+
+
+def env_throughput(suite: Suite, steps: int) -> tuple[float, float]:
+    """Transitions/s of random actions: raw gymnasium vector env, then mtbench's SB3 adapter."""
+    raw = make_vector_env(suite, seed=1)
+    adapter = MetaWorldVecEnv(make_vector_env(suite, seed=1))
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, suite.num_tasks, 4)).astype(np.float32)
+    raw.reset(seed=1)
+    adapter.reset()
+
+    def step_raw() -> None:
+        for a in actions:
+            raw.step(a)
+
+    def step_adapter() -> None:
+        for a in actions:
+            adapter.step(a)
+
+    rates = [steps * suite.num_tasks / _best_time(f, 2) for f in (step_raw, step_adapter)]
+    raw.close()
+    adapter.close()
+    return rates[0], rates[1]
+
+
+def training_rate(model: Any, vector_steps: int) -> float:
+    """Env steps/s of ``model.learn`` past warm-up (one update per vector step)."""
+    model.learn(model.learning_starts + model.n_envs, reset_num_timesteps=True)  # warm-up, untimed
+    start = time.perf_counter()
+    model.learn(vector_steps * model.n_envs, reset_num_timesteps=False)
+    return vector_steps * model.n_envs / (time.perf_counter() - start)
+
+
+def evaluation_rate(suite: Suite, model: Any, episodes: int) -> float:
+    """Env steps/s of Meta-World's evaluation protocol with ``model``'s deterministic policy."""
+    envs = make_vector_env(suite, seed=2)
+    goals = save_env_rng(envs)
+    start = time.perf_counter()
+    evaluate(lambda obs: model.predict(obs, deterministic=True)[0], envs, suite.tasks, episodes, goals)
+    seconds = time.perf_counter() - start
+    envs.close()
+    return episodes * EPISODE_STEPS * suite.num_tasks / seconds  # upper bound: episodes may end early
+
+
+def peak_memory_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+
+def _update_rows(
+    suite: Suite, agents: list[str], batch: int, precisions: tuple[str, ...], ceiling: float
+) -> Iterator[Row]:
+    """Update time of stock SB3 SAC, then of every agent in every precision, on random batches."""
+    env = spaces_env(suite.num_tasks)
+    stock = stock_sac(env, batch)
+    fill_replay(stock, suite.num_tasks, np.random.default_rng(0))
+    reference = update_seconds(stock) * 1e3
+    what = f"update, 3 x 400, batch {batch} x {suite.num_tasks}"
+    yield Row(f"stock SB3 SAC {what}", reference, "ms")
+    for precision in precisions:
+        for name in agents:
+            model = agent_model(name, env, suite, batch, precision)
+            fill_replay(model, suite.num_tasks, np.random.default_rng(0))
+            ms = update_seconds(model) * 1e3
+            gflops = update_flops(model) / ms / 1e6
+            note = f"{gflops:.0f} GFLOP/s = {gflops / ceiling:.0%} of the fp32 matmul ceiling"
+            yield Row(
+                f"{name} {precision} update, batch {batch} x {suite.num_tasks}", ms, "ms", reference, note
+            )
+
+
+def run_bench(
+    suite: Suite,
+    agents: list[str],
+    batch_size_per_task: int = 128,
+    env_steps: int = 200,
+    train_steps: int = 100,
+    eval_episodes: int = 2,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+    report: Callable[[Row], None] = lambda row: None,
+) -> list[Row]:
+    """Measure everything, calling ``report`` with each row as soon as it is measured."""
+    rows: list[Row] = []
+
+    def add(row: Row) -> None:
+        rows.append(row)
+        report(row)
+
+    raw, adapted = env_throughput(suite, env_steps)
+    add(Row(f"raw Meta-World {suite.name} vector env, random actions", raw, "transitions/s"))
+    add(Row("mtbench SB3 adapter on the same env", adapted, "transitions/s", raw, "target >= 0.95"))
+    fp32 = matmul_gflops(th.float32)
+    add(Row("fp32 matmul [1280 x 400] @ [400 x 400]", fp32, "GFLOP/s"))
+    add(Row("bf16 matmul, same shape", matmul_gflops(th.bfloat16), "GFLOP/s", fp32, "> 1: bf16 pays"))
+    for row in _update_rows(suite, agents, batch_size_per_task, precisions, fp32):
+        add(row)
+
+    env = MetaWorldVecEnv(make_vector_env(suite, seed=0))
+    stock = training_rate(stock_sac(env, batch_size_per_task), train_steps)
+    add(Row(f"stock SB3 SAC training on {suite.name}, end to end", stock, "env steps/s"))
+    model = agent_model("mt_sac", env, suite, batch_size_per_task, "fp32")
+    ours = training_rate(model, train_steps)
+    add(Row(f"mt_sac training on {suite.name}, end to end", ours, "env steps/s", stock, "target >= 2.5"))
+    env.close()
+
+    rate = evaluation_rate(suite, model, eval_episodes)
+    add(Row("evaluation (untrained mt_sac, full-length episodes)", rate, "env steps/s"))
+    paper = PRESETS["paper"]
+    eval_s = paper.eval_episodes * EPISODE_STEPS * suite.num_tasks / rate
+    train_s = paper.eval_every * suite.num_tasks / ours
+    note = f"paper protocol: {paper.eval_episodes} episodes per task every {paper.eval_every:,} steps"
+    add(Row("evaluation share of wall time", 100 * eval_s / (eval_s + train_s), "%", None, note))
+    add(Row("peak memory of this process", peak_memory_gib(), "GiB"))
+    return rows
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| what | value | ratio to the row's reference | note |", "|---|---|---|---|"]
+    for row in rows:
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
+        lines.append(f"| {row.what} | {row.value:,.1f} {row.unit} | {ratio} | {row.note} |")
+    return "\n".join(lines)
+
+
+def replace_marked(path: Path, name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path`` (appended
+    with the markers when they are missing)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    content = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in content and end in content:
+        content = content[: content.index(begin)] + block + content[content.index(end) + len(end) :]
+    else:
+        content = content.rstrip() + "\n\n" + block + "\n"
+    path.write_text(content)

@@ -1,0 +1,43 @@
+"""mtbench bench: every measurement runs and is reported with its reference (no timing bounds)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from mtbench.bench import replace_marked
+from mtbench.cli import app
+from tests.conftest import TWO_TASKS
+
+
+def test_replace_marked_section(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro\n")
+    replace_marked(doc, "bench", "first")
+    replace_marked(doc, "bench", "second")
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nintro\n") and text.count("<!-- bench:begin -->") == 1
+    assert "second" in text and "first" not in text
+
+
+@pytest.mark.slow
+def test_bench_measures_everything_with_ratios(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    args = ["bench", "--suite", TWO_TASKS, "--agents", "mt_sac,soft_module", "--batch-size-per-task", "8"]
+    result = CliRunner().invoke(app, [*args, "--train-steps", "3", "--write-docs", str(doc)])
+    assert result.exit_code == 0, result.output
+    table = doc.read_text()
+    for what in (
+        "mtbench SB3 adapter on the same env",
+        "bf16 matmul",
+        "stock SB3 SAC update",
+        "soft_module bf16 update",
+        "mt_sac training on",
+        "evaluation share of wall time",
+        "peak memory",
+    ):
+        assert what in table
+    rows = [line for line in table.splitlines() if "update, batch 8 x 2 |" in line]
+    assert len(rows) == 4 and all(line.split("|")[3].strip().endswith("x") for line in rows)
+    bad = CliRunner().invoke(app, ["bench", "--precision", "fp16"])
+    assert bad.exit_code == 2 and "fp16" in bad.output
