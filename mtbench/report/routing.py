@@ -1,8 +1,10 @@
 """Routing of soft-module policies, read from saved models: per-task heatmaps and a t-SNE.
 
 A run qualifies when its ``model.zip`` loads and its actor's network has a ``routing(state, task)``
-method (the soft-module agents). Observations come from rolling out each run's own deterministic
-policy in one evaluation env of the suite, so all runs are probed on the same goals.
+method (the soft-module agents); a model that does not load is reported when the run's agent has
+a ``routing_input`` setting (the soft modules) and skipped otherwise. Observations come from
+rolling out each run's own deterministic policy in one evaluation env of the suite, so all runs
+are probed on the same goals.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ def _load_routed(run: Run, left_out: list[str]) -> MultiTaskSAC | None:
         return None
     try:
         model = MultiTaskSAC.load(model_file, device="cpu")
-    except Exception as exc:  # a model that cannot be loaded is reported, not fatal
-        left_out.append(f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); no routing plots")
+    except Exception as exc:  # not fatal; worth a line only for agents with routing settings
+        if "routing_input" in run.config.get("agent_config", {}):
+            left_out.append(
+                f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); no routing plots"
+            )
         return None
     return model if callable(getattr(getattr(model.actor, "net", None), "routing", None)) else None
 
