@@ -10,10 +10,12 @@ GFLOP/s vs the machine's matmul ceiling, a short end-to-end MT10 training of sto
 from __future__ import annotations
 
 import dataclasses
+import platform
 import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtbench import provenance
 from mtbench.config import PRESETS, RunConfig
 from mtbench.envs import EPISODE_STEPS, MetaWorldVecEnv, Suite, make_vector_env, save_env_rng
 from mtbench.evaluation import evaluate
@@ -260,3 +263,15 @@ def replace_marked(path: Path, name: str, text: str) -> None:
     else:
         content = content.rstrip() + "\n\n" + block + "\n"
     path.write_text(content)
+
+
+def write_section(path: Path, rows: list[Row], command: str) -> None:
+    """Record ``rows`` with the date, machine and command in ``path`` (the ``bench`` section)."""
+    machine = provenance.collect("cpu")
+    text = (
+        f"## `mtbench bench` ({date.today().isoformat()})\n\n"
+        f"{machine['cpu']} ({platform.machine()}), {machine['cpu_count']} cores, "
+        f"{machine['torch_threads']} torch threads, GPU: {machine['gpu'] or 'none'}.\n\n"
+        f"```\n{command}\n```\n\n{markdown(rows)}\n"
+    )
+    replace_marked(path, "bench", text)

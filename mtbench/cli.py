@@ -253,13 +253,10 @@ def bench(
 ) -> None:
     """Measure this machine: env adapter, update time per agent vs stock SB3, matmul ceiling,
     end-to-end training, evaluation share, peak memory; prints ratios."""
-    import platform
     import shlex
     import sys
-    from datetime import date
 
-    from mtbench.bench import markdown, replace_marked, run_bench
-    from mtbench.provenance import collect
+    from mtbench.bench import run_bench, write_section
 
     try:
         parsed = parse_suite(suite)
@@ -289,15 +286,7 @@ def bench(
         table.add_row(row.what, f"{row.value:,.1f} {row.unit}", ratio, row.note)
     console.print(table)
     if write_docs is not None:
-        machine = collect("cpu")
-        command = "mtbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        text = (
-            f"## `mtbench bench` ({date.today().isoformat()})\n\n"
-            f"{machine['cpu']} ({platform.machine()}), {machine['cpu_count']} cores, "
-            f"{machine['torch_threads']} torch threads, GPU: {machine['gpu'] or 'none'}.\n\n"
-            f"```\n{command}\n```\n\n{markdown(rows)}\n"
-        )
-        replace_marked(write_docs, "bench", text)
+        write_section(write_docs, rows, "mtbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         console.print(f"written into {write_docs}", highlight=False)
 
 
