@@ -23,14 +23,13 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.vec_env import DummyVecEnv
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench import provenance
 from mtbench.config import PRESETS, RunConfig
 from mtbench.envs import EPISODE_STEPS, MetaWorldVecEnv, Suite, make_vector_env, save_env_rng
 from mtbench.evaluation import evaluate
-from mtbench.params import SpacesOnly
+from mtbench.params import spaces_env
 from mtbench.registry import available_agents
 
 HIDDEN = [400, 400, 400]
@@ -82,11 +81,6 @@ def fill_replay(model: Any, num_tasks: int, rng: np.random.Generator) -> None:
     rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)
     rb.full = True
     model.set_logger(Logger(folder=None, output_formats=[]))
-
-
-def spaces_env(num_tasks: int) -> DummyVecEnv:
-    """A vector env with a suite's spaces and no dynamics (for update timings)."""
-    return DummyVecEnv([lambda: SpacesOnly(num_tasks)] * num_tasks)
 
 
 def stock_sac(env: Any, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:

@@ -23,9 +23,14 @@ class SpacesOnly(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
 
 
+def spaces_env(num_tasks: int) -> DummyVecEnv:
+    """A vector env of ``num_tasks`` sub-envs with a suite's spaces and no dynamics."""
+    return DummyVecEnv([lambda: SpacesOnly(num_tasks)] * num_tasks)
+
+
 def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
     """``{"actor": n, "critic": n}``: trainable parameters of the actor and of all Q networks."""
-    env = DummyVecEnv([lambda: SpacesOnly(suite.num_tasks)] * suite.num_tasks)
+    env = spaces_env(suite.num_tasks)
     train = dataclasses.replace(PRESETS["quick"].train_config(suite), buffer_size_per_task=1)
     config = RunConfig(suite.name, suite.tasks, agent.name, 0, "quick", True, train, agent.config)
     return model_parameters(agent.build(env, config, 0, "cpu"))
