@@ -9,7 +9,6 @@ GFLOP/s vs the machine's matmul ceiling, a short end-to-end MT10 training of sto
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import resource
 import time
@@ -26,11 +25,12 @@ from stable_baselines3.common.logger import Logger
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench import provenance
-from mtbench.config import PRESETS, RunConfig
+from mtbench.config import PRESETS
 from mtbench.envs import EPISODE_STEPS, MetaWorldVecEnv, Suite, make_vector_env, save_env_rng
 from mtbench.evaluation import evaluate
 from mtbench.params import spaces_env
 from mtbench.registry import available_agents
+from mtbench.runner import RunSpec, resolve
 
 HIDDEN = [400, 400, 400]
 """Network of the stock SB3 reference and of mt_sac (the authors' MT-SAC)."""
@@ -70,19 +70,6 @@ def matmul_gflops(dtype: th.dtype, n: int = 1280, k: int = 400, repeats: int = 5
     return 2 * n * k * k * calls / seconds / 1e9
 
 
-def fill_replay(model: Any, num_tasks: int, rng: np.random.Generator) -> None:
-    """Fill a model's replay buffer with random transitions whose one-hots match their column."""
-    rb = model.replay_buffer
-    for name in ("observations", "next_observations"):
-        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
-        data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
-        setattr(rb, name, data)
-    rb.actions = rng.uniform(-1, 1, rb.actions.shape).astype(np.float32)
-    rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)
-    rb.full = True
-    model.set_logger(Logger(folder=None, output_formats=[]))
-
-
 def stock_sac(env: Any, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:
     """Stock SB3 SAC with the mt_sac network and batch size, uniform replay."""
     return SAC(
@@ -101,17 +88,30 @@ def agent_model(
     name: str, env: Any, suite: Suite, batch_size_per_task: int, precision: str, warmup_per_task: int = 100
 ) -> Any:
     """A registered agent with its default settings (batch, precision and warm-up as given)."""
-    spec = available_agents()[name]
-    train = dataclasses.replace(
-        PRESETS["quick"].train_config(suite),
-        batch_size_per_task=batch_size_per_task,
-        buffer_size_per_task=10_000,
-        warmup_steps_per_task=warmup_per_task,
-        precision=precision,
+    overrides = (
+        ("batch_size_per_task", batch_size_per_task),
+        ("buffer_size_per_task", 10_000),
+        ("precision", precision),
+        ("warmup_steps_per_task", warmup_per_task),
     )
-    train = dataclasses.replace(train, **spec.train_defaults)
-    config = RunConfig(suite.name, suite.tasks, name, 0, "quick", True, train, spec.config)
-    return spec.build(env, config, 0, "cpu")
+    config = resolve(RunSpec(suite.name, name, 0, "quick", overrides))
+    return available_agents()[name].build(env, config, 0, "cpu")
+
+
+def ready_for_updates(model: Any, num_tasks: int) -> Any:
+    """``model`` with a buffer of random transitions (one-hots matching their task column) and a
+    silent logger, ready for ``train``."""
+    rng = np.random.default_rng(0)
+    rb = model.replay_buffer
+    for name in ("observations", "next_observations"):
+        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
+        data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
+        setattr(rb, name, data)
+    rb.actions = rng.uniform(-1, 1, rb.actions.shape).astype(np.float32)
+    rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)
+    rb.full = True
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def update_seconds(model: Any, updates: int = 5, repeats: int = 3) -> float:
@@ -176,15 +176,12 @@ def _update_rows(
 ) -> Iterator[Row]:
     """Update time of stock SB3 SAC, then of every agent in every precision, on random batches."""
     env = spaces_env(suite.num_tasks)
-    stock = stock_sac(env, batch)
-    fill_replay(stock, suite.num_tasks, np.random.default_rng(0))
-    reference = update_seconds(stock) * 1e3
+    reference = update_seconds(ready_for_updates(stock_sac(env, batch), suite.num_tasks)) * 1e3
     what = f"update, 3 x 400, batch {batch} x {suite.num_tasks}"
     yield Row(f"stock SB3 SAC {what}", reference, "ms")
     for precision in precisions:
         for name in agents:
-            model = agent_model(name, env, suite, batch, precision)
-            fill_replay(model, suite.num_tasks, np.random.default_rng(0))
+            model = ready_for_updates(agent_model(name, env, suite, batch, precision), suite.num_tasks)
             ms = update_seconds(model) * 1e3
             gflops = update_flops(model) / ms / 1e6
             note = f"{gflops:.0f} GFLOP/s = {gflops / ceiling:.0%} of the fp32 matmul ceiling"

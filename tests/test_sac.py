@@ -12,21 +12,26 @@ from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env
 from mtbench.sac import MultiTaskSAC, task_loss_weights
 
 
-@pytest.fixture
-def model(three_task_suite):
-    venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
-    model = MultiTaskSAC(
+def small_model(suite, **kwargs) -> MultiTaskSAC:
+    """A small MT-SAC on the suite's real envs: 8 samples per task per batch, 20 warm-up steps."""
+    return MultiTaskSAC(
         "MlpPolicy",
-        venv,
+        MetaWorldVecEnv(make_vector_env(suite, seed=0)),
         batch_size_per_task=8,
         buffer_size_per_task=1_000,
         learning_starts_per_task=20,
         policy_kwargs=dict(net_arch=[32, 32]),
         seed=0,
         device="cpu",
+        **kwargs,
     )
+
+
+@pytest.fixture
+def model(three_task_suite):
+    model = small_model(three_task_suite)
     yield model
-    venv.close()
+    model.get_env().close()
 
 
 def test_loss_weights_formulas():
@@ -123,18 +128,8 @@ def test_save_load_round_trip(model, tmp_path):
 
 
 def test_bf16_runs_matmuls_in_bf16_and_keeps_fp32_state(three_task_suite, tmp_path):
-    venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
-    model = MultiTaskSAC(
-        "MlpPolicy",
-        venv,
-        batch_size_per_task=8,
-        buffer_size_per_task=1_000,
-        learning_starts_per_task=20,
-        policy_kwargs=dict(net_arch=[32, 32]),
-        seed=0,
-        device="cpu",
-        precision="bf16",
-    )
+    model = small_model(three_task_suite, precision="bf16")
+    venv = model.get_env()
     dtypes = []
     model.critic.q_networks[0][0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     model.learn(90)  # 30 updates
