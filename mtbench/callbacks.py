@@ -1,13 +1,12 @@
-"""SB3 callbacks of a run: periodic evaluation into the run directory, and the live progress line."""
+"""SB3 callbacks of a run: periodic evaluation into the run directory, and progress reports."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
-from rich.progress import Progress, TaskID
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mtbench.evaluation import evaluate
@@ -45,16 +44,35 @@ class EvalCallback(BaseCallback):
         self.run_dir = run_dir
         self.rng_state = rng_state
         self.last_record: dict[str, Any] | None = None
+        self.records = 0
+        """Records this run has written (eval.jsonl lines)."""
         self._start = 0.0
+        self._elapsed_before = 0.0
         self._next_eval = 0
 
     @property
     def steps_per_task(self) -> int:
         return self.num_timesteps // len(self.task_names)
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the evaluation log exactly."""
+        return {
+            "eval_records": self.records,
+            "next_eval": self._next_eval,
+            "last_record": self.last_record,
+            "wall_seconds": time.perf_counter() - self._start,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`: wall seconds go on from the checkpoint's."""
+        self.records = state["eval_records"]
+        self._next_eval = state["next_eval"]
+        self.last_record = state["last_record"]
+        self._elapsed_before = state["wall_seconds"]
+
     def _on_training_start(self) -> None:
-        self._start = time.perf_counter()
-        if self.steps_per_task == 0:
+        self._start = time.perf_counter() - self._elapsed_before
+        if self.steps_per_task >= self._next_eval:
             self.evaluate()
 
     def _on_step(self) -> bool:
@@ -80,6 +98,7 @@ class EvalCallback(BaseCallback):
             "mean_success_rate": result.mean_success_rate,
         }
         self.run_dir.append_eval(record)
+        self.records += 1
         self.logger.record("eval/success_rate", result.mean_success_rate)
         for task, rate in result.success_rate.items():
             self.logger.record(f"eval/success_rate/{task}", rate)
@@ -89,35 +108,49 @@ class EvalCallback(BaseCallback):
         return record
 
 
-class ProgressCallback(BaseCallback):
-    """Advances a rich progress bar in env steps per task and shows the latest success rate.
+Report = Callable[[dict[str, Any]], None]
+"""Receives a run's events: ``{"event": "progress", "steps": steps per task, "rate": env steps/s,
+"success": latest mean success rate or None}`` and ``{"event": "message", "text": ...}``."""
 
-    :param progress: the display (owned by the caller).
-    :param task_id: this run's row in it.
+
+class ProgressCallback(BaseCallback):
+    """Reports env steps per task, env steps/s and the latest success rate, at most once a second.
+
+    :param report: where progress events go.
     :param num_tasks: sub-envs per vector step.
     :param eval_callback: source of the latest success rate.
     """
 
-    def __init__(self, progress: Progress, task_id: TaskID, num_tasks: int, eval_callback: EvalCallback):
+    def __init__(self, report: Report, num_tasks: int, eval_callback: EvalCallback):
         super().__init__()
-        self.progress = progress
-        self.task_id = task_id
+        self.report = report
         self.num_tasks = num_tasks
         self.eval_callback = eval_callback
         self._start = 0.0
         self._start_steps = 0
+        self._last = 0.0
 
     def _on_training_start(self) -> None:
-        self._start = time.perf_counter()
+        self._start = self._last = time.perf_counter()
         self._start_steps = self.num_timesteps
+        self._send()
 
     def _on_step(self) -> bool:
-        record = self.eval_callback.last_record
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
-        self.progress.update(
-            self.task_id,
-            completed=self.num_timesteps // self.num_tasks,
-            rate=f"{(self.num_timesteps - self._start_steps) / elapsed:.0f} env steps/s",
-            success=f"success {record['mean_success_rate']:.0%}" if record else "success -",
-        )
+        if time.perf_counter() - self._last >= 1.0:
+            self._send()
         return True
+
+    def _on_training_end(self) -> None:
+        self._send()
+
+    def _send(self) -> None:
+        self._last = time.perf_counter()
+        record = self.eval_callback.last_record
+        self.report(
+            {
+                "event": "progress",
+                "steps": self.num_timesteps // self.num_tasks,
+                "rate": (self.num_timesteps - self._start_steps) / max(self._last - self._start, 1e-9),
+                "success": record["mean_success_rate"] if record else None,
+            }
+        )

@@ -101,7 +101,7 @@ def summary_table(run_paths: list[Path]) -> Table:
 
 
 def make_progress() -> Progress:
-    """The live display of runs: steps per task, env steps/s, ETA, latest success rate."""
+    """The live display of runs: steps per task, env steps/s, ETA, latest success rate, status."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -110,7 +110,68 @@ def make_progress() -> Progress:
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         TextColumn("{task.fields[success]}"),
+        TextColumn("{task.fields[status]}"),
     )
+
+
+class GridDisplay:
+    """Turns executor events into the rows of a :func:`make_progress` display."""
+
+    def __init__(self, progress: Progress, labels: list[str], totals: list[int]):
+        self.progress = progress
+        self.labels = labels
+        self.rows = [
+            progress.add_task(label, total=total, rate="", success="", status="queued")
+            for label, total in zip(labels, totals, strict=True)
+        ]
+
+    def __call__(self, key: int, event: dict[str, Any]) -> None:
+        row, kind = self.rows[key], event["event"]
+        if kind == "start":
+            self.progress.update(row, status="running")
+        elif kind == "progress":
+            success = "" if event["success"] is None else f"success {event['success']:.0%}"
+            rate = f"{event['rate']:.0f} env steps/s"
+            self.progress.update(row, completed=event["steps"], rate=rate, success=success)
+        elif kind in ("message", "retry"):
+            colour = "yellow" if kind == "retry" else "cyan"
+            self.progress.console.print(f"[{colour}]{self.labels[key]}[/]: {event['text']}", highlight=False)
+        elif kind == "end":
+            outcome = event["outcome"]
+            colour = {"done": "green", "stopped": "yellow", "failed": "red"}[outcome.status]
+            self.progress.update(row, status=f"[{colour}]{outcome.status}")
+
+
+def print_plan(plan: Any, labels: list[str], executor: str, smoke: bool) -> None:
+    from mtbench.estimate import duration, gib
+
+    memory = max(plan.memory, key=lambda m: m.total)
+    console.print(
+        f"Memory per run: up to {gib(memory.total)} (replay buffer {gib(memory.buffer)}, networks "
+        f"{gib(memory.networks)}, envs {gib(memory.envs)}, process {gib(memory.process)})",
+        highlight=False,
+    )
+    slowest = max(plan.run_seconds)
+    if executor == "local":
+        console.print(
+            f"{plan.workers} worker(s) x {plan.threads} torch thread(s), at most "
+            f"{gib(sum(sorted((m.total for m in plan.memory), reverse=True)[: plan.workers]))} of "
+            f"{gib(plan.available)} available. Estimated wall time: {duration(plan.grid_seconds)} "
+            f"(slowest run {labels[plan.run_seconds.index(slowest)]}: {duration(slowest)})",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"Estimated time per run on a machine like this one: up to {duration(slowest)}; "
+            f"{duration(sum(plan.run_seconds))} of runs in all",
+            highlight=False,
+        )
+    if plan.grid_seconds > 7 * 86400 and not smoke:
+        console.print(
+            "[bold yellow]This grid takes weeks on this machine.[/] For a demo use --preset quick; "
+            "otherwise more workers, a GPU (--device cuda) or a cluster (--executor ray).",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -146,9 +207,30 @@ def run(
     report: Annotated[
         bool, typer.Option(help="Write the comparison report of the grid into OUT/report/ at the end.")
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Runs at a time in the local process pool [default: what cores and memory allow]."),
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) or ray (a Ray cluster).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Address of the Ray cluster [default: start a local Ray instance].")
+    ] = None,
+    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs per run (its torch threads).")] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs per run (fractions share a GPU).")] = 0.0,
+    checkpoint_every: Annotated[
+        float, typer.Option(help="Wall seconds between checkpoints (at episode ends); 0: every episode.")
+    ] = 300.0,
+    retries: Annotated[int, typer.Option(help="Restarts of a run whose worker died, from a checkpoint.")] = 2,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the memory and time estimate, then stop.")
+    ] = False,
 ) -> None:
-    """Train agents on a suite over seeds; each (agent, seed) writes a run directory under OUT."""
-    from mtbench.runner import RunSpec, check, run_one
+    """Train agents on a suite over seeds; each (agent, seed) writes a run directory under OUT.
+
+    Runs execute in parallel (--workers, or --executor ray), checkpoint every few minutes, and an
+    interrupted grid resumes where it stopped when the same command is run again."""
+    from mtbench.executors import EXECUTORS
+    from mtbench.runner import RunSpec, check
 
     try:
         modules = tuple(str(m) for m in agent_module or [])
@@ -163,8 +245,17 @@ def run(
         ):
             if value is not None:
                 overrides[name] = value
+        if executor not in EXECUTORS:
+            raise UsageError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+        if workers is not None and workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {workers}")
+        if checkpoint_every < 0 or retries < 0 or cpus_per_run <= 0 or gpus_per_run < 0:
+            raise UsageError(
+                "--checkpoint-every and --retries must be >= 0, --cpus-per-run > 0 and --gpus-per-run >= 0"
+            )
+        settings = tuple(sorted(overrides.items()))
         specs = [
-            RunSpec(suite, agent, seed, preset, tuple(sorted(overrides.items())), str(out), device, modules)
+            RunSpec(suite, agent, seed, preset, settings, str(out), device, modules, checkpoint_every)
             for agent in parse_agents(agents)
             for seed in parse_seeds(seeds)
         ]
@@ -184,12 +275,39 @@ def run(
             "[bold yellow]SMOKE BUDGET[/]: the quick preset shows that everything runs; its success "
             "rates say little about how well the agents learn.",
         )
-    paths = []
-    with make_progress() as progress:
-        for spec, (_, rd, done) in zip(specs, checked, strict=True):
-            if done:
-                progress.console.print(f"skipping finished run {rd.path}")
-            paths.append(run_one(spec, progress))
+    for _, rd, done in checked:
+        if done:
+            console.print(f"skipping finished run {rd.path}", highlight=False)
+    pending = [i for i, (_, _, done) in enumerate(checked) if not done]
+    if pending:
+        outcomes = _run_pending(
+            [specs[i] for i in pending],
+            [checked[i][0] for i in pending],
+            workers,
+            executor,
+            ray_address,
+            cpus_per_run,
+            gpus_per_run,
+            retries,
+            dry_run,
+        )
+        if outcomes is None:  # dry run
+            return
+        unfinished = {o.status for o in outcomes if o.status != "done"}
+        if unfinished:
+            for i, outcome in zip(pending, outcomes, strict=True):
+                if outcome.status != "done":
+                    text = f"{checked[i][1].path}: {outcome.status}: {outcome.detail}"
+                    err_console.print(text, highlight=False)
+            if "failed" in unfinished:
+                err_console.print("[bold red]Some runs failed[/]; finished runs are kept.", highlight=False)
+                raise typer.Exit(code=1)
+            err_console.print(
+                "[bold yellow]Stopped[/]: the runs checkpointed; run the same command again to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(code=130)
+    paths = [rd.path for _, rd, _ in checked]
     console.print(summary_table(paths))
     console.print(f"Run directories under {out}/", highlight=False)
     if report:
@@ -204,6 +322,42 @@ def run(
 
 
 REPORT_REPS = 50_000
+
+
+def _run_pending(
+    specs: list[Any],
+    configs: list[Any],
+    workers: int | None,
+    executor: str,
+    ray_address: str | None,
+    cpus_per_run: float,
+    gpus_per_run: float,
+    retries: int,
+    dry_run: bool,
+) -> list[Any] | None:
+    """Estimate, then run the unfinished runs with the chosen executor; their outcomes in order."""
+    from mtbench.estimate import plan as make_plan
+    from mtbench.executors import run_local, run_ray
+    from mtbench.runner import resolve_device
+
+    labels = [f"{c.agent} seed {c.seed}" for c in configs]
+    ray_threads = max(1, int(cpus_per_run)) if executor == "ray" else None
+    try:
+        with console.status("Calibrating on this machine (a few updates of every agent) ..."):
+            plan = make_plan(configs, resolve_device(specs[0].device), workers, ray_threads)
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    print_plan(plan, labels, executor, configs[0].smoke)
+    if dry_run:
+        return None
+    with make_progress() as progress:
+        display = GridDisplay(progress, labels, [c.train.steps_per_task for c in configs])
+        if executor == "ray":
+            memory = [m.total for m in plan.memory]
+            outcomes = run_ray(specs, ray_address, cpus_per_run, gpus_per_run, memory, display, retries)
+        else:
+            outcomes = run_local(specs, plan.workers, plan.threads, display, retries)
+    return [outcomes[i] for i in range(len(specs))]
 
 
 def _write_report(

@@ -2,7 +2,8 @@
 
 ``<out>/<suite>/<agent>/seed_<n>/`` holds ``config.json``, ``provenance.json``, ``eval.jsonl``
 (one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model), ``tb/``
-(TensorBoard logs when tensorboard is installed) and an empty ``DONE``, written last. Every
+(TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
+(see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last. Every
 file is written to a temporary name and renamed into place, so an interrupted write leaves the
 previous content intact.
 """
@@ -76,6 +77,10 @@ class RunDir:
     def tensorboard_dir(self) -> Path:
         return self.path / "tb"
 
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
     def is_done(self) -> bool:
         return self.done_file.exists()
 
@@ -99,6 +104,14 @@ class RunDir:
             raise ValueError(f"eval record keys {sorted(record)} differ from {sorted(EVAL_KEYS)}")
         old = self.eval_file.read_text() if self.eval_file.exists() else ""
         atomic_write_text(self.eval_file, old + json.dumps(record) + "\n")
+
+    def truncate_eval(self, records: int) -> None:
+        """Keep the first ``records`` evaluation records (those a resumed checkpoint had written)."""
+        text = self.eval_file.read_text() if self.eval_file.exists() else ""
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) < records:
+            raise ValueError(f"{self.eval_file} has {len(lines)} records, the checkpoint expects {records}")
+        atomic_write_text(self.eval_file, "".join(line + "\n" for line in lines[:records]))
 
     def mark_done(self) -> None:
         atomic_write_text(self.done_file, "")

@@ -3,7 +3,8 @@
 ``run_one`` is top level and picklable so that any executor can call it. It is idempotent: a run
 whose directory holds ``DONE`` and the same configuration is skipped; a directory holding a
 different configuration is refused before anything is written; an interrupted run (no ``DONE``)
-starts again from scratch (resuming from checkpoints is not implemented yet).
+resumes from its newest usable checkpoint (:mod:`mtbench.checkpoint`), or starts again from
+scratch when it has none.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import platform
 import shutil
+import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import Progress
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.utils import set_random_seed
 
 from mtbench import provenance
-from mtbench.callbacks import EvalCallback, ProgressCallback
+from mtbench.callbacks import EvalCallback, ProgressCallback, Report
+from mtbench.checkpoint import CheckpointCallback, Checkpoints
 from mtbench.config import RunConfig, apply_agent_overrides, apply_overrides, get_preset
 from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
 from mtbench.errors import UsageError
@@ -50,6 +54,8 @@ class RunSpec:
     """auto (CUDA when available), cpu or cuda."""
     agent_modules: tuple[str, ...] = ()
     """Python files whose AgentSpecs are registered before the agent is looked up."""
+    checkpoint_every: float = 300.0
+    """Wall seconds between checkpoints (taken at the next episode boundary); 0: every episode."""
 
 
 def resolve(spec: RunSpec) -> RunConfig:
@@ -130,15 +136,51 @@ def _set_logger(model: Any, rd: RunDir) -> None:
         model.set_logger(Logger(folder=None, output_formats=[]))
 
 
-def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
-    """Train and evaluate one run into its run directory and return the directory's path."""
+def _start_over(rd: RunDir, checkpoints: Checkpoints) -> None:
+    """Remove what an earlier, unresumable attempt left."""
+    for stale in (rd.eval_file, rd.model_file):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(rd.tensorboard_dir, ignore_errors=True)
+    checkpoints.clear()
+
+
+def _resume(rd: RunDir, checkpoints: Checkpoints, model: Any, env: Any, notify: Any) -> dict | None:
+    """Restore the newest usable checkpoint into ``model``/``env`` and cut eval.jsonl back to it."""
+    had_checkpoints = bool(checkpoints.complete())
+    while (state := checkpoints.restore_latest(model, env)) is not None:
+        try:
+            rd.truncate_eval(state["eval_records"])
+            return state
+        except ValueError as exc:  # eval.jsonl lost records the checkpoint counts on
+            notify(f"cannot resume from the checkpoint at {model.num_timesteps} env steps ({exc})")
+            shutil.rmtree(checkpoints.complete()[0], ignore_errors=True)
+    if had_checkpoints:
+        notify(f"no usable checkpoint left in {checkpoints.root}: starting {rd.path} from scratch")
+    return None
+
+
+def run_one(spec: RunSpec, report: Report | None = None) -> Path:
+    """Train and evaluate one run into its run directory and return the directory's path.
+
+    An unfinished run resumes from its newest usable checkpoint. SIGINT/SIGTERM (with
+    :func:`mtbench.checkpoint.install_signal_handlers`) make it checkpoint and raise
+    :class:`mtbench.checkpoint.RunStopped`.
+
+    :param report: receives progress events and messages (see :data:`mtbench.callbacks.Report`);
+        without it messages go to stderr.
+    """
     config, rd, done = check(spec)
     if done:
         return rd.path
     device = resolve_device(spec.device)
-    for stale in (rd.eval_file, rd.model_file):  # an interrupted earlier attempt: start over
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(rd.tensorboard_dir, ignore_errors=True)
+
+    def notify(text: str) -> None:
+        if report is None:
+            print(f"{rd.path}: {text}", file=sys.stderr)
+        else:
+            report({"event": "message", "text": text})
+
+    checkpoints = Checkpoints(rd.checkpoints_dir, notify)
     rd.write_json(rd.config_file, config.to_json())
     run_provenance = provenance.collect(device)
 
@@ -151,24 +193,40 @@ def run_one(spec: RunSpec, progress: Progress | None = None) -> Path:
     eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
-        precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"
-        rd.write_json(
-            rd.provenance_file,
-            run_provenance | {"parameters": model_parameters(model), "precision": precision},
-        )
-        _set_logger(model, rd)
         eval_cb = EvalCallback(
             eval_env, suite.tasks, train.eval_every, train.eval_episodes, rd, save_env_rng(eval_env)
         )
-        callbacks: list[Any] = [eval_cb]
-        if progress is not None:
-            row = progress.add_task(
-                f"{config.agent} seed {config.seed}", total=train.steps_per_task, rate="", success="success -"
-            )
-            callbacks.append(ProgressCallback(progress, row, suite.num_tasks, eval_cb))
-        model.learn(total_timesteps=train.steps_per_task * suite.num_tasks, callback=callbacks)
+        state = _resume(rd, checkpoints, model, train_env, notify)
+        if state is None:
+            _start_over(rd, checkpoints)
+            precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"
+            run_provenance |= {"parameters": model_parameters(model), "precision": precision}
+        else:
+            eval_cb.load_state(state)
+            run_provenance = json.loads(rd.provenance_file.read_text())
+            resume = {
+                "env_steps": model.num_timesteps,
+                "mid_episode": state["mid_episode"],
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "host": platform.node(),
+            }
+            run_provenance["resumes"] = [*run_provenance.get("resumes", []), resume]
+            notify(f"resumed from the checkpoint at {model.num_timesteps // suite.num_tasks} steps per task")
+        rd.write_json(rd.provenance_file, run_provenance)
+        _set_logger(model, rd)
+        callbacks: list[Any] = [
+            eval_cb,
+            CheckpointCallback(checkpoints, spec.checkpoint_every, eval_cb.state),
+        ]
+        if report is not None:
+            callbacks.append(ProgressCallback(report, suite.num_tasks, eval_cb))
+        total = train.steps_per_task * suite.num_tasks
+        model.learn(
+            total_timesteps=total - model.num_timesteps, callback=callbacks, reset_num_timesteps=state is None
+        )
         if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
             eval_cb.evaluate()
         model.save(rd.model_file)
     rd.mark_done()
+    checkpoints.clear()  # only after DONE: a crash in between must not lose the run
     return rd.path

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from mtbench.checkpoint import Checkpoints, StopRequest
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
 from mtbench.runner import RunSpec, check, run_one
@@ -92,3 +94,52 @@ def test_bf16_task_network_run(tmp_path):
     assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
     records = RunDir(path).read_eval()
     assert len(records) == 3 and all(np.isfinite(list(r["episode_return"].values())).all() for r in records)
+
+
+RESUMABLE = (
+    ("batch_size_per_task", 16),
+    ("eval_episodes", 1),
+    ("eval_every", 250),
+    ("steps_per_task", 1000),
+    ("warmup_steps_per_task", 100),
+)
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_after_eval(monkeypatch, steps_per_task: int, exc: type[BaseException] | None = Crash):
+    """Make the run die (or, with exc=None, get SIGTERM) right after writing this evaluation record."""
+    append = RunDir.append_eval
+
+    def append_then_crash(self, record):
+        append(self, record)
+        if record["env_steps_per_task"] == steps_per_task:
+            if exc is None:
+                StopRequest.requested = True
+            else:
+                raise exc
+
+    monkeypatch.setattr(RunDir, "append_eval", append_then_crash)
+
+
+def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
+    spec = RunSpec(TWO_TASKS, "mt_sac", 3, "quick", RESUMABLE, str(tmp_path / "a"), "cpu", checkpoint_every=0)
+    reference = RunDir(run_one(spec)).read_eval()
+    assert not (RunDir(run_one(spec)).checkpoints_dir).exists()  # finished: checkpoints removed
+
+    crashed = replace(spec, out=str(tmp_path / "b"))
+    _crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
+    with pytest.raises(Crash):
+        run_one(crashed)
+    monkeypatch.undo()
+    rd = check(crashed)[1]
+    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 250, 500, 750]
+    assert [p.name for p in Checkpoints(rd.checkpoints_dir, print).complete()] == ["step_000000001000"]
+    run_one(crashed)
+    resumed = rd.read_eval()
+    assert _strip_wall(resumed) == _strip_wall(reference)
+    assert [r["wall_seconds"] for r in resumed] == sorted(r["wall_seconds"] for r in resumed)
+    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    assert resume["env_steps"] == 1000 and resume["mid_episode"] is False

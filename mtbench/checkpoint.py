@@ -1,0 +1,287 @@
+"""Checkpoints of a run: everything needed to continue it as if nothing had happened.
+
+A checkpoint is a folder ``<run>/checkpoints/step_<env steps>/`` holding
+
+- ``model.pt``: every state dict and tensor the algorithm names for saving (SB3's
+  ``_get_torch_save_params``: policy with target critics, optimizers, per-task log alphas);
+- ``buffer.<field>.npy``: the filled rows of each replay-buffer array (read back memory-mapped,
+  so resuming needs no second copy of the buffer in memory);
+- ``state.pt``: step and update counters, episode statistics, the RNG states (python, numpy,
+  torch, CUDA, the action space of the warm-up actions, every training sub-env) and the
+  callbacks' state (evaluation records written, next evaluation point, wall seconds so far);
+- ``MANIFEST.json``, written last: size and SHA-256 of every file.
+
+It is written into a temporary folder and renamed into place, so a crash mid-write leaves the
+previous checkpoint intact; the newest two complete checkpoints are kept. Loading checks the
+manifest first: a corrupt or truncated checkpoint is removed with a message and the previous one
+is used; with none left the run starts from scratch.
+
+Resuming is exact when a checkpoint sits at an episode boundary (periodic checkpoints are only
+taken there): Meta-World's ``step`` draws no random numbers, so the sub-envs' RNG state saved
+after the last episode's reset reproduces, by a plain ``reset()``, the episode the autoreset had
+started. A checkpoint taken mid-episode (on SIGINT/SIGTERM) resumes with a fresh episode instead
+of the rest of the interrupted one, so from there the run differs from an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.vec_env import VecEnv
+
+FORMAT = 1
+KEEP = 2
+"""Complete checkpoints kept per run: the newest, and the one before as a fallback."""
+BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "ep_info_buffer", "ep_success_buffer")
+
+Notify = Callable[[str], None]
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM (see :func:`install_signal_handlers`); read by :class:`CheckpointCallback`."""
+
+    requested = False
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM ask the running training to checkpoint and stop instead of killing it."""
+
+    def handler(signum: int, frame: Any) -> None:
+        StopRequest.requested = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+class RunStopped(Exception):
+    """Training stopped on request after writing a checkpoint; re-running the command resumes it."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _attr(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def capture_rng(model: OffPolicyAlgorithm) -> dict[str, Any]:
+    """The process-wide RNG states plus the model's action space (warm-up actions)."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": th.get_rng_state(),
+        "action_space": model.action_space.np_random.bit_generator.state,
+    }
+    if th.cuda.is_available():
+        state["cuda"] = th.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(model: OffPolicyAlgorithm, state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    th.set_rng_state(state["torch"])
+    model.action_space.np_random.bit_generator.state = state["action_space"]
+    if "cuda" in state and th.cuda.is_available():
+        th.cuda.set_rng_state_all(state["cuda"])
+
+
+def env_rng(env: VecEnv) -> list[Any]:
+    """Goal-sampling and env RNG state of every sub-env of a training env (Meta-World checkpoints)."""
+    return env.env_method("get_checkpoint")
+
+
+class Checkpoints:
+    """The checkpoint folders of one run directory.
+
+    :param root: ``<run>/checkpoints``.
+    :param notify: receives one line per event worth telling the user (fallbacks, restarts).
+    """
+
+    def __init__(self, root: Path, notify: Notify):
+        self.root = root
+        self.notify = notify
+
+    def complete(self) -> list[Path]:
+        """Checkpoint folders with a manifest, newest first (not yet verified)."""
+        if not self.root.is_dir():
+            return []
+        found = [p for p in self.root.glob("step_*") if (p / "MANIFEST.json").is_file()]
+        return sorted(found, key=lambda p: int(p.name.removeprefix("step_")), reverse=True)
+
+    def save(self, model: OffPolicyAlgorithm, state: dict[str, Any]) -> Path:
+        """Write a checkpoint of ``model`` and ``state`` (counters and RNG states are added)."""
+        final = self.root / f"step_{model.num_timesteps:012d}"
+        tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        state_dicts, variables = model._get_torch_save_params()
+        th.save(
+            {
+                "state_dicts": {name: _attr(model, name).state_dict() for name in state_dicts},
+                "variables": {name: _attr(model, name) for name in (variables or [])},
+            },
+            tmp / "model.pt",
+        )
+        buffer = model.replay_buffer
+        assert buffer is not None
+        rows = buffer.buffer_size if buffer.full else buffer.pos
+        for name in BUFFER_FIELDS:
+            np.save(tmp / f"buffer.{name}.npy", getattr(buffer, name)[:rows])
+        counters = {name: getattr(model, name) for name in COUNTERS}
+        buffer_state = {"pos": buffer.pos, "full": buffer.full}
+        extra = {"counters": counters, "buffer": buffer_state, "rng": capture_rng(model)}
+        th.save(state | extra, tmp / "state.pt")
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+        manifest = {"format": FORMAT, "env_steps": model.num_timesteps, "files": files}
+        (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for path in tmp.iterdir():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # same step checkpointed again (e.g. stopped right after a resume)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(self.root)
+        for old in self.complete()[KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def verify(self, path: Path) -> None:
+        """Raise ValueError naming what is wrong with the checkpoint at ``path``."""
+        try:
+            manifest = json.loads((path / "MANIFEST.json").read_text())
+            files = manifest["files"]
+            if manifest["format"] != FORMAT:
+                raise ValueError(f"format {manifest['format']}, this mtbench reads {FORMAT}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"unreadable manifest ({exc})") from None
+        for name in ("model.pt", "state.pt", *(f"buffer.{field}.npy" for field in BUFFER_FIELDS)):
+            file = path / name
+            if name not in files or not file.is_file():
+                raise ValueError(f"{name} is missing")
+            size, expected = file.stat().st_size, files[name]["bytes"]
+            if size != expected:
+                raise ValueError(f"{name} is truncated ({size} of {expected} bytes)")
+            if _sha256(file) != files[name]["sha256"]:
+                raise ValueError(f"{name} fails its checksum")
+
+    def restore_latest(self, model: OffPolicyAlgorithm, env: VecEnv) -> dict[str, Any] | None:
+        """Load the newest usable checkpoint into ``model`` and ``env``; return its state.
+
+        Corrupt checkpoints are removed (with a message) and the next older one is tried; None
+        when there is none to resume from. ``model`` must be freshly built with the run's config.
+        """
+        for path in self.complete():
+            try:
+                self.verify(path)
+                state = _load(path, model, env)
+            except Exception as exc:
+                self.notify(f"checkpoint {path} is unusable ({exc}); removed it, trying an older one")
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            return state
+        return None
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _load(path: Path, model: OffPolicyAlgorithm, env: VecEnv) -> dict[str, Any]:
+    device = get_device(model.device)
+    saved = th.load(path / "model.pt", map_location=device, weights_only=False)
+    for name, state_dict in saved["state_dicts"].items():
+        _attr(model, name).load_state_dict(state_dict)
+    with th.no_grad():
+        for name, tensor in saved["variables"].items():
+            _attr(model, name).copy_(tensor)
+    state = th.load(path / "state.pt", weights_only=False)
+    buffer = model.replay_buffer
+    assert buffer is not None
+    for name in BUFFER_FIELDS:
+        saved_rows = np.load(path / f"buffer.{name}.npy", mmap_mode="r")
+        getattr(buffer, name)[: len(saved_rows)] = saved_rows
+    buffer.pos, buffer.full = state["buffer"]["pos"], state["buffer"]["full"]
+    for name, value in state["counters"].items():
+        setattr(model, name, value)
+    restore_rng(model, state["rng"])
+    env.env_method("load_checkpoint", state["env_rng"])
+    return state
+
+
+class CheckpointCallback(BaseCallback):
+    """Checkpoints at episode boundaries every ``every_seconds`` of wall time, and on a stop request.
+
+    Checks happen between vector steps, when the last transition is stored and its updates are
+    done (``on_rollout_start``). A stop request (SIGINT/SIGTERM) checkpoints there, mid-episode if
+    need be, and raises :class:`RunStopped` out of ``learn``.
+
+    :param checkpoints: where checkpoints go.
+    :param every_seconds: wall seconds between periodic checkpoints; 0 checkpoints at every
+        episode boundary.
+    :param extra_state: returns the other callbacks' state to store (evaluation position).
+    """
+
+    def __init__(self, checkpoints: Checkpoints, every_seconds: float, extra_state: Callable[[], dict]):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.every_seconds = every_seconds
+        self.extra_state = extra_state
+        self._boundary = False
+        self._episode_rng: list[Any] = []
+        self._last = 0.0
+
+    def _on_training_start(self) -> None:
+        self._episode_rng = env_rng(self.training_env)  # right after the current episodes' reset
+        self._last = time.monotonic()
+
+    def _on_step(self) -> bool:
+        self._boundary = bool(np.all(self.locals["dones"]))
+        return True
+
+    def _on_rollout_start(self) -> None:
+        if self._boundary:  # the last step ended every episode and the autoreset began new ones
+            self._boundary = False
+            before_reset, self._episode_rng = self._episode_rng, env_rng(self.training_env)
+            if StopRequest.requested or time.monotonic() - self._last >= self.every_seconds:
+                self._save(before_reset, mid_episode=False)
+        elif StopRequest.requested:  # resuming resets into the next episodes instead
+            self._save(self._episode_rng, mid_episode=True)
+
+    def _save(self, env_state: list[Any], mid_episode: bool) -> None:
+        path = self.checkpoints.save(
+            self.model, self.extra_state() | {"env_rng": env_state, "mid_episode": mid_episode}
+        )
+        self._last = time.monotonic()
+        if StopRequest.requested:
+            raise RunStopped(f"stopped on request at {self.model.num_timesteps} env steps; checkpoint {path}")

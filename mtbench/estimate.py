@@ -1,0 +1,244 @@
+"""Before a grid starts: memory per run and in all, wall time from a short calibration, workers.
+
+Memory per run is computed, not measured: the replay buffer exactly (float32 observations, next
+observations, actions, reward, done and timeout per transition, as SB3 stores them), the networks
+from their parameter count (weights, gradients, two Adam moments, target critics, slack) plus an
+allowance per batch sample for activations, and the envs and the process from constants measured
+on 2026-11-24 (RSS of a worker after imports; of two MT10 vector envs). Wall time comes from
+timing, on this machine with the workers' thread count, a few env steps of the suite's first
+tasks and a few gradient updates of every agent in the grid at its real batch size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mtbench.config import RunConfig
+from mtbench.envs import EPISODE_STEPS, STATE_DIM, make_vector_env, parse_suite
+from mtbench.errors import UsageError
+from mtbench.params import model_parameters, spaces_env
+from mtbench.registry import get_agent
+
+MiB = 2**20
+PROCESS_BYTES = 300 * MiB
+"""A worker after importing torch, SB3 and Meta-World."""
+ENV_BASE_BYTES = 110 * MiB
+ENV_BYTES_PER_SUB_ENV = 22 * MiB
+"""Two vector envs (training and evaluation) of T sub-envs each: base + 2 T x this."""
+BYTES_PER_PARAMETER = 32
+ACTIVATION_BYTES_PER_SAMPLE = 100 * 1024
+ACTION_DIM = 4
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one run needs at its peak."""
+
+    buffer: int
+    networks: int
+    envs: int
+    process: int = PROCESS_BYTES
+
+    @property
+    def total(self) -> int:
+        return self.buffer + self.networks + self.envs + self.process
+
+
+def buffer_bytes(config: RunConfig) -> int:
+    """The replay buffer once filled (capped by the run's own transitions)."""
+    num_tasks = len(config.tasks)
+    rows = min(config.train.buffer_size_per_task, config.train.steps_per_task) * num_tasks
+    obs_dim = STATE_DIM + num_tasks
+    return rows * (2 * obs_dim + ACTION_DIM + 3) * 4
+
+
+def run_memory(config: RunConfig, parameters: int) -> MemoryEstimate:
+    batch = config.train.batch_size_per_task * len(config.tasks)
+    return MemoryEstimate(
+        buffer=buffer_bytes(config),
+        networks=parameters * BYTES_PER_PARAMETER + batch * ACTIVATION_BYTES_PER_SAMPLE,
+        envs=ENV_BASE_BYTES + 2 * len(config.tasks) * ENV_BYTES_PER_SUB_ENV,
+    )
+
+
+def available_memory() -> int:
+    """MemAvailable of /proc/meminfo (Linux), else the physical memory."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def default_workers(needs: list[int], available: int) -> int:
+    """As many parallel runs as cores, runs and memory allow (at least one)."""
+    largest = max(needs)
+    return max(1, min(usable_cores(), len(needs), available // largest))
+
+
+def check_fits(needs: list[int], workers: int, available: int, buffer_hint: int) -> None:
+    """UsageError when the ``workers`` largest runs together need more than ``available`` bytes.
+
+    :param buffer_hint: a buffer_size_per_task with which one run of each worker would fit.
+    """
+    need = sum(sorted(needs, reverse=True)[:workers])
+    if need <= available:
+        return
+    fitting = available // max(needs)
+    fixes = [f"--workers {fitting}" if fitting >= 1 else "no worker count fits"]
+    if buffer_hint > 0:
+        fixes.append(f"a smaller replay buffer (--set buffer_size_per_task={buffer_hint})")
+    raise UsageError(
+        f"the grid needs about {gib(need)} for {workers} run(s) at a time but {gib(available)} is "
+        f"available; use {' or '.join(fixes)}"
+    )
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Seconds measured on this machine for one agent on one suite."""
+
+    env_step: float
+    """One transition of one sub-env (random actions)."""
+    update: float
+    """One gradient update at the run's batch size."""
+    act: float
+    """One deterministic forward pass of the actor on a batch of T observations (evaluation)."""
+    parameters: int
+
+
+def _env_step_seconds(config: RunConfig, steps: int = 100) -> float:
+    """Seconds per transition, timed on the suite's first (up to) three tasks."""
+    suite = parse_suite(",".join(config.tasks[:3]))
+    envs = make_vector_env(suite, config.seed)
+    envs.reset(seed=config.seed)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, suite.num_tasks, ACTION_DIM))
+    start = time.perf_counter()
+    for action in actions:
+        envs.step(action.astype(np.float32))
+    seconds = (time.perf_counter() - start) / (steps * suite.num_tasks)
+    envs.close()
+    return seconds
+
+
+def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> Calibration:
+    """Time ``config``'s agent (networks on spaces only, random buffer) with ``threads`` threads.
+
+    :param env_step: seconds per transition (:func:`_env_step_seconds`).
+    """
+    from mtbench.bench import ready_for_updates, update_seconds
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        num_tasks = len(config.tasks)
+        train = dataclasses.replace(config.train, buffer_size_per_task=config.train.batch_size_per_task)
+        small = dataclasses.replace(config, train=train)
+        model = get_agent(config.agent).build(spaces_env(num_tasks), small, config.seed, device)
+        ready_for_updates(model, num_tasks)
+        update = update_seconds(model, updates=2, repeats=1)
+        obs = model.replay_buffer.observations[0]  # [T, obs_dim]
+        start = time.perf_counter()
+        for _ in range(5):
+            model.predict(obs, deterministic=True)
+        act = (time.perf_counter() - start) / 5
+    finally:
+        torch.set_num_threads(previous)
+    return Calibration(env_step, update, act, sum(model_parameters(model).values()))
+
+
+def run_seconds(config: RunConfig, cal: Calibration) -> float:
+    """Training plus evaluation time of one run (evaluation as an upper bound: every episode runs
+    its full 500 steps, none ends early on success)."""
+    train = config.train
+    num_tasks = len(config.tasks)
+    training = train.steps_per_task * (num_tasks * cal.env_step + train.gradient_steps * cal.update)
+    points = train.steps_per_task // train.eval_every + 1 + int(train.steps_per_task % train.eval_every > 0)
+    evaluation = points * train.eval_episodes * EPISODE_STEPS * (num_tasks * cal.env_step + cal.act)
+    return training + evaluation
+
+
+def grid_seconds(run_times: list[float], workers: int) -> float:
+    """Wall time of runs scheduled longest first on ``workers`` slots."""
+    slots = [0.0] * workers
+    for seconds in sorted(run_times, reverse=True):
+        slots[slots.index(min(slots))] += seconds
+    return max(slots)
+
+
+def duration(seconds: float) -> str:
+    for unit, size in (("weeks", 7 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size or (unit == "min" and seconds >= size):
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a grid's pending runs will execute here, and what that costs."""
+
+    workers: int
+    threads: int
+    """Torch threads per run."""
+    memory: list[MemoryEstimate]
+    run_seconds: list[float]
+    available: int
+    """Bytes of memory available on this machine now."""
+
+    @property
+    def grid_seconds(self) -> float:
+        return grid_seconds(self.run_seconds, self.workers)
+
+
+def plan(configs: list[RunConfig], device: str, workers: int | None, threads: int | None = None) -> Plan:
+    """Calibrate every agent of ``configs`` here and fit the runs into this machine's memory.
+
+    :param workers: runs at a time; None picks as many as cores, runs and memory allow.
+    :param threads: torch threads per run; None shares the cores among the workers.
+    :raises UsageError: when ``workers`` runs at a time cannot fit in the available memory.
+    """
+    cores = usable_cores()
+    guess = workers or min(cores, len(configs))
+    threads = threads or max(1, cores // guess)
+    env_step = _env_step_seconds(configs[0])
+    calibrations: dict[tuple[str, str], Calibration] = {}
+    for config in configs:
+        key = (config.agent, repr((config.train, config.agent_config)))
+        if key not in calibrations:
+            calibrations[key] = calibrate(config, threads, device, env_step)
+    cals = [calibrations[(c.agent, repr((c.train, c.agent_config)))] for c in configs]
+    memory = [run_memory(c, cal.parameters) for c, cal in zip(configs, cals, strict=True)]
+    available = available_memory()
+    needs = [m.total for m in memory]
+    if workers is None:
+        workers = default_workers(needs, available)
+    big = needs.index(max(needs))
+    check_fits(needs, workers, available, _fitting_buffer(configs[big], memory[big], available // workers))
+    seconds = [run_seconds(c, cal) for c, cal in zip(configs, cals, strict=True)]
+    return Plan(workers, threads, memory, seconds, available)
+
+
+def _fitting_buffer(config: RunConfig, memory: MemoryEstimate, budget: int) -> int:
+    """buffer_size_per_task with which a run like ``config`` needs at most ``budget`` bytes."""
+    num_tasks = len(config.tasks)
+    per_row = (2 * (STATE_DIM + num_tasks) + ACTION_DIM + 3) * 4 * num_tasks
+    return max(0, (budget - (memory.total - memory.buffer)) // per_row)

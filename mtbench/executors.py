@@ -1,0 +1,219 @@
+"""Executors: the (agent, seed) runs of a grid in a local process pool or as Ray tasks.
+
+Both call the same top-level :func:`execute` in a worker; nothing else here is Ray-specific. A
+worker reports progress events through a queue (``multiprocessing`` or ``ray.util.queue``) to the
+caller's ``on_event``. A run whose worker dies (``kill -9``, out of memory, a lost node) is retried
+from its last checkpoint up to ``retries`` times, then reported as failed with the cause; an
+exception inside a run is reported at once (re-running it would fail the same way). SIGINT or
+SIGTERM to the caller stop the grid: running runs checkpoint and stop, queued ones do not start.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue as queue_module
+import signal
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from mtbench.checkpoint import RunStopped, StopRequest
+from mtbench.errors import UsageError
+from mtbench.runner import RunSpec, run_one
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run of the grid ended."""
+
+    status: Literal["done", "stopped", "failed"]
+    detail: str = ""
+    """Path of the run directory when done; the cause otherwise."""
+
+
+OnEvent = Callable[[int, dict[str, Any]], None]
+"""Receives (run index in the grid, event): the events of :data:`mtbench.callbacks.Report` plus
+``{"event": "start"}``, ``{"event": "retry", "text": ...}`` and ``{"event": "end", "outcome": ...}``."""
+
+
+def execute(key: int, spec: RunSpec, threads: int, events: Any) -> Outcome:
+    """Run ``spec`` in this worker with ``threads`` torch threads; events go to ``events.put``."""
+    torch.set_num_threads(threads)
+    StopRequest.requested = False
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for sig in previous:
+            signal.signal(sig, _request_stop)
+    except ValueError:  # not the main thread: stop requests cannot reach this run
+        previous = {}
+    try:
+        events.put((key, {"event": "start"}))
+        return Outcome("done", str(run_one(spec, lambda event: events.put((key, event)))))
+    except RunStopped as exc:
+        return Outcome("stopped", str(exc))
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return Outcome("failed", f"{type(exc).__name__}: {exc} ({where.filename}:{where.lineno})")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    StopRequest.requested = True
+
+
+def _local_worker(key: int, spec: RunSpec, threads: int, events: Any) -> None:
+    events.put((key, execute(key, spec, threads, events)))
+
+
+class _StopOnSignal:
+    """In the calling process: SIGINT/SIGTERM set ``requested`` instead of raising."""
+
+    requested = False
+
+    def __enter__(self) -> _StopOnSignal:
+        self._previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_cause(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+def _drain(events: Any, outcomes: dict[int, Outcome], on_event: OnEvent, timeout: float) -> None:
+    """Pass queued events on; keep outcomes. Waits up to ``timeout`` for the first one."""
+    while True:
+        try:
+            key, item = events.get(timeout=timeout)
+        except queue_module.Empty:
+            return
+        timeout = 0.0
+        if isinstance(item, Outcome):
+            outcomes[key] = item
+        else:
+            on_event(key, item)
+
+
+def run_local(
+    specs: list[RunSpec], workers: int, threads: int, on_event: OnEvent, retries: int = 2
+) -> dict[int, Outcome]:
+    """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run)."""
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    pending = list(range(len(specs)))
+    running: dict[int, Any] = {}
+    attempts: Counter[int] = Counter()
+    outcomes: dict[int, Outcome] = {}
+    forwarded = False
+    with _StopOnSignal() as stop:
+        while running or (pending and not stop.requested):
+            while pending and len(running) < workers and not stop.requested:
+                key = pending.pop(0)
+                attempts[key] += 1
+                process = ctx.Process(target=_local_worker, args=(key, specs[key], threads, events))
+                process.start()
+                running[key] = process
+            if stop.requested and not forwarded:  # a SIGTERM to this process alone reaches the runs too
+                for process in running.values():
+                    os.kill(process.pid, signal.SIGTERM)
+                forwarded = True
+            _drain(events, outcomes, on_event, timeout=0.2)
+            for key, process in list(running.items()):
+                if process.is_alive():
+                    continue
+                process.join()
+                _drain(events, outcomes, on_event, timeout=0.1)  # its last words may still be queued
+                del running[key]
+                if key not in outcomes:
+                    cause = f"worker died ({_exit_cause(process.exitcode)})"
+                    if stop.requested:
+                        outcomes[key] = Outcome("stopped", cause)
+                    elif attempts[key] <= retries:
+                        text = f"{cause}; retrying from its last checkpoint (attempt {attempts[key] + 1})"
+                        on_event(key, {"event": "retry", "text": text})
+                        pending.insert(0, key)
+                        continue
+                    else:
+                        outcomes[key] = Outcome("failed", f"{cause}; gave up after {attempts[key]} attempts")
+                on_event(key, {"event": "end", "outcome": outcomes[key]})
+    for key in pending:
+        outcomes[key] = Outcome("stopped", "not started")
+    events.close()
+    return outcomes
+
+
+def run_ray(
+    specs: list[RunSpec],
+    address: str | None,
+    cpus: float,
+    gpus: float,
+    memory: list[int],
+    on_event: OnEvent,
+    retries: int = 2,
+) -> dict[int, Outcome]:
+    """Run ``specs`` as Ray tasks on the cluster at ``address`` (None: start a local instance).
+
+    :param cpus: CPUs per run (also its torch thread count).
+    :param gpus: GPUs per run (fractions share a GPU).
+    :param memory: bytes each run needs, given to Ray's scheduler.
+    :param retries: Ray's ``max_retries``: re-executions after the worker or node died.
+    """
+    try:
+        import ray
+        from ray.util.queue import Queue
+    except ImportError:
+        raise UsageError("--executor ray needs Ray: pip install 'mtbench[ray]'") from None
+    if not ray.is_initialized():
+        local = {"_node_ip_address": "127.0.0.1"} if address is None else {}  # loopback only
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", **local)
+    events = Queue()
+    task = ray.remote(execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
+    threads = max(1, int(cpus))
+    refs = {
+        task.options(memory=memory[key]).remote(key, spec, threads, events): key
+        for key, spec in enumerate(specs)
+    }
+    outcomes: dict[int, Outcome] = {}
+    cancelled = False
+    with _StopOnSignal() as stop:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+            _drain(events, outcomes, on_event, timeout=0.0)
+            for ref in ready:
+                key = refs.pop(ref)
+                try:
+                    outcomes[key] = ray.get(ref)
+                except ray.exceptions.TaskCancelledError:
+                    outcomes[key] = Outcome("stopped", "cancelled before it checkpointed")
+                except ray.exceptions.RayError as exc:
+                    cause = str(exc).strip().splitlines()[0]
+                    outcomes[key] = Outcome("failed", f"{type(exc).__name__}: {cause}")
+                on_event(key, {"event": "end", "outcome": outcomes[key]})
+            if stop.requested and not cancelled:  # interrupts each task: it checkpoints and stops
+                for ref in refs:
+                    ray.cancel(ref)
+                cancelled = True
+    _drain(events, outcomes, on_event, timeout=0.0)
+    return outcomes
