@@ -185,14 +185,17 @@ def run_ray(
         from ray.util.queue import Queue
     except ImportError:
         raise UsageError("--executor ray needs Ray: pip install 'mtbench[ray]'") from None
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         local = {"_node_ip_address": "127.0.0.1"} if address is None else {}  # loopback only
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", **local)
     events = Queue()
-    task = ray.remote(execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
+    task = ray.remote(execute)
     threads = max(1, int(cpus))
     refs = {
-        task.options(memory=memory[key]).remote(key, spec, threads, events): key
+        task.options(num_cpus=cpus, num_gpus=gpus, memory=memory[key], max_retries=retries).remote(
+            key, spec, threads, events
+        ): key
         for key, spec in enumerate(specs)
     }
     outcomes: dict[int, Outcome] = {}
@@ -216,4 +219,6 @@ def run_ray(
                     ray.cancel(ref)
                 cancelled = True
     _drain(events, outcomes, on_event, timeout=0.0)
+    if started:  # a local instance stops, a cluster is only disconnected from
+        ray.shutdown()
     return outcomes

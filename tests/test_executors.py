@@ -1,0 +1,208 @@
+"""Parallel grids, the Ray executor, kill -9 and SIGTERM mid-run, corrupt checkpoints, estimates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mtbench import estimate
+from mtbench.checkpoint import Checkpoints
+from mtbench.cli import app
+from mtbench.rundir import RunDir
+from mtbench.runner import RunSpec, check, run_one
+from tests.conftest import TWO_TASKS
+from tests.test_runner import RESUMABLE, Crash, _crash_after_eval, _strip_wall
+
+runner = CliRunner()
+TINY = ["--suite", TWO_TASKS, "--preset", "quick", "--steps-per-task", "200", "--warmup-steps", "100",
+        "--eval-every", "100", "--eval-episodes", "1", "--set", "batch_size_per_task=16", "--device", "cpu",
+        "--no-report"]  # fmt: skip
+# three 500-step episodes, a checkpoint at every episode end
+LONGER = ["--suite", TWO_TASKS, "--agents", "mt_sac", "--preset", "quick", "--steps-per-task", "1500",
+          "--warmup-steps", "100", "--eval-every", "500", "--eval-episodes", "1", "--set",
+          "batch_size_per_task=16", "--device", "cpu", "--no-report", "--workers", "1",
+          "--checkpoint-every", "0"]  # fmt: skip
+
+
+def _records(out: Path, agent: str = "mt_sac", seed: int = 0) -> list[dict]:
+    return RunDir(out / TWO_TASKS.replace(",", "+") / agent / f"seed_{seed}").read_eval()
+
+
+def test_grid_of_two_agents_and_two_seeds_on_two_workers(tmp_path):
+    out = tmp_path / "runs"
+    args = [
+        "run",
+        "--agents",
+        "mt_sac,mt_mh_sac",
+        "--seeds",
+        "0-1",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        *TINY,
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 worker(s)" in result.output and "Estimated wall time" in result.output
+    for agent in ("mt_sac", "mt_mh_sac"):
+        for seed in (0, 1):
+            assert [r["env_steps_per_task"] for r in _records(out, agent, seed)] == [0, 100, 200]
+    assert not list(out.rglob("checkpoints"))  # removed once a run is done
+
+    again = runner.invoke(app, args)  # finished runs are skipped: no calibration, nothing rewritten
+    assert again.exit_code == 0 and again.output.count("skipping finished run") == 4
+    assert "Estimated" not in again.output
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mtbench", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Process-pool workers (spawned children) of ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_resumes_from_its_checkpoint_exactly(tmp_path):
+    reference = _cli("--out", str(tmp_path / "reference"), *LONGER)
+    assert reference.wait() == 0, reference.communicate()
+
+    out = tmp_path / "killed"
+    process = _cli("--out", str(out), *LONGER)
+    checkpoints = Checkpoints(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0" / "checkpoints", print)
+    _wait_for(lambda: checkpoints.complete() and _workers_of(process.pid), process)
+    killed_at = checkpoints.complete()[0].name
+    os.kill(_workers_of(process.pid)[0], signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stdout + stderr
+    text = " ".join(stdout.split())
+    assert "worker died (killed by SIGKILL); retrying from its last checkpoint" in text
+    assert "resumed from the checkpoint" in text
+    records = _records(out)
+    assert [r["env_steps_per_task"] for r in records] == [0, 500, 1000, 1500]  # none missing or twice
+    assert _strip_wall(records) == _strip_wall(_records(tmp_path / "reference"))
+    provenance = json.loads(
+        (out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0" / "provenance.json").read_text()
+    )
+    assert provenance["resumes"][0]["env_steps"] >= int(killed_at.removeprefix("step_"))
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_the_same_command_resumes(tmp_path):
+    out = tmp_path / "runs"
+    process = _cli("--out", str(out), *LONGER)
+    _wait_for(lambda: len(_records(out)) >= 2, process)  # past the evaluation at 500 steps
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr
+    assert "run the same command again to resume" in " ".join(stderr.split())
+    rd = RunDir(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0")
+    assert not rd.is_done() and Checkpoints(rd.checkpoints_dir, print).complete()
+
+    again = _cli("--out", str(out), *LONGER)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stdout + stderr
+    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 500, 1000, 1500]
+    assert len(json.loads(rd.provenance_file.read_text())["resumes"]) == 1
+
+
+@pytest.mark.slow
+def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
+    settings = (*RESUMABLE[:3], ("steps_per_task", 1250), RESUMABLE[4])
+    spec = RunSpec(TWO_TASKS, "mt_sac", 1, "quick", settings, str(tmp_path / "a"), "cpu", checkpoint_every=0)
+    reference = _strip_wall(RunDir(run_one(spec)).read_eval())
+    messages: list[str] = []
+    report = lambda event: messages.append(event.get("text", ""))  # noqa: E731
+
+    for corrupt in ("newest", "all"):
+        crashed = replace(spec, out=str(tmp_path / corrupt))
+        _crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
+        with pytest.raises(Crash):
+            run_one(crashed)
+        monkeypatch.undo()
+        rd = check(crashed)[1]
+        saved = Checkpoints(rd.checkpoints_dir, print).complete()
+        assert [p.name for p in saved] == ["step_000000002000", "step_000000001000"]
+        for path in saved[: 1 if corrupt == "newest" else 2]:
+            buffer = path / "buffer.observations.npy"
+            buffer.write_bytes(buffer.read_bytes()[:-100])  # truncated
+        state = saved[0] / "state.pt"
+        state.write_bytes(b"x" * state.stat().st_size)  # same size, fails its checksum
+        messages.clear()
+        run_one(crashed, report)
+        text = " ".join(messages)
+        assert "step_000000002000 is unusable (state.pt fails its checksum)" in text
+        if corrupt == "newest":
+            assert "resumed from the checkpoint at 500 steps per task" in text
+        else:
+            assert "step_000000001000 is unusable (buffer.observations.npy is truncated" in text
+            assert "no usable checkpoint left" in text and "from scratch" in text
+        assert _strip_wall(rd.read_eval()) == reference  # same records either way
+        assert not rd.checkpoints_dir.exists()
+
+
+def test_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimate, "available_memory", lambda: 3 * 2**30)
+    out = tmp_path / "runs"
+    big = ["--set", "buffer_size_per_task=2000000", "--steps-per-task", "2000000"]  # 1.4 GB of buffer
+    args = ["run", "--agents", "mt_sac", "--seeds", "0-1", "--workers", "2", "--out", str(out), *TINY, *big]
+    result = runner.invoke(app, args)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "needs about" in text and "3.0 GiB is available" in text
+    assert "--workers 1" in text and "--set buffer_size_per_task=" in text
+    assert not out.exists()
+
+
+def test_dry_run_of_a_paper_mt50_grid_says_weeks(tmp_path):
+    out = tmp_path / "runs"
+    args = ["run", "--agents", "mt_sac", "--suite", "mt50", "--seeds", "0-9", "--dry-run", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--device", "cpu"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "weeks on this machine" in text and "--preset quick" in text and "--executor ray" in text
+    assert "Memory per run" in text and not out.exists()
+
+
+def test_ray_executor_on_a_local_instance(tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["run", "--agents", "mt_sac", "--seeds", "0-1", "--executor", "ray", "--out", str(out), *TINY]
+    )
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        assert [r["env_steps_per_task"] for r in _records(out, "mt_sac", seed)] == [0, 100, 200]
