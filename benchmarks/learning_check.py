@@ -2,8 +2,9 @@
 
 Trains every registered agent on a small suite for a few seeds, compares the success rate of the
 untrained policy (evaluation at step 0) with the final one, and (with --write-docs) records the
-table and the exact command in docs/benchmarks.md. Finished runs are skipped, so an interrupted
-check resumes where it stopped. Run from the repository root:
+table and the exact command in docs/benchmarks.md. Runs execute in mtbench's local process pool
+and checkpoint as every run does, so an interrupted check resumes where it stopped. Run from the
+repository root:
 
     python benchmarks/learning_check.py --workers 2 --write-docs
 """
@@ -11,7 +12,6 @@ check resumes where it stopped. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import platform
 import shlex
 import sys
@@ -24,19 +24,21 @@ import torch
 
 from mtbench.bench import replace_marked
 from mtbench.cli import parse_agents, parse_seeds
+from mtbench.executors import run_local
 from mtbench.provenance import collect
 from mtbench.rundir import RunDir
-from mtbench.runner import RunSpec, check, run_one
+from mtbench.runner import RunSpec, check
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
-def _run(spec: RunSpec, threads: int) -> Path:
-    torch.set_num_threads(threads)
-    started = time.perf_counter()
-    path = run_one(spec)
-    print(f"{spec.agent} seed {spec.seed}: {time.perf_counter() - started:.0f} s", flush=True)
-    return path
+def _print_event(specs: list[RunSpec]):
+    def on_event(key: int, event: dict) -> None:
+        if event["event"] in ("message", "retry", "end"):
+            text = event["outcome"] if event["event"] == "end" else event["text"]
+            print(f"{specs[key].agent} seed {specs[key].seed}: {text}", flush=True)
+
+    return on_event
 
 
 def summarise(specs: list[RunSpec]) -> list[tuple[str, float, float, float, float, float]]:
@@ -99,9 +101,10 @@ def main() -> None:
         check(spec)
     threads = max(1, torch.get_num_threads() // args.workers)
     started = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        pool.starmap(_run, [(spec, threads) for spec in specs])
+    outcomes = run_local(specs, args.workers, threads, _print_event(specs))
     total = time.perf_counter() - started
+    if any(o.status != "done" for o in outcomes.values()):
+        sys.exit("not every run finished; run the same command again to resume")
 
     result = table(summarise(specs), len(seeds))
     print(result)

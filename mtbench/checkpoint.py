@@ -30,7 +30,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,19 +52,14 @@ Notify = Callable[[str], None]
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM (see :func:`install_signal_handlers`); read by :class:`CheckpointCallback`."""
+    """Set by SIGINT/SIGTERM (see :func:`request_stop`); read by :class:`CheckpointCallback`."""
 
     requested = False
 
 
-def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM ask the running training to checkpoint and stop instead of killing it."""
-
-    def handler(signum: int, frame: Any) -> None:
-        StopRequest.requested = True
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+def request_stop(signum: int, frame: Any) -> None:
+    """Signal handler (SIGINT/SIGTERM): the running training checkpoints and stops."""
+    StopRequest.requested = True
 
 
 class RunStopped(Exception):
@@ -173,7 +167,7 @@ class Checkpoints:
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(self.root)
-        for old in self.complete()[KEEP:]:
+        for old in [*self.complete()[KEEP:], *self.root.glob(".tmp-*")]:  # older ones, killed writes
             shutil.rmtree(old, ignore_errors=True)
         return final
 

@@ -148,7 +148,8 @@ def print_plan(plan: Any, labels: list[str], executor: str, smoke: bool) -> None
     memory = max(plan.memory, key=lambda m: m.total)
     console.print(
         f"Memory per run: up to {gib(memory.total)} (replay buffer {gib(memory.buffer)}, networks "
-        f"{gib(memory.networks)}, envs {gib(memory.envs)}, process {gib(memory.process)})",
+        f"{gib(memory.networks)}, envs {gib(memory.envs)}, process {gib(memory.process)}); "
+        f"checkpoints: up to {gib(2 * memory.buffer)} on disk per unfinished run",
         highlight=False,
     )
     slowest = max(plan.run_seconds)
@@ -344,7 +345,8 @@ def _run_pending(
     ray_threads = max(1, int(cpus_per_run)) if executor == "ray" else None
     try:
         with console.status("Calibrating on this machine (a few updates of every agent) ..."):
-            plan = make_plan(configs, resolve_device(specs[0].device), workers, ray_threads)
+            device = resolve_device(specs[0].device)
+            plan = make_plan(configs, device, workers, ray_threads, local=executor == "local")
     except UsageError as exc:
         raise fail(str(exc)) from None
     print_plan(plan, labels, executor, configs[0].smoke)

@@ -1,7 +1,7 @@
 """Executors: the (agent, seed) runs of a grid in a local process pool or as Ray tasks.
 
 Both call the same top-level :func:`execute` in a worker; nothing else here is Ray-specific. A
-worker reports progress events through a queue (``multiprocessing`` or ``ray.util.queue``) to the
+worker reports progress events through its own pipe (local) or ``ray.util.queue`` (Ray) to the
 caller's ``on_event``. A run whose worker dies (``kill -9``, out of memory, a lost node) is retried
 from its last checkpoint up to ``retries`` times, then reported as failed with the cause; an
 exception inside a run is reported at once (re-running it would fail the same way). SIGINT or
@@ -18,11 +18,12 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
 import torch
 
-from mtbench.checkpoint import RunStopped, StopRequest
+from mtbench.checkpoint import RunStopped, StopRequest, request_stop
 from mtbench.errors import UsageError
 from mtbench.runner import RunSpec, run_one
 
@@ -50,7 +51,7 @@ def execute(key: int, spec: RunSpec, threads: int, events: Any) -> Outcome:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for sig in previous:
-            signal.signal(sig, _request_stop)
+            signal.signal(sig, request_stop)
     except ValueError:  # not the main thread: stop requests cannot reach this run
         previous = {}
     try:
@@ -66,11 +67,17 @@ def execute(key: int, spec: RunSpec, threads: int, events: Any) -> Outcome:
             signal.signal(sig, handler)
 
 
-def _request_stop(signum: int, frame: Any) -> None:
-    StopRequest.requested = True
+class _PipeEvents:
+    """A worker's end of its own pipe to the caller: a killed worker can only break its own pipe."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+
+    def put(self, item: Any) -> None:
+        self.connection.send(item)
 
 
-def _local_worker(key: int, spec: RunSpec, threads: int, events: Any) -> None:
+def _local_worker(key: int, spec: RunSpec, threads: int, events: _PipeEvents) -> None:
     events.put((key, execute(key, spec, threads, events)))
 
 
@@ -102,18 +109,28 @@ def _exit_cause(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def _drain(events: Any, outcomes: dict[int, Outcome], on_event: OnEvent, timeout: float) -> None:
-    """Pass queued events on; keep outcomes. Waits up to ``timeout`` for the first one."""
+def _drain(events: Any, on_event: OnEvent) -> None:
+    """Pass on the events queued now (Ray's queue)."""
     while True:
         try:
-            key, item = events.get(timeout=timeout)
+            key, item = events.get(timeout=0.0)
         except queue_module.Empty:
             return
-        timeout = 0.0
-        if isinstance(item, Outcome):
-            outcomes[key] = item
-        else:
-            on_event(key, item)
+        on_event(key, item)
+
+
+def _receive(reader: Connection, outcomes: dict[int, Outcome], on_event: OnEvent) -> bool:
+    """Pass on everything ``reader`` holds now; False once the worker's end is closed."""
+    try:
+        while reader.poll():
+            key, item = reader.recv()
+            if isinstance(item, Outcome):
+                outcomes[key] = item
+            else:
+                on_event(key, item)
+    except (EOFError, OSError):
+        return False
+    return True
 
 
 def run_local(
@@ -121,9 +138,8 @@ def run_local(
 ) -> dict[int, Outcome]:
     """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run)."""
     ctx = mp.get_context("spawn")
-    events = ctx.Queue()
     pending = list(range(len(specs)))
-    running: dict[int, Any] = {}
+    running: dict[int, tuple[Any, Connection]] = {}
     attempts: Counter[int] = Counter()
     outcomes: dict[int, Outcome] = {}
     forwarded = False
@@ -132,19 +148,24 @@ def run_local(
             while pending and len(running) < workers and not stop.requested:
                 key = pending.pop(0)
                 attempts[key] += 1
-                process = ctx.Process(target=_local_worker, args=(key, specs[key], threads, events))
+                reader, writer = ctx.Pipe(duplex=False)
+                process = ctx.Process(
+                    target=_local_worker, args=(key, specs[key], threads, _PipeEvents(writer))
+                )
                 process.start()
-                running[key] = process
+                writer.close()  # the worker holds the only write end: its death closes the pipe
+                running[key] = (process, reader)
             if stop.requested and not forwarded:  # a SIGTERM to this process alone reaches the runs too
-                for process in running.values():
+                for process, _ in running.values():
                     os.kill(process.pid, signal.SIGTERM)
                 forwarded = True
-            _drain(events, outcomes, on_event, timeout=0.2)
-            for key, process in list(running.items()):
-                if process.is_alive():
+            wait([reader for _, reader in running.values()], timeout=0.2)
+            for key, (process, reader) in list(running.items()):
+                if _receive(reader, outcomes, on_event) and process.is_alive():
                     continue
                 process.join()
-                _drain(events, outcomes, on_event, timeout=0.1)  # its last words may still be queued
+                _receive(reader, outcomes, on_event)
+                reader.close()
                 del running[key]
                 if key not in outcomes:
                     cause = f"worker died ({_exit_cause(process.exitcode)})"
@@ -160,7 +181,6 @@ def run_local(
                 on_event(key, {"event": "end", "outcome": outcomes[key]})
     for key in pending:
         outcomes[key] = Outcome("stopped", "not started")
-    events.close()
     return outcomes
 
 
@@ -203,7 +223,7 @@ def run_ray(
     with _StopOnSignal() as stop:
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
-            _drain(events, outcomes, on_event, timeout=0.0)
+            _drain(events, on_event)
             for ref in ready:
                 key = refs.pop(ref)
                 try:
@@ -218,7 +238,7 @@ def run_ray(
                 for ref in refs:
                     ray.cancel(ref)
                 cancelled = True
-    _drain(events, outcomes, on_event, timeout=0.0)
+    _drain(events, on_event)
     if started:  # a local instance stops, a cluster is only disconnected from
         ray.shutdown()
     return outcomes

@@ -144,9 +144,18 @@ def _start_over(rd: RunDir, checkpoints: Checkpoints) -> None:
     checkpoints.clear()
 
 
+class _StartOver(Exception):
+    """Checkpoints were there but none could be used: train again from a freshly built model."""
+
+
 def _resume(rd: RunDir, checkpoints: Checkpoints, model: Any, env: Any, notify: Any) -> dict | None:
-    """Restore the newest usable checkpoint into ``model``/``env`` and cut eval.jsonl back to it."""
-    had_checkpoints = bool(checkpoints.complete())
+    """Restore the newest usable checkpoint into ``model``/``env`` and cut eval.jsonl back to it.
+
+    None when there was no checkpoint; :class:`_StartOver` when none was usable (a failed
+    attempt may have changed ``model`` and ``env``).
+    """
+    if not checkpoints.complete():
+        return None
     while (state := checkpoints.restore_latest(model, env)) is not None:
         try:
             rd.truncate_eval(state["eval_records"])
@@ -154,17 +163,16 @@ def _resume(rd: RunDir, checkpoints: Checkpoints, model: Any, env: Any, notify: 
         except ValueError as exc:  # eval.jsonl lost records the checkpoint counts on
             notify(f"cannot resume from the checkpoint at {model.num_timesteps} env steps ({exc})")
             shutil.rmtree(checkpoints.complete()[0], ignore_errors=True)
-    if had_checkpoints:
-        notify(f"no usable checkpoint left in {checkpoints.root}: starting {rd.path} from scratch")
-    return None
+    notify(f"no usable checkpoint left in {checkpoints.root}: starting {rd.path} from scratch")
+    raise _StartOver
 
 
 def run_one(spec: RunSpec, report: Report | None = None) -> Path:
     """Train and evaluate one run into its run directory and return the directory's path.
 
-    An unfinished run resumes from its newest usable checkpoint. SIGINT/SIGTERM (with
-    :func:`mtbench.checkpoint.install_signal_handlers`) make it checkpoint and raise
-    :class:`mtbench.checkpoint.RunStopped`.
+    An unfinished run resumes from its newest usable checkpoint. With
+    :func:`mtbench.checkpoint.request_stop` as SIGINT/SIGTERM handler a signal makes the run
+    checkpoint and raise :class:`mtbench.checkpoint.RunStopped`.
 
     :param report: receives progress events and messages (see :data:`mtbench.callbacks.Report`);
         without it messages go to stderr.
@@ -182,8 +190,25 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
 
     checkpoints = Checkpoints(rd.checkpoints_dir, notify)
     rd.write_json(rd.config_file, config.to_json())
-    run_provenance = provenance.collect(device)
+    try:
+        _train(spec, config, rd, checkpoints, device, notify, report)
+    except _StartOver:
+        _train(spec, config, rd, checkpoints, device, notify, report)  # no checkpoints left now
+    rd.mark_done()
+    checkpoints.clear()  # only after DONE: a crash in between must not lose the run
+    return rd.path
 
+
+def _train(
+    spec: RunSpec,
+    config: RunConfig,
+    rd: RunDir,
+    checkpoints: Checkpoints,
+    device: str,
+    notify: Any,
+    report: Report | None,
+) -> None:
+    run_provenance = provenance.collect(device)
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
     train = config.train
@@ -227,6 +252,3 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
         if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
             eval_cb.evaluate()
         model.save(rd.model_file)
-    rd.mark_done()
-    checkpoints.clear()  # only after DONE: a crash in between must not lose the run
-    return rd.path

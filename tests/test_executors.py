@@ -95,29 +95,47 @@ def _workers_of(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-def test_kill_9_of_a_worker_resumes_from_its_checkpoint_exactly(tmp_path):
-    reference = _cli("--out", str(tmp_path / "reference"), *LONGER)
-    assert reference.wait() == 0, reference.communicate()
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> list[dict]:
+    """Evaluation records of the LONGER run, uninterrupted."""
+    out = tmp_path_factory.mktemp("reference")
+    process = _cli("--out", str(out), *LONGER)
+    assert process.wait() == 0, process.communicate()
+    return _strip_wall(_records(out))
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["worker", "everything"])
+def test_kill_9_resumes_from_the_last_checkpoint_exactly(tmp_path, reference_run, victim):
+    """kill -9 of the worker: the pool retries the run; of the command and its worker: running the
+    same command again resumes. Either way the records equal the uninterrupted run's."""
     out = tmp_path / "killed"
     process = _cli("--out", str(out), *LONGER)
-    checkpoints = Checkpoints(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0" / "checkpoints", print)
+    rd = RunDir(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0")
+    checkpoints = Checkpoints(rd.checkpoints_dir, print)
     _wait_for(lambda: checkpoints.complete() and _workers_of(process.pid), process)
-    killed_at = checkpoints.complete()[0].name
-    os.kill(_workers_of(process.pid)[0], signal.SIGKILL)
+    checkpointed = int(checkpoints.complete()[0].name.removeprefix("step_"))
+    workers = _workers_of(process.pid)
+    if victim == "everything":
+        os.kill(process.pid, signal.SIGKILL)
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=300)
+    if victim == "everything":
+        assert process.returncode == -signal.SIGKILL and not rd.is_done()
+        process = _cli("--out", str(out), *LONGER)
+        stdout, stderr = process.communicate(timeout=300)
+    else:
+        assert "worker died (killed by SIGKILL); retrying from its last checkpoint" in " ".join(
+            stdout.split()
+        )
     assert process.returncode == 0, stdout + stderr
-    text = " ".join(stdout.split())
-    assert "worker died (killed by SIGKILL); retrying from its last checkpoint" in text
-    assert "resumed from the checkpoint" in text
-    records = _records(out)
+    assert "resumed from the checkpoint" in " ".join(stdout.split())
+    records = rd.read_eval()
     assert [r["env_steps_per_task"] for r in records] == [0, 500, 1000, 1500]  # none missing or twice
-    assert _strip_wall(records) == _strip_wall(_records(tmp_path / "reference"))
-    provenance = json.loads(
-        (out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0" / "provenance.json").read_text()
-    )
-    assert provenance["resumes"][0]["env_steps"] >= int(killed_at.removeprefix("step_"))
+    assert _strip_wall(records) == reference_run
+    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    assert resume["env_steps"] >= checkpointed and resume["mid_episode"] is False
 
 
 @pytest.mark.slow
@@ -147,7 +165,7 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
     messages: list[str] = []
     report = lambda event: messages.append(event.get("text", ""))  # noqa: E731
 
-    for corrupt in ("newest", "all"):
+    for corrupt in ("newest", "all", "eval log lost"):
         crashed = replace(spec, out=str(tmp_path / corrupt))
         _crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
         with pytest.raises(Crash):
@@ -156,20 +174,27 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
         rd = check(crashed)[1]
         saved = Checkpoints(rd.checkpoints_dir, print).complete()
         assert [p.name for p in saved] == ["step_000000002000", "step_000000001000"]
-        for path in saved[: 1 if corrupt == "newest" else 2]:
-            buffer = path / "buffer.observations.npy"
-            buffer.write_bytes(buffer.read_bytes()[:-100])  # truncated
-        state = saved[0] / "state.pt"
-        state.write_bytes(b"x" * state.stat().st_size)  # same size, fails its checksum
+        if corrupt == "eval log lost":  # checkpoints intact but loaded in vain: start over
+            rd.eval_file.unlink()
+        else:
+            for path in saved[: 1 if corrupt == "newest" else 2]:
+                buffer = path / "buffer.observations.npy"
+                buffer.write_bytes(buffer.read_bytes()[:-100])  # truncated
+            state = saved[0] / "state.pt"
+            state.write_bytes(b"x" * state.stat().st_size)  # same size, fails its checksum
         messages.clear()
         run_one(crashed, report)
         text = " ".join(messages)
-        assert "step_000000002000 is unusable (state.pt fails its checksum)" in text
+        if corrupt == "eval log lost":
+            assert text.count("cannot resume from the checkpoint") == 2
+        else:
+            assert "step_000000002000 is unusable (state.pt fails its checksum)" in text
         if corrupt == "newest":
             assert "resumed from the checkpoint at 500 steps per task" in text
         else:
-            assert "step_000000001000 is unusable (buffer.observations.npy is truncated" in text
             assert "no usable checkpoint left" in text and "from scratch" in text
+        if corrupt == "all":
+            assert "step_000000001000 is unusable (buffer.observations.npy is truncated" in text
         assert _strip_wall(rd.read_eval()) == reference  # same records either way
         assert not rd.checkpoints_dir.exists()
 
