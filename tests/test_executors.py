@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -165,13 +166,15 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
     messages: list[str] = []
     report = lambda event: messages.append(event.get("text", ""))  # noqa: E731
 
+    crashed = replace(spec, out=str(tmp_path / "crashed"))
+    _crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
+    with pytest.raises(Crash):
+        run_one(crashed)
+    monkeypatch.undo()
     for corrupt in ("newest", "all", "eval log lost"):
-        crashed = replace(spec, out=str(tmp_path / corrupt))
-        _crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
-        with pytest.raises(Crash):
-            run_one(crashed)
-        monkeypatch.undo()
-        rd = check(crashed)[1]
+        damaged = replace(spec, out=str(tmp_path / corrupt))
+        shutil.copytree(crashed.out, damaged.out)
+        rd = check(damaged)[1]
         saved = Checkpoints(rd.checkpoints_dir, print).complete()
         assert [p.name for p in saved] == ["step_000000002000", "step_000000001000"]
         if corrupt == "eval log lost":  # checkpoints intact but loaded in vain: start over
@@ -183,7 +186,7 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
             state = saved[0] / "state.pt"
             state.write_bytes(b"x" * state.stat().st_size)  # same size, fails its checksum
         messages.clear()
-        run_one(crashed, report)
+        run_one(damaged, report)
         text = " ".join(messages)
         if corrupt == "eval log lost":
             assert text.count("cannot resume from the checkpoint") == 2
