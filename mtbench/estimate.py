@@ -220,15 +220,16 @@ def plan(
     :raises UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
     """
     cores = usable_cores()
-    guess = workers or min(cores, len(configs))
-    threads = threads or max(1, cores // guess)
+    if workers is not None:
+        workers = min(workers, len(configs))
+    threads = threads or max(1, cores // (workers or min(cores, len(configs))))
     env_step = _env_step_seconds(configs[0])
-    calibrations: dict[tuple[str, str], Calibration] = {}
+    calibrations: dict[RunConfig, Calibration] = {}  # runs that differ only in their seed share one
     for config in configs:
-        key = (config.agent, repr((config.train, config.agent_config)))
+        key = dataclasses.replace(config, seed=0)
         if key not in calibrations:
             calibrations[key] = calibrate(config, threads, device, env_step)
-    cals = [calibrations[(c.agent, repr((c.train, c.agent_config)))] for c in configs]
+    cals = [calibrations[dataclasses.replace(c, seed=0)] for c in configs]
     memory = [run_memory(c, cal.parameters) for c, cal in zip(configs, cals, strict=True)]
     available = available_memory()
     needs = [m.total for m in memory]
