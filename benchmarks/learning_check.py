@@ -1,8 +1,9 @@
 """Learning check: does every agent clearly learn on a small suite of quick-to-learn tasks?
 
 Trains every registered agent on a small suite for a few seeds, compares the success rate of the
-untrained policy (evaluation at step 0) with the final one, and (with --write-docs) records the
-table and the exact command in docs/benchmarks.md. Runs execute in mtbench's local process pool
+untrained policy (evaluation at step 0) with the final one (the mean of the last few evaluation
+points, so that one lucky or unlucky evaluation does not decide), and (with --write-docs) records
+the table and the exact command in docs/benchmarks.md. Runs execute in mtbench's local process pool
 and checkpoint as every run does, so an interrupted check resumes where it stopped. Run from the
 repository root:
 
@@ -23,13 +24,17 @@ import numpy as np
 import torch
 
 from mtbench.bench import replace_marked
-from mtbench.cli import parse_agents, parse_seeds
+from mtbench.cli import parse_agents, parse_seeds, parse_settings
 from mtbench.executors import run_local
 from mtbench.provenance import collect
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+SUITE = "fixed:reach-v3,window-close-v3,button-press-topdown-v3,plate-slide-v3"
+STEPS = 8_000
+BATCH = 32
+EVAL_EVERY = 1_000
 
 
 def _print_event(specs: list[RunSpec]):
@@ -41,27 +46,47 @@ def _print_event(specs: list[RunSpec]):
     return on_event
 
 
-def summarise(specs: list[RunSpec]) -> list[tuple[str, float, float, float, float, float]]:
-    """Per agent: mean and std over seeds of untrained and final success, mean wall seconds."""
+Row = tuple[str, float, float, float, float, dict[str, float], float]
+
+
+def summarise(specs: list[RunSpec], last: int) -> list[Row]:
+    """Per agent: mean and std over seeds of the untrained and the final success, final success per
+    task (mean over seeds) and mean wall seconds per run.
+
+    Untrained: the evaluation at step 0. Final: the mean of the ``last`` evaluation points.
+    """
     rows = []
     for agent in dict.fromkeys(s.agent for s in specs):
-        initial, final, wall = [], [], []
+        initial, final, per_task, wall = [], [], [], []
         for spec in (s for s in specs if s.agent == agent):
             records = RunDir(check(spec)[1].path).read_eval()
             initial.append(records[0]["mean_success_rate"])
-            final.append(records[-1]["mean_success_rate"])
+            final.append(np.mean([r["mean_success_rate"] for r in records[-last:]]))
+            per_task.append(
+                {
+                    t: np.mean([r["success_rate"][t] for r in records[-last:]])
+                    for t in records[0]["success_rate"]
+                }
+            )
             wall.append(records[-1]["wall_seconds"])
-        rows.append((agent, np.mean(initial), np.std(initial), np.mean(final), np.std(final), np.mean(wall)))
+        tasks = {t: float(np.mean([p[t] for p in per_task])) for t in per_task[0]}
+        rows.append(
+            (agent, np.mean(initial), np.std(initial), np.mean(final), np.std(final), tasks, np.mean(wall))
+        )
     return rows
 
 
-def table(rows, seeds: int) -> str:
+def table(rows: list[Row], seeds: int, last: int) -> str:
     lines = [
-        f"| agent | untrained success (mean ± std, {seeds} seeds) | final success | wall s per run |",
-        "|---|---|---|---|",
+        f"| agent | untrained success (mean ± std, {seeds} seeds) | final success (last {last} "
+        "evaluations) | final success per task | wall s per run |",
+        "|---|---|---|---|---|",
     ]
-    for agent, i_mean, i_std, f_mean, f_std, wall in rows:
-        lines.append(f"| {agent} | {i_mean:.2f} ± {i_std:.2f} | {f_mean:.2f} ± {f_std:.2f} | {wall:.0f} |")
+    for agent, i_mean, i_std, f_mean, f_std, tasks, wall in rows:
+        per_task = ", ".join(f"{t.removesuffix('-v3')} {v:.2f}" for t, v in tasks.items())
+        lines.append(
+            f"| {agent} | {i_mean:.2f} ± {i_std:.2f} | {f_mean:.2f} ± {f_std:.2f} | {per_task} | {wall:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -70,26 +95,42 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--agents", default="all")
-    parser.add_argument("--suite", default="drawer-close-v3,reach-v3")
+    parser.add_argument("--suite", default=SUITE)
     parser.add_argument("--seeds", default="0-2")
-    parser.add_argument("--steps-per-task", type=int, default=8_000)
+    parser.add_argument("--steps-per-task", type=int, default=STEPS)
     parser.add_argument("--warmup-steps", type=int, default=1_000)
-    parser.add_argument("--batch-size-per-task", type=int, default=64)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--batch-size-per-task", type=int, default=BATCH)
     parser.add_argument(
-        "--eval-every", type=int, help="steps per task between evaluations [default: only at the end]"
+        "--eval-episodes", type=int, default=1, help="1: fixed-goal episodes are deterministic"
+    )
+    parser.add_argument(
+        "--eval-every", type=int, default=EVAL_EVERY, help="steps per task between evaluations"
+    )
+    parser.add_argument(
+        "--last", type=int, default=3, help="final success = mean of this many last evaluations"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other setting, as mtbench run --set",
     )
     parser.add_argument("--out", default="runs/learning_check")
-    parser.add_argument("--workers", type=int, default=1, help="runs in parallel (torch threads split)")
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (torch threads split)")
     parser.add_argument("--write-docs", action="store_true", help="record the result in docs/benchmarks.md")
     args = parser.parse_args()
 
+    trained_points = (args.steps_per_task - args.warmup_steps - 1) // args.eval_every + 1
+    if not 1 <= args.last <= trained_points:
+        sys.exit(f"--last {args.last}: the budget has {trained_points} evaluation point(s) after the warm-up")
     overrides = (
         ("batch_size_per_task", args.batch_size_per_task),
         ("eval_episodes", args.eval_episodes),
-        ("eval_every", args.eval_every or args.steps_per_task),
+        ("eval_every", args.eval_every),
         ("steps_per_task", args.steps_per_task),
         ("warmup_steps_per_task", args.warmup_steps),
+        *parse_settings(args.set).items(),
     )
     seeds = parse_seeds(args.seeds)
     specs = [
@@ -106,19 +147,20 @@ def main() -> None:
     if any(o.status != "done" for o in outcomes.values()):
         sys.exit("not every run finished; run the same command again to resume")
 
-    result = table(summarise(specs), len(seeds))
+    result = table(summarise(specs, args.last), len(seeds), args.last)
     print(result)
     command = "python benchmarks/learning_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    settings = ", ".join(args.set) or "none"
     section = (
         f"## Learning check ({date.today().isoformat()})\n\n"
         f"Suite `{args.suite}`, {args.steps_per_task} env steps per task ({args.warmup_steps} of them "
         f"uniform random warm-up), {args.batch_size_per_task} transitions per task per batch, "
-        f"evaluation with {args.eval_episodes} episodes per task before training, at the end and every "
-        f"{args.eval_every or args.steps_per_task} steps per task; "
-        f"every other setting is the agent's default. Machine: {collect('cpu')['cpu']}, "
-        f"{platform.machine()}, {args.workers} worker(s); whole check {total / 60:.0f} min "
-        f"(runs already finished in `{args.out}` are not re-timed).\n\n"
-        f"```\n{command}\n```\n\n{result}\n"
+        f"evaluation with {args.eval_episodes} episode(s) per task before training and every "
+        f"{args.eval_every} steps per task; final success is the mean of the last {args.last} "
+        f"evaluations. Other settings changed: {settings}; everything else is the agent's default. "
+        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {args.workers} worker(s) x {threads} "
+        f"torch thread(s); whole check {total / 60:.0f} min (runs already finished in `{args.out}` "
+        f"are not re-timed).\n\n```\n{command}\n```\n\n{result}\n"
     )
     if args.write_docs:
         replace_marked(DOCS, "learning-check", section)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
+
+FIELDS = ("observations", "actions", "next_observations", "rewards", "dones", "timeouts")
 
 
 class TaskStratifiedReplayBuffer(ReplayBuffer):
@@ -16,23 +21,70 @@ class TaskStratifiedReplayBuffer(ReplayBuffer):
     ``batch_size // n_envs`` transitions from every task, laid out task-major: row
     ``t * B + b`` is sample ``b`` of task ``t``, so a batch can be viewed as ``[T, B, dim]``.
     Timeouts are never terminal (``handle_timeout_termination``, SB3's default, stays on).
+
+    On a GPU the buffer also keeps a copy of its arrays in device memory, made at the first
+    :meth:`sample` and extended by every :meth:`add` (one row of T transitions per vector step),
+    and samples there with torch's RNG: a batch never crosses the host-device bus. The numpy
+    arrays stay the record (checkpoints read and write them).
+
+    :param on_device: sample from the device copy; None (default): only when the device is CUDA.
     """
+
+    def __init__(self, *args: Any, on_device: bool | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.optimize_memory_usage:
+            raise ValueError("TaskStratifiedReplayBuffer does not support optimize_memory_usage")
+        self.on_device = self.device.type == "cuda" if on_device is None else on_device
+        self._device_copy: dict[str, th.Tensor] | None = None
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        pos = self.pos
+        super().add(*args, **kwargs)
+        if self._device_copy is not None:
+            for name, tensor in self._device_copy.items():
+                tensor[pos].copy_(th.from_numpy(getattr(self, name)[pos]))
+
+    def discard_device_copy(self) -> None:
+        """Forget the device copy (after the numpy arrays were changed in place, e.g. a restore)."""
+        self._device_copy = None
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
         if batch_size % self.n_envs != 0:
             raise ValueError(f"batch_size {batch_size} is not a multiple of the {self.n_envs} tasks")
         per_task = batch_size // self.n_envs
         upper = self.buffer_size if self.full else self.pos
+        if self.on_device and env is None:
+            return self._sample_on_device(upper, per_task)
         # [T, B] time indices, one row per task; env (task) index broadcast along each row
         time_idx = np.random.randint(0, upper, size=(self.n_envs, per_task))
         task_idx = np.broadcast_to(np.arange(self.n_envs)[:, None], time_idx.shape)
         return self._gather(time_idx.reshape(-1), task_idx.reshape(-1), env)
 
+    def _sample_on_device(self, upper: int, per_task: int) -> ReplayBufferSamples:
+        if self._device_copy is None:
+            rows = self.buffer_size if self.full else self.pos
+            self._device_copy = {}
+            for name in FIELDS:
+                array = getattr(self, name)
+                tensor = th.zeros(array.shape, dtype=th.float32, device=self.device)
+                tensor[:rows] = th.from_numpy(array[:rows]).to(self.device)
+                self._device_copy[name] = tensor
+        data = self._device_copy
+        # [T, B] time indices drawn on the device; task index broadcast along each row
+        time_idx = th.randint(0, upper, (self.n_envs, per_task), device=self.device).reshape(-1)
+        task_idx = th.arange(self.n_envs, device=self.device).repeat_interleave(per_task)
+        not_timeout = 1.0 - data["timeouts"][time_idx, task_idx]
+        return ReplayBufferSamples(
+            data["observations"][time_idx, task_idx],
+            data["actions"][time_idx, task_idx],
+            data["next_observations"][time_idx, task_idx],
+            (data["dones"][time_idx, task_idx] * not_timeout).reshape(-1, 1),
+            data["rewards"][time_idx, task_idx].reshape(-1, 1),
+        )
+
     def _gather(
         self, time_idx: np.ndarray, task_idx: np.ndarray, env: VecNormalize | None
     ) -> ReplayBufferSamples:
-        if self.optimize_memory_usage:
-            raise ValueError("TaskStratifiedReplayBuffer does not support optimize_memory_usage")
         not_timeout = 1.0 - self.timeouts[time_idx, task_idx]
         data = (
             self._normalize_obs(self.observations[time_idx, task_idx], env),

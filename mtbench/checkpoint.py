@@ -42,6 +42,8 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv
 
+from mtbench.buffers import TaskStratifiedReplayBuffer
+
 FORMAT = 1
 KEEP = 2
 """Complete checkpoints kept per run: the newest, and the one before as a fallback."""
@@ -226,6 +228,8 @@ def _load(path: Path, model: OffPolicyAlgorithm, env: VecEnv) -> dict[str, Any]:
         saved_rows = np.load(path / f"buffer.{name}.npy", mmap_mode="r")
         getattr(buffer, name)[: len(saved_rows)] = saved_rows
     buffer.pos, buffer.full = state["buffer"]["pos"], state["buffer"]["full"]
+    if isinstance(buffer, TaskStratifiedReplayBuffer):
+        buffer.discard_device_copy()
     for name, value in state["counters"].items():
         setattr(model, name, value)
     restore_rng(model, state["rng"])

@@ -6,7 +6,6 @@ import functools
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
@@ -155,7 +154,7 @@ class MultiTaskSAC(SAC):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
         q_networks = getattr(self.critic, "q_networks", [self.critic])
-        logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef_loss": []}
+        losses: list[th.Tensor] = []  # [3] per update, read once at the end: no device sync per update
 
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -204,14 +203,13 @@ class MultiTaskSAC(SAC):
                         list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau
                     )
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-            logs["actor_loss"].append(actor_loss.item())
-            logs["critic_loss"].append(critic_loss.item())  # type: ignore[union-attr]
-            logs["ent_coef_loss"].append(alpha_loss.item())
+            losses.append(th.stack([actor_loss, critic_loss, alpha_loss]).detach())  # type: ignore[list-item]
 
+        means = th.stack(losses).mean(dim=0).tolist()
         alphas = self.alpha.cpu().numpy()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(alphas.mean()))
         self.logger.record("train/ent_coef_min", float(alphas.min()))
         self.logger.record("train/ent_coef_max", float(alphas.max()))
-        for key, values in logs.items():
-            self.logger.record(f"train/{key}", float(np.mean(values)))
+        for key, value in zip(("actor_loss", "critic_loss", "ent_coef_loss"), means, strict=True):
+            self.logger.record(f"train/{key}", value)

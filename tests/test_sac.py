@@ -69,6 +69,28 @@ def test_stratified_batch_is_task_major(model):
         model.replay_buffer.sample(25)
 
 
+def test_device_copy_of_the_buffer_samples_stored_transitions(three_task_suite):
+    """The GPU path (a copy of the buffer in device memory, sampled there), forced on the CPU."""
+    model = small_model(three_task_suite, replay_buffer_kwargs={"on_device": True})
+    try:
+        model.learn(60)  # warm-up: 20 steps per task
+        rb = model.replay_buffer
+        batch = rb.sample(model.batch_size)  # makes the device copy
+        assert model.task_ids(batch.observations).tolist() == [0] * 8 + [1] * 8 + [2] * 8
+        for i, task in enumerate(model.task_ids(batch.observations).tolist()):  # a stored transition
+            (row,) = np.flatnonzero((rb.observations[: rb.pos, task] == batch.observations[i].numpy()).all(1))
+            assert np.array_equal(rb.actions[row, task], batch.actions[i].numpy())
+            assert np.array_equal(rb.next_observations[row, task], batch.next_observations[i].numpy())
+            assert rb.rewards[row, task] == batch.rewards[i, 0]
+            assert batch.dones[i, 0] == rb.dones[row, task] * (1 - rb.timeouts[row, task])
+        model.learn(30, reset_num_timesteps=False)  # 10 vector steps, one update each
+        assert model._n_updates == 10 and th.isfinite(model.log_ent_coef).all()
+        for name, copy in rb._device_copy.items():  # every add extended the device copy
+            assert np.array_equal(copy[: rb.pos].numpy(), getattr(rb, name)[: rb.pos]), name
+    finally:
+        model.get_env().close()
+
+
 def test_task_alpha_moves_only_with_its_own_samples(model):
     model.learn(60)
     batch = model.replay_buffer.sample(model.batch_size)
