@@ -130,12 +130,19 @@ class MultiTaskSAC(SAC):
         self.log_ent_coef = th.full((self.num_tasks,), init, device=self.device).requires_grad_(True)
         self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
-        if self.use_bf16:  # every network of the actor and critics (Q networks one by one)
-            for owner in (self.actor, self.critic, self.critic_target):
-                for child in owner.children():
-                    for module in child if isinstance(child, nn.ModuleList) else [child]:
-                        if any(p.requires_grad for p in module.parameters()):
-                            autocast_bf16(module, self.device.type)
+        if self.use_bf16:
+            for module in self.networks():
+                autocast_bf16(module, self.device.type)
+
+    def networks(self) -> list[nn.Module]:
+        """Every network of the actor, critics and target critics (the Q networks one by one)."""
+        found = []
+        for owner in (self.actor, self.critic, self.critic_target):
+            for child in owner.children():
+                for module in child if isinstance(child, nn.ModuleList) else [child]:
+                    if any(p.requires_grad for p in module.parameters()):
+                        found.append(module)
+        return found
 
     def task_ids(self, observations: th.Tensor) -> th.Tensor:
         """Task index ``[N]`` of each observation ``[N, obs_dim]``, read from its one-hot."""
