@@ -64,6 +64,11 @@ def request_stop(signum: int, frame: Any) -> None:
     StopRequest.requested = True
 
 
+class UnloadableCheckpoint(Exception):
+    """A checkpoint that is intact (its checksums hold) but cannot be loaded into this model: it is
+    kept, and the run stops instead of starting over and losing it."""
+
+
 class RunStopped(Exception):
     """Training stopped on request after writing a checkpoint; re-running the command resumes it."""
 
@@ -177,11 +182,14 @@ class Checkpoints:
         """Raise ValueError naming what is wrong with the checkpoint at ``path``."""
         try:
             manifest = json.loads((path / "MANIFEST.json").read_text())
-            files = manifest["files"]
-            if manifest["format"] != FORMAT:
-                raise ValueError(f"format {manifest['format']}, this mtbench reads {FORMAT}")
+            files, version = manifest["files"], manifest["format"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"unreadable manifest ({exc})") from None
+        if version != FORMAT:
+            raise UnloadableCheckpoint(
+                f"checkpoint {path} has format {version}, this mtbench reads {FORMAT}: resume it with "
+                "the mtbench version that wrote it, or delete it to start the run over"
+            )
         for name in ("model.pt", "state.pt", *(f"buffer.{field}.npy" for field in BUFFER_FIELDS)):
             file = path / name
             if name not in files or not file.is_file():
@@ -195,18 +203,29 @@ class Checkpoints:
     def restore_latest(self, model: OffPolicyAlgorithm, env: VecEnv) -> dict[str, Any] | None:
         """Load the newest usable checkpoint into ``model`` and ``env``; return its state.
 
-        Corrupt checkpoints are removed (with a message) and the next older one is tried; None
-        when there is none to resume from. ``model`` must be freshly built with the run's config.
+        Corrupt checkpoints (missing, truncated or failing their checksum) are removed with a
+        message and the next older one is tried; None when there is none to resume from. An intact
+        checkpoint that cannot be loaded (another format, another model, out of memory) raises
+        :class:`UnloadableCheckpoint` and is kept. ``model`` must be freshly built with the run's
+        config.
         """
         for path in self.complete():
             try:
                 self.verify(path)
-                state = _load(path, model, env)
-            except Exception as exc:
+            except ValueError as exc:
                 self.notify(f"checkpoint {path} is unusable ({exc}); removed it, trying an older one")
                 shutil.rmtree(path, ignore_errors=True)
                 continue
-            return state
+            try:
+                return _load(path, model, env)
+            except Exception as exc:
+                cause = " ".join(str(exc).split())
+                cause = cause if len(cause) <= 300 else cause[:300] + " ..."
+                raise UnloadableCheckpoint(
+                    f"checkpoint {path} is intact but cannot be loaded ({type(exc).__name__}: {cause}); "
+                    "it is kept: fix the cause and run the same command again, or delete it to start "
+                    "the run over"
+                ) from exc
         return None
 
     def clear(self) -> None:

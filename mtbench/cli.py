@@ -254,6 +254,11 @@ def run(
             raise UsageError(
                 "--checkpoint-every and --retries must be >= 0, --cpus-per-run > 0 and --gpus-per-run >= 0"
             )
+        if executor == "ray" and device == "cuda" and gpus_per_run == 0:
+            raise UsageError(
+                "--device cuda with --executor ray needs GPUs per run (Ray hides the GPUs from tasks "
+                "that ask for none): add --gpus-per-run 1, or a fraction such as 0.25 to share a GPU"
+            )
         settings = tuple(sorted(overrides.items()))
         specs = [
             RunSpec(suite, agent, seed, preset, settings, str(out), device, modules, checkpoint_every)
@@ -345,7 +350,9 @@ def _run_pending(
     ray_threads = max(1, int(cpus_per_run)) if executor == "ray" else None
     try:
         with console.status("Calibrating on this machine (a few updates of every agent) ..."):
-            device = resolve_device(specs[0].device)
+            # Ray tasks that ask for no GPU see none: calibrate where the runs will train
+            cpu_only = executor == "ray" and gpus_per_run == 0
+            device = "cpu" if cpu_only else resolve_device(specs[0].device)
             plan = make_plan(configs, device, workers, ray_threads, local=executor == "local")
     except UsageError as exc:
         raise fail(str(exc)) from None

@@ -100,12 +100,13 @@ def check_fits(needs: list[int], workers: int, available: int, buffer_hint: int)
     if need <= available:
         return
     fitting = available // max(needs)
-    fixes = [f"--workers {fitting}" if fitting >= 1 else "no worker count fits"]
+    fixes = [f"--workers {fitting}"] if fitting >= 1 else []
     if buffer_hint > 0:
         fixes.append(f"a smaller replay buffer (--set buffer_size_per_task={buffer_hint})")
+    fix = " or ".join(fixes) or "a machine with more memory (or --executor ray on a cluster)"
     raise UsageError(
         f"the grid needs about {gib(need)} for {workers} run(s) at a time but {gib(available)} is "
-        f"available; use {' or '.join(fixes)}"
+        f"available; use {fix}"
     )
 
 

@@ -10,10 +10,13 @@ SIGTERM to the caller stop the grid: running runs checkpoint and stop, queued on
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import queue as queue_module
 import signal
+import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from mtbench.errors import UsageError
 from mtbench.runner import RunSpec, run_one
 
 EXECUTORS = ("local", "ray")
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,16 @@ class _PipeEvents:
         self.connection.send(item)
 
 
+def _stop_with_parent() -> None:
+    """Linux: SIGTERM this worker when the process that started it dies (even by kill -9), so no
+    orphan goes on training a run that the next command resumes."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _local_worker(key: int, spec: RunSpec, threads: int, events: _PipeEvents) -> None:
+    _stop_with_parent()
     events.put((key, execute(key, spec, threads, events)))
 
 
@@ -96,6 +109,12 @@ class _StopOnSignal:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if not self.requested:
+            print(
+                f"{signal.Signals(signum).name}: every running run checkpoints after its current step "
+                "and stops; queued runs do not start",
+                file=sys.stderr,
+            )
         self.requested = True
 
     def __exit__(self, *exc: object) -> None:
@@ -209,15 +228,27 @@ def run_ray(
     if started:
         local = {"_node_ip_address": "127.0.0.1"} if address is None else {}  # loopback only
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", **local)
-    events = Queue()
-    task = ray.remote(execute)
-    threads = max(1, int(cpus))
-    refs = {
-        task.options(num_cpus=cpus, num_gpus=gpus, memory=memory[key], max_retries=retries).remote(
-            key, spec, threads, events
-        ): key
-        for key, spec in enumerate(specs)
-    }
+    try:
+        events = Queue()
+        task = ray.remote(execute)
+        threads = max(1, int(cpus))
+        refs = {
+            task.options(num_cpus=cpus, num_gpus=gpus, memory=memory[key], max_retries=retries).remote(
+                key, spec, threads, events
+            ): key
+            for key, spec in enumerate(specs)
+        }
+        return _wait_for_ray(refs, events, on_event)
+    finally:
+        if started:  # a local instance stops, a cluster is only disconnected from
+            ray.shutdown()
+
+
+def _wait_for_ray(refs: dict[Any, int], events: Any, on_event: OnEvent) -> dict[int, Outcome]:
+    """Outcomes of the Ray tasks ``refs`` (ref -> run index) as they end; a stop request cancels
+    the rest (each checkpoints and stops)."""
+    import ray
+
     outcomes: dict[int, Outcome] = {}
     cancelled = False
     with _StopOnSignal() as stop:
@@ -234,11 +265,9 @@ def run_ray(
                     cause = str(exc).strip().splitlines()[0]
                     outcomes[key] = Outcome("failed", f"{type(exc).__name__}: {cause}")
                 on_event(key, {"event": "end", "outcome": outcomes[key]})
-            if stop.requested and not cancelled:  # interrupts each task: it checkpoints and stops
+            if stop.requested and not cancelled:
                 for ref in refs:
                     ray.cancel(ref)
                 cancelled = True
     _drain(events, on_event)
-    if started:  # a local instance stops, a cluster is only disconnected from
-        ray.shutdown()
     return outcomes

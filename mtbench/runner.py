@@ -12,13 +12,20 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import platform
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None  # type: ignore[assignment]
 
 import torch
 from stable_baselines3.common.logger import Logger, configure
@@ -178,8 +185,40 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
         without it messages go to stderr.
     """
     config, rd, done = check(spec)
-    if done:
-        return rd.path
+    if not done:
+        with _exclusive(rd):
+            if not rd.is_done():  # another process may have finished it meanwhile
+                _run_unfinished(spec, config, rd, report)
+    shutil.rmtree(rd.checkpoints_dir, ignore_errors=True)  # left by a kill between DONE and cleanup
+    return rd.path
+
+
+@contextlib.contextmanager
+def _exclusive(rd: RunDir) -> Iterator[None]:
+    """Hold the lock of ``rd`` (``.lock``); a second process on the same run is refused.
+
+    The kernel drops the lock when its holder dies (kill -9 included), so it never goes stale.
+    """
+    rd.path.mkdir(parents=True, exist_ok=True)
+    with open(rd.path / ".lock", "a+") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise UsageError(
+                    f"{rd.path} is being trained by {holder}; wait for it to finish or stop it, "
+                    "then run the same command again"
+                ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {platform.node()}\n")
+        f.flush()
+        yield
+
+
+def _run_unfinished(spec: RunSpec, config: RunConfig, rd: RunDir, report: Report | None) -> None:
     device = resolve_device(spec.device)
 
     def notify(text: str) -> None:
@@ -194,9 +233,7 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
         _train(spec, config, rd, checkpoints, device, notify, report)
     except _StartOver:
         _train(spec, config, rd, checkpoints, device, notify, report)  # no checkpoints left now
-    rd.mark_done()
-    checkpoints.clear()  # only after DONE: a crash in between must not lose the run
-    return rd.path
+    rd.mark_done()  # checkpoints are removed only after DONE: a crash in between must not lose the run
 
 
 def _train(

@@ -58,6 +58,7 @@ def test_parse_seeds(text, seeds):
         (["--set", "max_grad_norm=-1"], "max_grad_norm must be > 0 or null"),
         (["--set", "tau=2"], "gamma and tau must be at most 1"),
         (["--set", 'agent.hidden_sizes=[400, "a"]'], "agent.hidden_sizes must be a tuple"),
+        (["--executor", "ray", "--device", "cuda"], "needs GPUs per run"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, fragment):

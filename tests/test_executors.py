@@ -16,12 +16,14 @@ import pytest
 from typer.testing import CliRunner
 
 from mtbench import estimate
-from mtbench.checkpoint import Checkpoints
+from mtbench.checkpoint import Checkpoints, UnloadableCheckpoint
 from mtbench.cli import app
+from mtbench.executors import run_local
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check, run_one
 from tests.conftest import TWO_TASKS
 from tests.test_runner import RESUMABLE, Crash, _crash_after_eval, _strip_wall
+from tests.test_sac import small_model
 
 runner = CliRunner()
 TINY = ["--suite", TWO_TASKS, "--preset", "quick", "--steps-per-task", "200", "--warmup-steps", "100",
@@ -200,6 +202,36 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
             assert "step_000000001000 is unusable (buffer.observations.npy is truncated" in text
         assert _strip_wall(rd.read_eval()) == reference  # same records either way
         assert not rd.checkpoints_dir.exists()
+
+
+def test_an_intact_checkpoint_that_cannot_be_loaded_is_kept(tmp_path, two_task_suite):
+    model = small_model(two_task_suite)
+    other = small_model(two_task_suite, policy_kwargs=dict(net_arch=[16]))  # another network
+    try:
+        model.learn(40)
+        checkpoints = Checkpoints(tmp_path / "checkpoints", print)
+        path = checkpoints.save(model, {})
+        with pytest.raises(UnloadableCheckpoint, match=r"intact but cannot be loaded \(RuntimeError: Error"):
+            checkpoints.restore_latest(other, other.get_env())
+        manifest = json.loads((path / "MANIFEST.json").read_text())
+        (path / "MANIFEST.json").write_text(json.dumps(manifest | {"format": 99}))
+        with pytest.raises(UnloadableCheckpoint, match="format 99"):
+            checkpoints.restore_latest(model, model.get_env())
+        assert checkpoints.complete() == [path]  # kept for the user to decide
+    finally:
+        model.get_env().close()
+        other.get_env().close()
+
+
+def test_a_worker_that_keeps_dying_is_retried_then_reported_failed(tmp_path):
+    dies = tmp_path / "dies.py"
+    dies.write_text("import os\n\nos._exit(9)\n")  # kills the worker as it loads the agent
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", (), str(tmp_path / "runs"), "cpu", (str(dies),))
+    events: list[dict] = []
+    outcomes = run_local([spec], 1, 1, lambda key, event: events.append(event), retries=1)
+    assert outcomes[0].status == "failed"
+    assert outcomes[0].detail == "worker died (exit code 9); gave up after 2 attempts"
+    assert [e["event"] for e in events] == ["start", "retry", "start", "end"]
 
 
 def test_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):

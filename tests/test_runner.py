@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from mtbench.checkpoint import Checkpoints, StopRequest
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
-from mtbench.runner import RunSpec, check, run_one
+from mtbench.runner import RunSpec, _exclusive, check, run_one
 from tests.conftest import TWO_TASKS
 
 TINY = (
@@ -47,6 +48,14 @@ def test_interrupted_run_starts_over(tmp_path):
     run_one(spec)
     assert rd.is_done() and "partial" not in rd.eval_file.read_text()
     assert check(spec)[2] is True
+
+
+def test_a_run_another_process_trains_is_refused(tmp_path):
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    rd = check(spec)[1]
+    with _exclusive(rd), pytest.raises(UsageError, match=f"is being trained by pid {os.getpid()} on"):
+        run_one(spec)  # the lock is per open file, so this process stands in for a second one
+    assert not rd.config_file.exists() and not rd.eval_file.exists()
 
 
 def test_check_refuses_different_config(tmp_path):

@@ -20,10 +20,9 @@ def small_model(suite, **kwargs) -> MultiTaskSAC:
         batch_size_per_task=8,
         buffer_size_per_task=1_000,
         learning_starts_per_task=20,
-        policy_kwargs=dict(net_arch=[32, 32]),
         seed=0,
         device="cpu",
-        **kwargs,
+        **(dict(policy_kwargs=dict(net_arch=[32, 32])) | kwargs),
     )
 
 
