@@ -76,10 +76,11 @@ def _cli(*args: str) -> subprocess.Popen:
     )
 
 
-def _wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> None:
+def _wait_for(condition, process: subprocess.Popen | None, timeout: float = 300) -> None:
+    """Wait until ``condition()`` holds, failing if ``process`` (when given) ends first."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert process.poll() is None, process.communicate()
+        assert process is None or process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
 
@@ -139,6 +140,34 @@ def test_kill_9_resumes_from_the_last_checkpoint_exactly(tmp_path, reference_run
     assert _strip_wall(records) == reference_run
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
     assert resume["env_steps"] >= checkpointed and resume["mid_episode"] is False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_workers_checkpoint_and_stop_when_the_command_is_killed(tmp_path):
+    out = tmp_path / "runs"
+    process = _cli("--out", str(out), *LONGER)
+    _wait_for(lambda: len(_records(out)) >= 2 and _workers_of(process.pid), process)
+    workers = _workers_of(process.pid)
+    os.kill(process.pid, signal.SIGKILL)  # the command only: its worker is orphaned
+    process.communicate(timeout=60)
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), None, 120)  # SIGTERM: checkpoint, stop
+    rd = RunDir(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0")
+    assert not rd.is_done() and Checkpoints(rd.checkpoints_dir, print).complete()
+
+    again = _cli("--out", str(out), *LONGER)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stdout + stderr
+    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 500, 1000, 1500]
+    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    assert resume["mid_episode"] is True  # the stop request's checkpoint, not a periodic one
 
 
 @pytest.mark.slow
