@@ -223,25 +223,34 @@ def plan(
     cores = usable_cores()
     if workers is not None:
         workers = min(workers, len(configs))
-    threads = threads or max(1, cores // (workers or min(cores, len(configs))))
+    run_threads = threads or max(1, cores // (workers or min(cores, len(configs))))
     env_step = _env_step_seconds(configs[0])
-    calibrations: dict[RunConfig, Calibration] = {}  # runs that differ only in their seed share one
-    for config in configs:
-        key = dataclasses.replace(config, seed=0)
-        if key not in calibrations:
-            calibrations[key] = calibrate(config, threads, device, env_step)
-    cals = [calibrations[dataclasses.replace(c, seed=0)] for c in configs]
+    cals = _calibrate_all(configs, run_threads, device, env_step)
     memory = [run_memory(c, cal.parameters) for c, cal in zip(configs, cals, strict=True)]
     available = available_memory()
     needs = [m.total for m in memory]
     if workers is None:
         workers = default_workers(needs, available)
+        if threads is None and max(1, cores // workers) != run_threads:  # memory allows fewer workers
+            run_threads = max(1, cores // workers)
+            cals = _calibrate_all(configs, run_threads, device, env_step)
+    threads = run_threads
     if local:
         big = needs.index(max(needs))
         hint = _fitting_buffer(configs[big], memory[big], available // workers)
         check_fits(needs, workers, available, hint)
     seconds = [run_seconds(c, cal) for c, cal in zip(configs, cals, strict=True)]
     return Plan(workers, threads, memory, seconds, available)
+
+
+def _calibrate_all(configs: list[RunConfig], threads: int, device: str, env_step: float) -> list[Calibration]:
+    """One calibration per run; runs that differ only in their seed share one."""
+    calibrations: dict[RunConfig, Calibration] = {}
+    for config in configs:
+        key = dataclasses.replace(config, seed=0)
+        if key not in calibrations:
+            calibrations[key] = calibrate(config, threads, device, env_step)
+    return [calibrations[dataclasses.replace(c, seed=0)] for c in configs]
 
 
 def _fitting_buffer(config: RunConfig, memory: MemoryEstimate, budget: int) -> int:

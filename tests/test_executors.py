@@ -276,6 +276,25 @@ def test_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypatch):
+    specs = [RunSpec(TWO_TASKS, "mt_sac", seed, "quick", (), str(tmp_path), "cpu") for seed in (0, 1)]
+    configs = [check(spec)[0] for spec in specs]
+    calibrated_with: list[int] = []
+
+    def calibrate(config, threads, device, env_step):
+        calibrated_with.append(threads)
+        return estimate.Calibration(env_step, update=0.01, act=0.001, parameters=100_000)
+
+    monkeypatch.setattr(estimate, "usable_cores", lambda: 2)
+    monkeypatch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
+    monkeypatch.setattr(estimate, "calibrate", calibrate)
+    one_run = estimate.run_memory(configs[0], 100_000).total
+    monkeypatch.setattr(estimate, "available_memory", lambda: int(1.5 * one_run))  # room for one run
+    plan = estimate.plan(configs, "cpu", workers=None)
+    assert (plan.workers, plan.threads) == (1, 2)
+    assert calibrated_with == [1, 2]  # first guess: 2 workers x 1 thread; then again with 2 threads
+
+
 def test_dry_run_of_a_paper_mt50_grid_says_weeks(tmp_path):
     out = tmp_path / "runs"
     args = ["run", "--agents", "mt_sac", "--suite", "mt50", "--seeds", "0-9", "--dry-run", "--out", str(out)]
