@@ -149,7 +149,8 @@ def print_plan(plan: Any, labels: list[str], executor: str, smoke: bool) -> None
     console.print(
         f"Memory per run: up to {gib(memory.total)} (replay buffer {gib(memory.buffer)}, networks "
         f"{gib(memory.networks)}, envs {gib(memory.envs)}, process {gib(memory.process)}); "
-        f"checkpoints: up to {gib(2 * memory.buffer)} on disk per unfinished run",
+        f"checkpoints: up to {gib(3 * memory.buffer)} on disk per unfinished run (two kept, one being "
+        "written)",
         highlight=False,
     )
     slowest = max(plan.run_seconds)

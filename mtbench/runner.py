@@ -169,7 +169,7 @@ def _resume(rd: RunDir, checkpoints: Checkpoints, model: Any, env: Any, notify: 
             return state
         except ValueError as exc:  # eval.jsonl lost records the checkpoint counts on
             notify(f"cannot resume from the checkpoint at {model.num_timesteps} env steps ({exc})")
-            shutil.rmtree(checkpoints.complete()[0], ignore_errors=True)
+            shutil.rmtree(checkpoints.complete()[0])  # an error here fails the run, never loops
     notify(f"no usable checkpoint left in {checkpoints.root}: starting {rd.path} from scratch")
     raise _StartOver
 
