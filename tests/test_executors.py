@@ -142,6 +142,19 @@ def test_kill_9_resumes_from_the_last_checkpoint_exactly(tmp_path, reference_run
     assert resume["env_steps"] >= checkpointed and resume["mid_episode"] is False
 
 
+def _stopped_run_resumes(out: Path) -> dict:
+    """The LONGER run in ``out`` stopped with a checkpoint; the same command again finishes it with
+    every evaluation point once. Returns the one resume recorded in provenance.json."""
+    rd = RunDir(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0")
+    assert not rd.is_done() and Checkpoints(rd.checkpoints_dir, print).complete()
+    again = _cli("--out", str(out), *LONGER)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stdout + stderr
+    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 500, 1000, 1500]
+    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    return resume
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -159,14 +172,7 @@ def test_workers_checkpoint_and_stop_when_the_command_is_killed(tmp_path):
     os.kill(process.pid, signal.SIGKILL)  # the command only: its worker is orphaned
     process.communicate(timeout=60)
     _wait_for(lambda: not any(_alive(pid) for pid in workers), None, 120)  # SIGTERM: checkpoint, stop
-    rd = RunDir(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0")
-    assert not rd.is_done() and Checkpoints(rd.checkpoints_dir, print).complete()
-
-    again = _cli("--out", str(out), *LONGER)
-    stdout, stderr = again.communicate(timeout=300)
-    assert again.returncode == 0, stdout + stderr
-    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 500, 1000, 1500]
-    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    resume = _stopped_run_resumes(out)
     assert resume["mid_episode"] is True  # the stop request's checkpoint, not a periodic one
 
 
@@ -179,14 +185,7 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(tmp_path):
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stdout + stderr
     assert "run the same command again to resume" in " ".join(stderr.split())
-    rd = RunDir(out / TWO_TASKS.replace(",", "+") / "mt_sac" / "seed_0")
-    assert not rd.is_done() and Checkpoints(rd.checkpoints_dir, print).complete()
-
-    again = _cli("--out", str(out), *LONGER)
-    stdout, stderr = again.communicate(timeout=300)
-    assert again.returncode == 0, stdout + stderr
-    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 500, 1000, 1500]
-    assert len(json.loads(rd.provenance_file.read_text())["resumes"]) == 1
+    _stopped_run_resumes(out)
 
 
 @pytest.mark.slow
