@@ -17,6 +17,7 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -48,46 +49,52 @@ def _print_event(specs: list[RunSpec]):
     return on_event
 
 
-Row = tuple[str, float, float, float, float, dict[str, float], float]
+@dataclass(frozen=True)
+class AgentResult:
+    """One agent's runs: untrained = the evaluation at step 0, final = the mean of the last few."""
+
+    agent: str
+    untrained: list[float]
+    """Mean success over tasks, per seed."""
+    final: list[float]
+    final_per_task: dict[str, float]
+    """Mean over seeds."""
+    wall: float
+    """Mean training seconds per run (from eval.jsonl)."""
 
 
-def summarise(specs: list[RunSpec], last: int) -> list[Row]:
-    """Per agent: mean and std over seeds of the untrained and the final success, final success per
-    task (mean over seeds) and mean wall seconds per run.
-
-    Untrained: the evaluation at step 0. Final: the mean of the ``last`` evaluation points.
-    """
-    rows = []
+def summarise(specs: list[RunSpec], last: int) -> list[AgentResult]:
+    """Per agent, from the run directories; ``last``: how many evaluation points make "final"."""
+    results = []
     for agent in dict.fromkeys(s.agent for s in specs):
-        initial, final, per_task, wall = [], [], [], []
-        for spec in (s for s in specs if s.agent == agent):
-            records = RunDir(check(spec)[1].path).read_eval()
-            initial.append(records[0]["mean_success_rate"])
-            final.append(np.mean([r["mean_success_rate"] for r in records[-last:]]))
-            per_task.append(
-                {
-                    t: np.mean([r["success_rate"][t] for r in records[-last:]])
-                    for t in records[0]["success_rate"]
-                }
+        runs = [RunDir(check(s)[1].path).read_eval() for s in specs if s.agent == agent]
+        tasks = list(runs[0][0]["success_rate"])
+        results.append(
+            AgentResult(
+                agent=agent,
+                untrained=[records[0]["mean_success_rate"] for records in runs],
+                final=[float(np.mean([r["mean_success_rate"] for r in records[-last:]])) for records in runs],
+                final_per_task={
+                    t: float(np.mean([[r["success_rate"][t] for r in records[-last:]] for records in runs]))
+                    for t in tasks
+                },
+                wall=float(np.mean([records[-1]["wall_seconds"] for records in runs])),
             )
-            wall.append(records[-1]["wall_seconds"])
-        tasks = {t: float(np.mean([p[t] for p in per_task])) for t in per_task[0]}
-        rows.append(
-            (agent, np.mean(initial), np.std(initial), np.mean(final), np.std(final), tasks, np.mean(wall))
         )
-    return rows
+    return results
 
 
-def table(rows: list[Row], seeds: int, last: int) -> str:
+def table(results: list[AgentResult], seeds: int, last: int) -> str:
     lines = [
         f"| agent | untrained success (mean ± std, {seeds} seeds) | final success (last {last} "
         "evaluations) | final success per task | wall s per run |",
         "|---|---|---|---|---|",
     ]
-    for agent, i_mean, i_std, f_mean, f_std, tasks, wall in rows:
-        per_task = ", ".join(f"{t.removesuffix('-v3')} {v:.2f}" for t, v in tasks.items())
+    for r in results:
+        per_task = ", ".join(f"{t.removesuffix('-v3')} {v:.2f}" for t, v in r.final_per_task.items())
         lines.append(
-            f"| {agent} | {i_mean:.2f} ± {i_std:.2f} | {f_mean:.2f} ± {f_std:.2f} | {per_task} | {wall:.0f} |"
+            f"| {r.agent} | {np.mean(r.untrained):.2f} ± {np.std(r.untrained):.2f} | "
+            f"{np.mean(r.final):.2f} ± {np.std(r.final):.2f} | {per_task} | {r.wall:.0f} |"
         )
     return "\n".join(lines)
 
@@ -158,7 +165,7 @@ def main() -> None:
 
     rows = summarise(specs, args.last)
     result = table(rows, len(seeds), args.last)
-    run_minutes = len(seeds) * sum(row[-1] for row in rows) / 60  # training time of every run
+    run_minutes = len(seeds) * sum(r.wall for r in rows) / 60  # training time of every run
     print(result)
     command = "python benchmarks/learning_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     settings = ", ".join(args.set) or "none"
