@@ -46,7 +46,7 @@ class TrainConfig:
     """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
     precision: Precision = "fp32"
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
-    (bf16 on GPUs with bf16 and on CPUs with AMX)."""
+    (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32)."""
 
     def sac_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`mtbench.sac.MultiTaskSAC` for this configuration."""

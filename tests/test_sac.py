@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch as th
 
+from mtbench import sac
 from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env
 from mtbench.sac import MultiTaskSAC, task_loss_weights
 
@@ -168,3 +169,13 @@ def test_bf16_runs_matmuls_in_bf16_and_keeps_fp32_state(three_task_suite, tmp_pa
     venv.close()
     with pytest.raises(ValueError, match="precision must be"):
         MultiTaskSAC("MlpPolicy", None, precision="fp16")
+
+
+@pytest.mark.parametrize("speedup, bf16", [(0.55, False), (2.2, True)])  # a Xeon VM, an AMD EPYC
+def test_auto_precision_follows_the_measured_bf16_speedup(three_task_suite, monkeypatch, speedup, bf16):
+    monkeypatch.setattr(sac, "_cpu_bf16_speedup", lambda: speedup)
+    model = small_model(three_task_suite, precision="auto")
+    try:
+        assert model.use_bf16 is bf16
+    finally:
+        model.get_env().close()
