@@ -61,36 +61,42 @@ class TaskStratifiedReplayBuffer(ReplayBuffer):
         return self._gather(time_idx.reshape(-1), task_idx.reshape(-1), env)
 
     def _sample_on_device(self, upper: int, per_task: int) -> ReplayBufferSamples:
-        if self._device_copy is None:
-            rows = self.buffer_size if self.full else self.pos
+        if self._device_copy is None:  # the filled rows are [:upper]
             self._device_copy = {}
             for name in FIELDS:
                 array = getattr(self, name)
                 tensor = th.zeros(array.shape, dtype=th.float32, device=self.device)
-                tensor[:rows] = th.from_numpy(array[:rows]).to(self.device)
+                tensor[:upper] = th.from_numpy(array[:upper]).to(self.device)
                 self._device_copy[name] = tensor
-        data = self._device_copy
         # [T, B] time indices drawn on the device; task index broadcast along each row
         time_idx = th.randint(0, upper, (self.n_envs, per_task), device=self.device).reshape(-1)
         task_idx = th.arange(self.n_envs, device=self.device).repeat_interleave(per_task)
-        not_timeout = 1.0 - data["timeouts"][time_idx, task_idx]
-        return ReplayBufferSamples(
-            data["observations"][time_idx, task_idx],
-            data["actions"][time_idx, task_idx],
-            data["next_observations"][time_idx, task_idx],
-            (data["dones"][time_idx, task_idx] * not_timeout).reshape(-1, 1),
-            data["rewards"][time_idx, task_idx].reshape(-1, 1),
-        )
+        return ReplayBufferSamples(*_rows(self._device_copy, time_idx, task_idx))
 
     def _gather(
         self, time_idx: np.ndarray, task_idx: np.ndarray, env: VecNormalize | None
     ) -> ReplayBufferSamples:
-        not_timeout = 1.0 - self.timeouts[time_idx, task_idx]
+        obs, actions, next_obs, dones, rewards = _rows(
+            {n: getattr(self, n) for n in FIELDS}, time_idx, task_idx
+        )
         data = (
-            self._normalize_obs(self.observations[time_idx, task_idx], env),
-            self.actions[time_idx, task_idx],
-            self._normalize_obs(self.next_observations[time_idx, task_idx], env),
-            (self.dones[time_idx, task_idx] * not_timeout).reshape(-1, 1),
-            self._normalize_reward(self.rewards[time_idx, task_idx].reshape(-1, 1), env),
+            self._normalize_obs(obs, env),
+            actions,
+            self._normalize_obs(next_obs, env),
+            dones,
+            self._normalize_reward(rewards, env),
         )
         return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+
+
+def _rows(data: dict[str, Any], time_idx: Any, task_idx: Any) -> tuple[Any, ...]:
+    """Observations, actions, next observations, dones (timeouts masked out) ``[N, 1]`` and rewards
+    ``[N, 1]`` at (``time_idx``, ``task_idx``) of the arrays (numpy) or tensors in ``data``."""
+    not_timeout = 1.0 - data["timeouts"][time_idx, task_idx]
+    return (
+        data["observations"][time_idx, task_idx],
+        data["actions"][time_idx, task_idx],
+        data["next_observations"][time_idx, task_idx],
+        (data["dones"][time_idx, task_idx] * not_timeout).reshape(-1, 1),
+        data["rewards"][time_idx, task_idx].reshape(-1, 1),
+    )

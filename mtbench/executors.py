@@ -78,10 +78,8 @@ class _PipeEvents:
         self.connection = connection
 
     def put(self, item: Any) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the caller died: the run goes on to its stop checkpoint
             self.connection.send(item)
-        except OSError:  # the caller died: nobody listens, the run goes on to its stop checkpoint
-            pass
 
 
 def _stop_with_parent() -> None:
@@ -268,7 +266,7 @@ def _wait_for_ray(refs: dict[Any, int], events: Any, on_event: OnEvent) -> dict[
                     cause = str(exc).strip().splitlines()[0]
                     outcomes[key] = Outcome("failed", f"{type(exc).__name__}: {cause}")
                 on_event(key, {"event": "end", "outcome": outcomes[key]})
-            if stop.requested and not cancelled:
+            if stop.requested and not cancelled:  # interrupts each task: it checkpoints and stops
                 for ref in refs:
                     ray.cancel(ref)
                 cancelled = True
