@@ -13,6 +13,7 @@ repository root:
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shlex
 import sys
@@ -22,13 +23,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mtbench.bench import replace_marked
 from mtbench.cli import parse_agents, parse_seeds, parse_settings
+from mtbench.estimate import duration, plan
 from mtbench.executors import run_local
 from mtbench.provenance import collect
-from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -61,13 +61,17 @@ class AgentResult:
     """Mean over seeds."""
     wall: float
     """Mean training seconds per run (from eval.jsonl)."""
+    precision: str
+    """The precision the runs trained in (``precision=auto`` resolved), from provenance.json."""
 
 
 def summarise(specs: list[RunSpec], last: int) -> list[AgentResult]:
     """Per agent, from the run directories; ``last``: how many evaluation points make "final"."""
     results = []
     for agent in dict.fromkeys(s.agent for s in specs):
-        runs = [RunDir(check(s)[1].path).read_eval() for s in specs if s.agent == agent]
+        dirs = [check(s)[1] for s in specs if s.agent == agent]
+        runs = [rd.read_eval() for rd in dirs]
+        precisions = {json.loads(rd.provenance_file.read_text())["precision"] for rd in dirs}
         tasks = list(runs[0][0]["success_rate"])
         results.append(
             AgentResult(
@@ -79,6 +83,7 @@ def summarise(specs: list[RunSpec], last: int) -> list[AgentResult]:
                     for t in tasks
                 },
                 wall=float(np.mean([records[-1]["wall_seconds"] for records in runs])),
+                precision="/".join(sorted(precisions)),
             )
         )
     return results
@@ -87,14 +92,14 @@ def summarise(specs: list[RunSpec], last: int) -> list[AgentResult]:
 def table(results: list[AgentResult], seeds: int, last: int) -> str:
     lines = [
         f"| agent | untrained success (mean ± std, {seeds} seeds) | final success (last {last} "
-        "evaluations) | final success per task | wall s per run |",
-        "|---|---|---|---|---|",
+        "evaluations) | final success per task | precision | wall s per run |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         per_task = ", ".join(f"{t.removesuffix('-v3')} {v:.2f}" for t, v in r.final_per_task.items())
         lines.append(
             f"| {r.agent} | {np.mean(r.untrained):.2f} ± {np.std(r.untrained):.2f} | "
-            f"{np.mean(r.final):.2f} ± {np.std(r.final):.2f} | {per_task} | {r.wall:.0f} |"
+            f"{np.mean(r.final):.2f} ± {np.std(r.final):.2f} | {per_task} | {r.precision} | {r.wall:.0f} |"
         )
     return "\n".join(lines)
 
@@ -154,11 +159,17 @@ def main() -> None:
         for agent in parse_agents(args.agents)
         for seed in seeds
     ]
-    for spec in specs:
-        check(spec)
-    threads = max(1, torch.get_num_threads() // args.workers)
+    configs = [check(spec)[0] for spec in specs]
+    print("Calibrating on this machine (a few updates of every agent) ...", flush=True)
+    grid = plan(configs, "cpu", args.workers)
+    threads = grid.threads
+    print(
+        f"{len(specs)} runs, {grid.workers} at a time x {threads} torch thread(s): about "
+        f"{duration(grid.grid_seconds)} if none has finished yet",
+        flush=True,
+    )
     started = time.perf_counter()
-    outcomes = run_local(specs, args.workers, threads, _print_event(specs))
+    outcomes = run_local(specs, grid.workers, threads, _print_event(specs), seconds=grid.run_seconds)
     total = time.perf_counter() - started
     if any(o.status != "done" for o in outcomes.values()):
         sys.exit("not every run finished; run the same command again to resume")
@@ -177,9 +188,9 @@ def main() -> None:
         f"evaluation with {args.eval_episodes} episode(s) per task before training and every "
         f"{args.eval_every} steps per task; final success is the mean of the last {args.last} "
         f"evaluations. Other settings changed: {settings}; everything else is the agent's default. "
-        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {args.workers} worker(s) x {threads} "
+        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {grid.workers} worker(s) x {threads} "
         f"torch thread(s). Training time of all runs (from `eval.jsonl`, startup excluded): "
-        f"{run_minutes:.0f} min, so about {run_minutes / args.workers:.0f} min on {args.workers} "
+        f"{run_minutes:.0f} min, so about {run_minutes / grid.workers:.0f} min on {grid.workers} "
         f"worker(s); this invocation took {total / 60:.0f} min (runs already finished in "
         f"`{args.out}` are skipped).\n\n```\n{command}\n```\n\n{result}\n"
     )

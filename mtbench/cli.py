@@ -366,7 +366,7 @@ def _run_pending(
             memory = [m.total for m in plan.memory]
             outcomes = run_ray(specs, ray_address, cpus_per_run, gpus_per_run, memory, display, retries)
         else:
-            outcomes = run_local(specs, plan.workers, plan.threads, display, retries)
+            outcomes = run_local(specs, plan.workers, plan.threads, display, retries, plan.run_seconds)
     return [outcomes[i] for i in range(len(specs))]
 
 

@@ -44,9 +44,10 @@ class TrainConfig:
     """Meta-World reward function version."""
     vector_strategy: VectorStrategy = "sync"
     """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
-    precision: Precision = "fp32"
+    precision: Precision = "auto"
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
-    (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32)."""
+    (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
+    the run's provenance.json records which)."""
 
     def sac_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`mtbench.sac.MultiTaskSAC` for this configuration."""

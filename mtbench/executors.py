@@ -154,11 +154,22 @@ def _receive(reader: Connection, outcomes: dict[int, Outcome], on_event: OnEvent
 
 
 def run_local(
-    specs: list[RunSpec], workers: int, threads: int, on_event: OnEvent, retries: int = 2
+    specs: list[RunSpec],
+    workers: int,
+    threads: int,
+    on_event: OnEvent,
+    retries: int = 2,
+    seconds: list[float] | None = None,
 ) -> dict[int, Outcome]:
-    """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run)."""
+    """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run).
+
+    :param seconds: each run's expected duration; runs then start longest first, which keeps the
+        workers busy to the end (the schedule :func:`mtbench.estimate.grid_seconds` assumes).
+    """
     ctx = mp.get_context("spawn")
     pending = list(range(len(specs)))
+    if seconds is not None:
+        pending.sort(key=lambda key: -seconds[key])
     running: dict[int, tuple[Any, Connection]] = {}
     attempts: Counter[int] = Counter()
     outcomes: dict[int, Outcome] = {}

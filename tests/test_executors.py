@@ -262,6 +262,23 @@ def test_a_worker_that_keeps_dying_is_retried_then_reported_failed(tmp_path):
     assert [e["event"] for e in events] == ["start", "retry", "start", "end"]
 
 
+def test_runs_start_longest_first_when_their_durations_are_given(tmp_path):
+    dies = tmp_path / "dies.py"
+    dies.write_text("import os\n\nos._exit(9)\n")
+    specs = [
+        RunSpec(TWO_TASKS, "mt_sac", seed, "quick", (), str(tmp_path / "runs"), "cpu", (str(dies),))
+        for seed in range(3)
+    ]
+    started: list[int] = []
+
+    def on_event(key: int, event: dict) -> None:
+        if event["event"] == "start":
+            started.append(key)
+
+    run_local(specs, 1, 1, on_event, retries=0, seconds=[1.0, 3.0, 2.0])
+    assert started == [1, 2, 0]
+
+
 def test_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):
     monkeypatch.setattr(estimate, "available_memory", lambda: 3 * 2**30)
     out = tmp_path / "runs"
