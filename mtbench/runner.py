@@ -259,9 +259,9 @@ def _train(
             eval_env, suite.tasks, train.eval_every, train.eval_episodes, rd, save_env_rng(eval_env)
         )
         state = _resume(rd, checkpoints, model, train_env, notify)
+        precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"
         if state is None:
             _start_over(rd, checkpoints)
-            precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"
             run_provenance |= {"parameters": model_parameters(model), "precision": precision}
         else:
             eval_cb.load_state(state)
@@ -271,9 +271,14 @@ def _train(
                 "mid_episode": state["mid_episode"],
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "host": platform.node(),
+                "precision": precision,
             }
             run_provenance["resumes"] = [*run_provenance.get("resumes", []), resume]
-            notify(f"resumed from the checkpoint at {model.num_timesteps // suite.num_tasks} steps per task")
+            steps = model.num_timesteps // suite.num_tasks
+            message = f"resumed from the checkpoint at {steps} steps per task"
+            if precision != run_provenance.get("precision", precision):  # precision=auto on another machine
+                message += f", in {precision} (it started in {run_provenance['precision']})"
+            notify(message)
         rd.write_json(rd.provenance_file, run_provenance)
         _set_logger(model, rd)
         callbacks: list[Any] = [

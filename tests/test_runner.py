@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from mtbench import sac
 from mtbench.checkpoint import Checkpoints, StopRequest
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
@@ -152,3 +153,20 @@ def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
     assert [r["wall_seconds"] for r in resumed] == sorted(r["wall_seconds"] for r in resumed)
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
     assert resume["env_steps"] == 1000 and resume["mid_episode"] is False
+
+
+def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
+    small = (*RESUMABLE, ("agent.hidden_sizes", (64, 64)))
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", small, str(tmp_path), "cpu", checkpoint_every=0)
+    monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the machine it started on
+    _crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
+    with pytest.raises(Crash):
+        run_one(spec)
+    monkeypatch.undo()
+    monkeypatch.setattr(sac, "bf16_pays", lambda device: False)  # the machine it resumes on
+    events: list[dict] = []
+    path = run_one(spec, events.append)
+    provenance = json.loads((path / "provenance.json").read_text())
+    assert provenance["precision"] == "bf16"
+    assert [r["precision"] for r in provenance["resumes"]] == ["fp32"]
+    assert any("in fp32 (it started in bf16)" in e.get("text", "") for e in events)
