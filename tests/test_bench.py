@@ -32,7 +32,8 @@ def test_bench_measures_everything_with_ratios(tmp_path):
         "bf16 matmul",
         "stock SB3 SAC update",
         "soft_module bf16 update",
-        "mt_sac training on",
+        "mt_sac fp32 training on",
+        "mt_sac bf16 training on",
         "evaluation share of wall time",
         "peak memory",
     ):
