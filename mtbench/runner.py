@@ -34,17 +34,14 @@ from stable_baselines3.common.utils import set_random_seed
 from mtbench import provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.checkpoint import CheckpointCallback, Checkpoints
-from mtbench.config import RunConfig, TrainConfig, apply_agent_overrides, apply_overrides, get_preset
-from mtbench.envs import EPISODE_STEPS, MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
+from mtbench.config import RunConfig, apply_agent_overrides, apply_overrides, get_preset
+from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
 from mtbench.errors import UsageError
 from mtbench.params import model_parameters
 from mtbench.registry import get_agent, load_agent_module
 from mtbench.rundir import RunDir, run_path
 
 DEVICES = ("auto", "cpu", "cuda")
-SPREAD_EVAL_STEPS = 100_000
-"""Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
-(starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
 
 @dataclass(frozen=True)
@@ -239,14 +236,6 @@ def _run_unfinished(spec: RunSpec, config: RunConfig, rd: RunDir, report: Report
     rd.mark_done()  # checkpoints are removed only after DONE: a crash in between must not lose the run
 
 
-def eval_processes(train: TrainConfig, num_tasks: int) -> int:
-    """Processes of a run's evaluation env: one per torch thread the run was given (its cores) when
-    its evaluation work reaches :data:`SPREAD_EVAL_STEPS`, else one."""
-    points = train.steps_per_task // train.eval_every + 2  # before training, every eval_every, at the end
-    steps = points * train.eval_episodes * EPISODE_STEPS * num_tasks
-    return torch.get_num_threads() if steps >= SPREAD_EVAL_STEPS else 1
-
-
 def _train(
     spec: RunSpec,
     config: RunConfig,
@@ -263,7 +252,7 @@ def _train(
     train_env = MetaWorldVecEnv(
         make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     )
-    processes = eval_processes(train, suite.num_tasks)
+    processes = train.eval_processes(suite.num_tasks, torch.get_num_threads())  # its cores
     eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version, processes)
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtbench import runner, sac
+from mtbench import config, sac
 from mtbench.checkpoint import Checkpoints, StopRequest
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
@@ -175,14 +175,12 @@ def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
 
 def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):
     spec = RunSpec(TWO_TASKS, "mt_sac", 3, "quick", TINY, str(tmp_path / "one"), "cpu")
-    config = check(spec)[0]
-    assert runner.eval_processes(config.train, 2) == 1  # 3 points x 1 episode x 500 x 2: too little
-    paper = replace(config.train, eval_episodes=50, eval_every=50_000, steps_per_task=1_500_000)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    assert runner.eval_processes(paper, 10) == 4
-    monkeypatch.undo()
+    train = check(spec)[0].train
+    assert train.eval_processes(2, cores=4) == 1  # 3 points x 1 episode x 500 steps x 2 tasks: too little
+    paper = replace(train, eval_episodes=50, eval_every=50_000, steps_per_task=1_500_000)
+    assert (paper.eval_processes(10, cores=4), paper.eval_processes(10, cores=16)) == (4, 10)
     one = RunDir(run_one(spec)).read_eval()
-    monkeypatch.setattr(runner, "SPREAD_EVAL_STEPS", 0)
+    monkeypatch.setattr(config, "SPREAD_EVAL_STEPS", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     spread = RunDir(run_one(replace(spec, out=str(tmp_path / "two")))).read_eval()
     assert _strip_wall(spread) == _strip_wall(one)
