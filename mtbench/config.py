@@ -6,9 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from mtbench.envs import RewardVersion, Suite, VectorStrategy
+from mtbench.envs import EPISODE_STEPS, RewardVersion, Suite, VectorStrategy
 from mtbench.errors import UsageError
 from mtbench.sac import LossWeighting, Precision
+
+SPREAD_EVAL_STEPS = 100_000
+"""Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
+(starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,13 @@ class TrainConfig:
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
     (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
     the run's provenance.json records which)."""
+
+    def eval_processes(self, num_tasks: int, cores: int) -> int:
+        """Processes of a run's evaluation env given the ``cores`` (torch threads) it may use: all of
+        them (at most one per task) when its evaluation work reaches :data:`SPREAD_EVAL_STEPS`."""
+        points = self.steps_per_task // self.eval_every + 2  # before training, every eval_every, the end
+        steps = points * self.eval_episodes * EPISODE_STEPS * num_tasks
+        return min(cores, num_tasks) if steps >= SPREAD_EVAL_STEPS else 1
 
     def sac_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`mtbench.sac.MultiTaskSAC` for this configuration."""

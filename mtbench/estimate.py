@@ -189,14 +189,15 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
     return Calibration(env_step, update, act, sum(model_parameters(model).values()))
 
 
-def run_seconds(config: RunConfig, cal: Calibration) -> float:
-    """Training plus evaluation time of one run (evaluation as an upper bound: every episode runs
-    its full 500 steps, none ends early on success)."""
+def run_seconds(config: RunConfig, cal: Calibration, threads: int = 1) -> float:
+    """Training plus evaluation time of one run given ``threads`` cores (evaluation as an upper
+    bound: every episode runs its full 500 steps, none ends early on success)."""
     train = config.train
     num_tasks = len(config.tasks)
     training = train.steps_per_task * (num_tasks * cal.env_step + train.gradient_steps * cal.update)
     points = train.steps_per_task // train.eval_every + 1 + int(train.steps_per_task % train.eval_every > 0)
-    evaluation = points * train.eval_episodes * EPISODE_STEPS * (num_tasks * cal.env_step + cal.act)
+    env_step = num_tasks * cal.env_step / train.eval_processes(num_tasks, threads)
+    evaluation = points * train.eval_episodes * EPISODE_STEPS * (env_step + cal.act)
     return training + evaluation
 
 
@@ -261,7 +262,7 @@ def plan(
         big = needs.index(max(needs))
         hint = _fitting_buffer(configs[big], memory[big], available // workers)
         check_fits(needs, workers, available, hint)
-    seconds = [run_seconds(c, cal) for c, cal in zip(configs, cals, strict=True)]
+    seconds = [run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)]
     return Plan(workers, threads, memory, seconds, available)
 
 

@@ -252,7 +252,8 @@ def _train(
     train_env = MetaWorldVecEnv(
         make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
     )
-    eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
+    processes = train.eval_processes(suite.num_tasks, torch.get_num_threads())  # its cores
+    eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version, processes)
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
         eval_cb = EvalCallback(

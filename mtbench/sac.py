@@ -34,7 +34,8 @@ def bf16_pays(device: th.device) -> bool:
 def _cpu_bf16_speedup() -> float:
     """fp32 time / bf16 time of a [1280 x 400] @ [400 x 400] matmul (an MT10 batch through a 400
     layer), best of 5 blocks of 10, with the current torch threads: about 0.1 s, once a process."""
-    a, b = th.randn(1280, 400), th.randn(400, 400)
+    generator = th.Generator().manual_seed(0)  # the global RNG stays untouched: runs reproduce
+    a, b = th.randn(1280, 400, generator=generator), th.randn(400, 400, generator=generator)
 
     def best(x: th.Tensor, y: th.Tensor) -> float:
         x @ y  # warm-up
@@ -49,8 +50,14 @@ def _cpu_bf16_speedup() -> float:
     return best(a, b) / best(a.bfloat16(), b.bfloat16())
 
 
+BF16_MIN_ROWS = 64
+"""In eval mode (acting, evaluation: one observation per task), batches with fewer rows run in
+fp32: for them, casting the weights to bf16 costs more than the bf16 matmuls save."""
+
+
 def autocast_bf16(module: nn.Module, device_type: str) -> None:
-    """Run ``module``'s forward with bf16 autocast and return its output as fp32.
+    """Run ``module``'s forward with bf16 autocast and return its output as fp32 (in eval mode,
+    batches of fewer than :data:`BF16_MIN_ROWS` rows run in fp32).
 
     Parameters, gradients and optimizer state stay fp32; only the matmuls inside run in bf16.
     The instance's ``forward`` is replaced, so state dicts are unchanged.
@@ -58,9 +65,11 @@ def autocast_bf16(module: nn.Module, device_type: str) -> None:
     forward = module.forward
 
     @functools.wraps(forward)
-    def wrapped(*args: Any, **kwargs: Any) -> th.Tensor:
+    def wrapped(x: th.Tensor, *args: Any, **kwargs: Any) -> th.Tensor:
+        if not module.training and x.shape[0] < BF16_MIN_ROWS:
+            return forward(x, *args, **kwargs)
         with th.autocast(device_type, dtype=th.bfloat16):
-            out = forward(*args, **kwargs)
+            out = forward(x, *args, **kwargs)
         return out.float()
 
     module.forward = wrapped  # type: ignore[method-assign]

@@ -8,8 +8,18 @@ from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from mtbench.config import PRESETS
-from mtbench.envs import EPISODE_STEPS, STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.envs import (
+    EPISODE_STEPS,
+    STATE_DIM,
+    MetaWorldVecEnv,
+    ShardedVectorEnv,
+    make_vector_env,
+    parse_suite,
+    save_env_rng,
+)
 from mtbench.errors import UsageError
+from mtbench.evaluation import evaluate
+from tests.conftest import scripted_policy
 
 CLASS_TO_TASK = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}
 
@@ -167,3 +177,38 @@ def test_fixed_goals_stay_fixed_and_follow_the_seed():
     assert len(reach_goals) == 3  # without the prefix every episode draws a new goal
     for envs in (fixed, again, varying):
         envs.close()
+
+
+def test_sharded_env_matches_sync_step_for_step_and_in_evaluation(three_task_suite):
+    sync = make_vector_env(three_task_suite, seed=4)
+    sharded = make_vector_env(three_task_suite, seed=4, processes=2)
+    assert isinstance(sharded, ShardedVectorEnv) and len(sharded._processes) == 2
+    actions = np.random.default_rng(0).uniform(-1, 1, (EPISODE_STEPS + 20, 3, 4))
+    try:
+        assert sharded.observation_space == sync.observation_space
+        np.testing.assert_array_equal(sync.reset(seed=4)[0], sharded.reset(seed=4)[0])
+        for step, action in enumerate(actions):
+            expected, got = sync.step(action), sharded.step(action)
+            for a, b in zip(expected[:4], got[:4], strict=True):
+                np.testing.assert_array_equal(a, b)
+            assert expected[4].keys() == got[4].keys()
+            if "success" in expected[4]:
+                np.testing.assert_array_equal(expected[4]["success"], got[4]["success"])
+            if step == EPISODE_STEPS - 1:  # every episode truncates here, autoresets the same step
+                assert got[3].all()
+                np.testing.assert_array_equal(
+                    expected[4]["final_info"]["success"], got[4]["final_info"]["success"]
+                )
+                np.testing.assert_array_equal(
+                    np.stack(expected[4]["final_obs"]), np.stack(got[4]["final_obs"])
+                )
+        policy = scripted_policy(three_task_suite, {"reach-v3", "button-press-topdown-v3"})
+        results = [
+            evaluate(policy, envs, three_task_suite.tasks, 2, save_env_rng(envs)) for envs in (sync, sharded)
+        ]
+        assert results[0] == results[1]
+        assert results[1].success_rate["reach-v3"] > 0
+    finally:
+        sync.close()
+        sharded.close()
+    assert not any(p.is_alive() for p in sharded._processes)

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
-from mtbench import sac
+from mtbench import config, sac
 from mtbench.checkpoint import Checkpoints, StopRequest
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
@@ -170,3 +171,16 @@ def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
     assert provenance["precision"] == "bf16"
     assert [r["precision"] for r in provenance["resumes"]] == ["fp32"]
     assert any("in fp32 (it started in bf16)" in e.get("text", "") for e in events)
+
+
+def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):
+    spec = RunSpec(TWO_TASKS, "mt_sac", 3, "quick", TINY, str(tmp_path / "one"), "cpu")
+    train = check(spec)[0].train
+    assert train.eval_processes(2, cores=4) == 1  # 3 points x 1 episode x 500 steps x 2 tasks: too little
+    paper = replace(train, eval_episodes=50, eval_every=50_000, steps_per_task=1_500_000)
+    assert (paper.eval_processes(10, cores=4), paper.eval_processes(10, cores=16)) == (4, 10)
+    one = RunDir(run_one(spec)).read_eval()
+    monkeypatch.setattr(config, "SPREAD_EVAL_STEPS", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    spread = RunDir(run_one(replace(spec, out=str(tmp_path / "two")))).read_eval()
+    assert _strip_wall(spread) == _strip_wall(one)

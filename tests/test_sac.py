@@ -160,6 +160,11 @@ def test_bf16_runs_matmuls_in_bf16_and_keeps_fp32_state(three_task_suite, tmp_pa
     assert all(s.dtype == th.float32 for st in model.critic.optimizer.state.values() for s in st.values())
     obs = th.as_tensor(venv.reset())
     assert all(q.dtype == th.float32 for q in model.critic(obs, model.actor(obs)))
+    actor_dtypes = []
+    model.actor.latent_pi[0].register_forward_hook(lambda m, i, out: actor_dtypes.append(out.dtype))
+    model.predict(obs.numpy(), deterministic=True)  # acting: eval mode, 3 rows
+    model.train(1, model.batch_size)
+    assert actor_dtypes == [th.float32, th.bfloat16, th.bfloat16]  # acting in fp32, updates in bf16
     model.save(tmp_path / "model.zip")
     loaded = MultiTaskSAC.load(tmp_path / "model.zip", device="cpu")
     assert loaded.use_bf16
@@ -179,3 +184,9 @@ def test_auto_precision_follows_the_measured_bf16_speedup(three_task_suite, monk
         assert model.use_bf16 is bf16
     finally:
         model.get_env().close()
+
+
+def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
+    state = th.get_rng_state()
+    assert sac._cpu_bf16_speedup.__wrapped__() > 0  # uncached: the measurement itself
+    assert th.equal(th.get_rng_state(), state)  # else the first run of a process would differ
