@@ -229,6 +229,9 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
         results = []
         for pipe, process in zip(self._pipes, self._processes, strict=True):
             try:
+                while not pipe.poll(1.0):  # a worker dead before it took its pipe end never closes it
+                    if not process.is_alive():
+                        raise EOFError
                 result = pipe.recv()
             except EOFError:
                 raise RuntimeError(f"an env worker process died (exit code {process.exitcode})") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
@@ -212,3 +213,11 @@ def test_sharded_env_matches_sync_step_for_step_and_in_evaluation(three_task_sui
         sync.close()
         sharded.close()
     assert not any(p.is_alive() for p in sharded._processes)
+
+
+def test_sharded_env_reports_a_worker_that_dies():
+    def broken() -> gym.Env:
+        raise OSError("no display")
+
+    with pytest.raises(RuntimeError, match="env worker process died"):
+        ShardedVectorEnv([broken, broken], processes=2)
