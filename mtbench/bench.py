@@ -156,9 +156,10 @@ def training_rate(model: Any, vector_steps: int) -> float:
     return vector_steps * model.n_envs / (time.perf_counter() - start)
 
 
-def evaluation_rate(suite: Suite, model: Any, episodes: int) -> float:
-    """Env steps/s of Meta-World's evaluation protocol with ``model``'s deterministic policy."""
-    envs = make_vector_env(suite, seed=2, processes=th.get_num_threads())  # spread over the cores
+def evaluation_rate(suite: Suite, model: Any, episodes: int, processes: int) -> float:
+    """Env steps/s of Meta-World's evaluation protocol with ``model``'s deterministic policy, the
+    eval env spread over ``processes`` processes."""
+    envs = make_vector_env(suite, seed=2, processes=processes)
     goals = save_env_rng(envs)
     start = time.perf_counter()
     evaluate(lambda obs: model.predict(obs, deterministic=True)[0], envs, suite.tasks, episodes, goals)
@@ -227,8 +228,11 @@ def run_bench(
         add(Row(what, training[-1], "env steps/s", stock, "target >= 2.5"))
     env.close()
 
-    rate = evaluation_rate(suite, model, eval_episodes)
-    add(Row("evaluation (untrained mt_sac, full-length episodes)", rate, "env steps/s"))
+    one = evaluation_rate(suite, model, eval_episodes, 1)
+    add(Row("evaluation (untrained mt_sac, full-length episodes), one process", one, "env steps/s"))
+    cores = th.get_num_threads()
+    rate = evaluation_rate(suite, model, eval_episodes, cores)
+    add(Row(f"evaluation spread over {cores} processes (the cores)", rate, "env steps/s", one))
     paper = PRESETS["paper"]
     eval_s = paper.eval_episodes * EPISODE_STEPS * suite.num_tasks / rate
     train_s = paper.eval_every * suite.num_tasks / max(training)  # the faster training: the larger share

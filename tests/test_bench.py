@@ -34,6 +34,7 @@ def test_bench_measures_everything_with_ratios(tmp_path):
         "soft_module bf16 update",
         "mt_sac fp32 training on",
         "mt_sac bf16 training on",
+        "evaluation spread over",
         "evaluation share of wall time",
         "peak memory",
     ):
