@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from mtbench.envs import restore_env_rng
 
@@ -49,6 +50,8 @@ def evaluate(
     num_envs = envs.num_envs
     previous = bool(np.all(envs.get_attr("terminate_on_success")))
     envs.call("toggle_terminate_on_success", True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one observation per task: more threads would only spin beside env processes
     try:
         obs, _ = envs.reset()
         solved = np.zeros(num_envs, dtype=bool)  # current episode reached success
@@ -67,6 +70,7 @@ def evaluate(
                     returns[i].append(float(final["episode"]["r"][i]))
                 solved[i] = False
     finally:
+        torch.set_num_threads(threads)
         envs.call("toggle_terminate_on_success", previous)
     return EvalResult(
         success_rate={t: float(successes[i]) / num_episodes for i, t in enumerate(task_names)},
