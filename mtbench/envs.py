@@ -209,7 +209,7 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], processes: int):
         super().__init__()
         self.num_envs = len(env_fns)
-        self._slices = [s for s in np.array_split(np.arange(self.num_envs), min(processes, self.num_envs))]
+        self._slices = np.array_split(np.arange(self.num_envs), min(processes, self.num_envs))
         ctx = mp.get_context("spawn")
         self._pipes, self._processes = [], []
         for indices in self._slices:
