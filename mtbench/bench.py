@@ -31,6 +31,7 @@ from mtbench.evaluation import evaluate
 from mtbench.params import spaces_env
 from mtbench.registry import available_agents
 from mtbench.runner import RunSpec, resolve
+from mtbench.timing import best_time, matmul_gflops
 
 HIDDEN = [400, 400, 400]
 """Network of the stock SB3 reference and of mt_sac (the authors' MT-SAC)."""
@@ -49,25 +50,6 @@ class Row:
     @property
     def ratio(self) -> float | None:
         return None if self.reference is None else self.value / self.reference
-
-
-def _best_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Seconds of the fastest of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matmul_gflops(dtype: th.dtype, n: int = 1280, k: int = 400, repeats: int = 5) -> float:
-    """Achieved GFLOP/s of ``[n, k] @ [k, k]`` matmuls in ``dtype`` (the 3 x 400 layer shape)."""
-    a, b = th.randn(n, k, dtype=dtype), th.randn(k, k, dtype=dtype)
-    calls = 50
-    seconds = _best_time(lambda: [a @ b for _ in range(calls)], repeats)
-    return 2 * n * k * k * calls / seconds / 1e9
 
 
 def stock_sac(env: Any, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:
@@ -116,7 +98,7 @@ def ready_for_updates(model: Any, num_tasks: int) -> Any:
 
 def update_seconds(model: Any, updates: int = 5, repeats: int = 3) -> float:
     """Seconds per gradient update (best of ``repeats`` blocks of ``updates``)."""
-    return _best_time(lambda: model.train(updates, model.batch_size), repeats) / updates
+    return best_time(lambda: model.train(updates, model.batch_size), repeats) / updates
 
 
 def update_flops(model: Any) -> int:
@@ -142,7 +124,7 @@ def env_throughput(suite: Suite, steps: int) -> tuple[float, float]:
         for a in actions:
             adapter.step(a)
 
-    rates = [steps * suite.num_tasks / _best_time(f, 2) for f in (step_raw, step_adapter)]
+    rates = [steps * suite.num_tasks / best_time(f, 2) for f in (step_raw, step_adapter)]
     raw.close()
     adapter.close()
     return rates[0], rates[1]

@@ -53,11 +53,15 @@ class TrainConfig:
     (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
     the run's provenance.json records which)."""
 
+    @property
+    def eval_points(self) -> int:
+        """Evaluations of a whole run: before training, every ``eval_every``, and at the end."""
+        return self.steps_per_task // self.eval_every + 1 + int(self.steps_per_task % self.eval_every > 0)
+
     def eval_processes(self, num_tasks: int, cores: int) -> int:
         """Processes of a run's evaluation env given the ``cores`` (torch threads) it may use: all of
         them (at most one per task) when its evaluation work reaches :data:`SPREAD_EVAL_STEPS`."""
-        points = self.steps_per_task // self.eval_every + 2  # before training, every eval_every, the end
-        steps = points * self.eval_episodes * EPISODE_STEPS * num_tasks
+        steps = self.eval_points * self.eval_episodes * EPISODE_STEPS * num_tasks
         return min(cores, num_tasks) if steps >= SPREAD_EVAL_STEPS else 1
 
     def sac_kwargs(self) -> dict[str, Any]:

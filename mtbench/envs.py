@@ -126,7 +126,7 @@ def make_vector_env(
     envs = _make_vector_env(suite, seed, strategy, reward_version)
     if processes > 1 and strategy == "sync" and suite.num_tasks > 1:
         assert isinstance(envs, gym.vector.SyncVectorEnv)
-        env_fns = envs.env_fns
+        env_fns = envs.env_fns  # Meta-World builds MT10/MT50 only as a whole: its constructors are here
         envs.close()
         envs = ShardedVectorEnv(env_fns, processes)
     if suite.fixed_goals:

@@ -195,9 +195,8 @@ def run_seconds(config: RunConfig, cal: Calibration, threads: int = 1) -> float:
     train = config.train
     num_tasks = len(config.tasks)
     training = train.steps_per_task * (num_tasks * cal.env_step + train.gradient_steps * cal.update)
-    points = train.steps_per_task // train.eval_every + 1 + int(train.steps_per_task % train.eval_every > 0)
     env_step = num_tasks * cal.env_step / train.eval_processes(num_tasks, threads)
-    evaluation = points * train.eval_episodes * EPISODE_STEPS * (env_step + cal.act)
+    evaluation = train.eval_points * train.eval_episodes * EPISODE_STEPS * (env_step + cal.act)
     return training + evaluation
 
 

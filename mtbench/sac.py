@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any, Literal, get_args
 
 import torch as th
@@ -12,6 +11,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
+from mtbench.timing import matmul_gflops
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
 Precision = Literal["fp32", "bf16", "auto"]
@@ -32,22 +32,9 @@ def bf16_pays(device: th.device) -> bool:
 
 @functools.cache
 def _cpu_bf16_speedup() -> float:
-    """fp32 time / bf16 time of a [1280 x 400] @ [400 x 400] matmul (an MT10 batch through a 400
-    layer), best of 5 blocks of 10, with the current torch threads: about 0.1 s, once a process."""
-    generator = th.Generator().manual_seed(0)  # the global RNG stays untouched: runs reproduce
-    a, b = th.randn(1280, 400, generator=generator), th.randn(400, 400, generator=generator)
-
-    def best(x: th.Tensor, y: th.Tensor) -> float:
-        x @ y  # warm-up
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(10):
-                x @ y
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    return best(a, b) / best(a.bfloat16(), b.bfloat16())
+    """bf16 / fp32 matmul rate at the MT10 layer shape, with the current torch threads: about
+    0.1 s, once a process."""
+    return matmul_gflops(th.bfloat16, calls=10) / matmul_gflops(th.float32, calls=10)
 
 
 BF16_MIN_ROWS = 64
