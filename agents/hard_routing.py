@@ -23,7 +23,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from mtbench.layers import BatchedLinear, mlp
+from mtbench.layers import BatchedLinear, full_precision, mlp
 from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
 
@@ -79,7 +79,8 @@ class HardRoutingNet(nn.Module):
         for layer, choice in zip(self.layers, route, strict=True):
             outputs = layer.shared_input(h)  # [n, N, width]: every module, for the route gradient
             h = th.relu(th.einsum("nm,mnd->nd", choice, outputs))  # [N, width]: the chosen module
-        return self.output(h)
+        with full_precision(h):
+            return self.output(h.float())
 
 
 AGENT = AgentSpec(

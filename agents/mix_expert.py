@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear
+from mtbench.layers import BatchedLinear, full_precision
 from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
 
@@ -37,6 +37,8 @@ class MixtureOfExpertsNet(nn.Module):
         self, input_dim: int, num_tasks: int, output_dim: int, num_experts: int, hidden_sizes: tuple[int, ...]
     ):
         super().__init__()
+        if not hidden_sizes:
+            raise ValueError("mix_expert's experts need at least one hidden layer (agent.hidden_sizes)")
         sizes = [input_dim + num_tasks, *hidden_sizes, output_dim]
         self.layers = nn.ModuleList(BatchedLinear(num_experts, a, b) for a, b in itertools.pairwise(sizes))
         self.gate = nn.Linear(num_tasks, num_experts)
@@ -47,9 +49,11 @@ class MixtureOfExpertsNet(nn.Module):
 
     def forward(self, x: th.Tensor, task: th.Tensor) -> th.Tensor:
         h = self.layers[0].shared_input(th.cat([x, task], dim=1))  # [E, N, width]
-        for layer in self.layers[1:]:
+        for layer in self.layers[1:-1]:
             h = layer(th.relu(h))  # [E, N, width]
-        return th.einsum("ne,eno->no", self.gate_weights(task), h)  # [N, out]
+        with full_precision(h):  # the experts' output layer and their mixture
+            out = self.layers[-1](th.relu(h).float())  # [E, N, out]
+            return th.einsum("ne,eno->no", self.gate_weights(task), out)  # [N, out]
 
 
 AGENT = AgentSpec(

@@ -1,7 +1,11 @@
 """MT-MH-SAC: a shared trunk with one output head per task (Yang et al. 2020, sec. 5 baseline).
 
-As in the authors' code: the trunk (400, 400) sees state + task one-hot, and each task's head
-has one more 400-wide hidden layer before its output; the head of the sample's task is used.
+As in the authors' code (``BootstrappedNet`` on ``Net`` with hidden shapes (400, 400) and appended
+hidden shapes (400,): the appended layers are shared too), the trunk is three shared 400-wide ReLU
+layers on state + task one-hot, and each task's head is a single linear layer whose output is used
+for that task's samples. The authors compute every head (one ``Linear(400, out x T)``) and gather
+the sample's task; here the heads are one ``[T, 400, out]`` weight applied to each task's samples
+only, which computes the same function.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (base
 class MultiHeadConfig:
     """Shared trunk and per-task heads."""
 
-    trunk_sizes: tuple[int, ...] = (400, 400)
-    """Widths of the shared layers (ReLU after each)."""
-    head_sizes: tuple[int, ...] = (400,)
-    """Hidden widths inside each task's head."""
+    trunk_sizes: tuple[int, ...] = (400, 400, 400)
+    """Widths of the shared layers (ReLU after each; authors: 3 x 400)."""
+    head_sizes: tuple[int, ...] = ()
+    """Hidden widths inside each task's head (authors: none, each head is one linear layer)."""
 
 
 class MultiHeadNet(nn.Module):
@@ -51,7 +55,7 @@ class MultiHeadNet(nn.Module):
 
 AGENT = AgentSpec(
     name="mt_mh_sac",
-    description="Multi-task multi-head SAC: shared 2x400 trunk, one 400-wide head per task",
+    description="Multi-task multi-head SAC: shared 3x400 trunk, one linear output head per task",
     paper=PAPER,
     config=MultiHeadConfig(),
     build=task_net_build(MultiHeadNet),

@@ -49,5 +49,5 @@ AGENT = AgentSpec(
     paper=PAPER,
     config=SingleTaskConfig(),
     build=task_net_build(SingleTaskNet),
-    train_defaults={"loss_weighting": "none", "max_grad_norm": None},
+    train_defaults={"max_grad_norm": None},
 )

@@ -19,12 +19,14 @@ import numpy as np
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, mlp
+from mtbench.layers import BatchedLinear, full_precision, mlp
 from mtbench.policies import split_observation, task_net_build
 from mtbench.registry import AgentSpec
 from mtbench.sac import MultiTaskSAC
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020, arXiv 2003.13661"
+BALANCED = {"loss_weighting": "log_alpha"}
+"""Balanced multi-task SAC, as the authors' soft-module configs (``temp_reweight: true``)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,9 @@ class SoftModularNet(nn.Module):
         for p, layer in zip(probs, self.base_layers, strict=True):
             mixed = th.einsum("nij,jnd->ind", p, h)  # [n, N, d]: target i mixes sources j
             h = layer(th.relu(mixed))  # [n, N, d]
-        return self.output(th.relu(th.einsum("nj,jnd->nd", last, h)))  # [N, out]
+        mixed = th.relu(th.einsum("nj,jnd->nd", last, h))  # [N, d]
+        with full_precision(mixed):
+            return self.output(mixed.float())  # [N, out]
 
 
 def policy_routing(model: MultiTaskSAC, observations: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -131,6 +135,7 @@ AGENT = AgentSpec(
     paper=PAPER,
     config=SoftModuleConfig(),
     build=task_net_build(SoftModularNet),
+    train_defaults=BALANCED,
 )
 
 AGENT_DEEP = AgentSpec(
@@ -139,4 +144,5 @@ AGENT_DEEP = AgentSpec(
     paper=PAPER,
     config=SoftModuleConfig(num_layers=4, num_modules=4, module_size=128),
     build=task_net_build(SoftModularNet),
+    train_defaults=BALANCED,
 )

@@ -39,9 +39,10 @@ class TrainConfig:
     """Polyak coefficient of the target critics, applied after every update."""
     gradient_steps: int = 1
     """Gradient updates per vector step (one step of every task's env)."""
-    loss_weighting: LossWeighting = "log_alpha"
+    loss_weighting: LossWeighting = "none"
     """Balanced re-weighting: log_alpha = softmax(-log alpha) (authors' code), alpha = softmax(-alpha)
-    (paper), none = unweighted."""
+    (paper), none = unweighted (the authors balance only their soft-module runs; those agents set
+    log_alpha)."""
     max_grad_norm: float | None = 1.0
     """Gradient-norm clip of the actor and each Q network (authors' code: 1.0); None disables it."""
     reward_version: RewardVersion = "v2"

@@ -8,11 +8,24 @@ Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for eve
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+from collections.abc import Iterator
 
 import torch as th
 from torch import nn
+
+
+@contextlib.contextmanager
+def full_precision(x: th.Tensor) -> Iterator[None]:
+    """Autocast off on ``x``'s device: a network's output layer runs inside it on fp32 inputs.
+
+    Under bf16 autocast a Q value near 780 would come out rounded to bf16's 8 significant bits (by
+    about 1, up to 4), the size of a per-step reward; inside this block it is exact to fp32.
+    """
+    with th.autocast(x.device.type, enabled=False):
+        yield
 
 
 def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequential:
@@ -109,6 +122,8 @@ class TaskMLP(nn.Module):
     def forward(self, x: th.Tensor, grouping: TaskGrouping) -> th.Tensor:
         """``x``: ``[N, in]``; sample ``n`` goes through its own task's MLP -> ``[N, out]``."""
         h = grouping.group(x)  # [T, M, in]
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers[:-1]):
             h = layer(h if i == 0 else th.relu(h))  # [T, M, width]
-        return grouping.ungroup(h)
+        h = h if len(self.layers) == 1 else th.relu(h)
+        with full_precision(h):
+            return grouping.ungroup(self.layers[-1](h.float()))  # [N, out]

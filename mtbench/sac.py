@@ -47,17 +47,24 @@ def autocast_bf16(module: nn.Module, device_type: str) -> None:
     batches of fewer than :data:`BF16_MIN_ROWS` rows run in fp32).
 
     Parameters, gradients and optimizer state stay fp32; only the matmuls inside run in bf16.
-    The instance's ``forward`` is replaced, so state dicts are unchanged.
+    Output layers (Q values, mean and log std) compute in fp32: a task network's forward runs its
+    own under :func:`mtbench.layers.full_precision`; of SB3's MLP networks, a bare ``Linear`` (the
+    actor's mean and log std) is left in fp32 and the last ``Linear`` of a ``Sequential`` (a Q
+    network) runs after the autocast block. The instance's ``forward`` is replaced, so state dicts
+    are unchanged.
     """
-    forward = module.forward
+    if isinstance(module, nn.Linear):
+        return
+    head = module[-1] if isinstance(module, nn.Sequential) and isinstance(module[-1], nn.Linear) else None
+    forward = module[:-1].forward if head is not None else module.forward
 
-    @functools.wraps(forward)
     def wrapped(x: th.Tensor, *args: Any, **kwargs: Any) -> th.Tensor:
         if not module.training and x.shape[0] < BF16_MIN_ROWS:
-            return forward(x, *args, **kwargs)
-        with th.autocast(device_type, dtype=th.bfloat16):
             out = forward(x, *args, **kwargs)
-        return out.float()
+        else:
+            with th.autocast(device_type, dtype=th.bfloat16):
+                out = forward(x, *args, **kwargs).float()
+        return out if head is None else head(out)
 
     module.forward = wrapped  # type: ignore[method-assign]
 
@@ -93,7 +100,8 @@ class MultiTaskSAC(SAC):
     :param batch_size_per_task: transitions per task in each batch (authors: 128).
     :param buffer_size_per_task: replay capacity per task (FIFO).
     :param learning_starts_per_task: env steps per task with uniform random actions before updates.
-    :param loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing).
+    :param loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing;
+        the authors' default, on for their soft-module runs only).
     :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
     :param precision: ``fp32``; ``bf16`` (bf16 matmuls inside the networks, fp32 parameters,
         optimizer state, targets and losses); ``auto``: bf16 where it pays (:func:`bf16_pays`).
@@ -108,7 +116,7 @@ class MultiTaskSAC(SAC):
         batch_size_per_task: int = 128,
         buffer_size_per_task: int = 100_000,
         learning_starts_per_task: int = 1_000,
-        loss_weighting: LossWeighting = "log_alpha",
+        loss_weighting: LossWeighting = "none",
         max_grad_norm: float | None = 1.0,
         precision: Precision = "fp32",
         **sac_kwargs: Any,
@@ -195,14 +203,16 @@ class MultiTaskSAC(SAC):
             alpha_loss.backward()
             self.ent_coef_optimizer.step()
 
-            # critic: weighted soft TD regression; timeouts were already masked out of `dones`
+            # critic: weighted soft TD regression, mean(w (q - target)^2) per Q network with no 0.5
+            # factor (authors' code; it matters when the gradient clip binds); timeouts were
+            # already masked out of `dones`
             with th.no_grad():
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
                 next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
                 next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
                 target_q = batch.rewards + (1 - batch.dones) * self.gamma * next_q  # [N, 1]
             current_q = self.critic(batch.observations, batch.actions)
-            critic_loss = 0.5 * sum((weights * (q - target_q) ** 2).mean() for q in current_q)
+            critic_loss = sum((weights * (q - target_q) ** 2).mean() for q in current_q)
             self.critic.optimizer.zero_grad()
             critic_loss.backward()  # type: ignore[union-attr]
             for q_net in q_networks:

@@ -188,3 +188,32 @@ def test_per_task_parameters_isolate_gradients(name, env3):
         assert p.grad[0].abs().sum() == 0 and p.grad[2].abs().sum() == 0
     if name == "single_task_sac":
         assert all(p.dim() == 3 for p in net.parameters())  # nothing shared at all
+
+
+def _bf16_representable(x: th.Tensor) -> bool:
+    return bool(th.equal(x, x.to(th.bfloat16).float()))
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_bf16_computes_output_layers_in_fp32(name, env3):
+    """Under bf16, hidden layers run in bf16 but Q values, mean and log std come from fp32 matmuls
+    (a bf16 output layer would round Q near 780 by about 1); parameters and Adam state stay fp32."""
+    model = build(name, env3, overrides=(("precision", "bf16"),))
+    model.learn(120)  # 60 warm-up steps, then 20 updates in bf16
+    bf16_outputs = []
+    record = lambda _m, _i, out: bf16_outputs.append(out)  # noqa: E731
+    hooks = [m.register_forward_hook(record) for m in model.policy.modules()]
+    obs = th.as_tensor(np.tile(env3.reset(), (32, 1)))  # [96, 42]: a training-size batch
+    model.policy.set_training_mode(True)
+    mean, log_std = model.actor.get_action_dist_params(obs)[:2]  # SB3's actor adds a kwargs dict
+    q_values = model.critic(obs, th.rand(96, 4) * 2 - 1)
+    for hook in hooks:
+        hook.remove()
+    assert any(isinstance(o, th.Tensor) and o.dtype == th.bfloat16 for o in bf16_outputs)  # bf16 is on
+    for out in (mean, *q_values):
+        assert out.dtype == th.float32 and not _bf16_representable(out * 100)
+    assert not _bf16_representable(log_std[(log_std > -20) & (log_std < 2)])  # clamp ends are exact
+    assert all(p.dtype == th.float32 for p in model.policy.parameters())
+    for optimizer in (model.actor.optimizer, model.critic.optimizer):
+        states = [v for s in optimizer.state.values() for v in s.values() if th.is_tensor(v) and v.dim()]
+        assert states and all(v.dtype == th.float32 for v in states)
