@@ -28,12 +28,17 @@ def spaces_env(num_tasks: int) -> DummyVecEnv:
     return DummyVecEnv([lambda: SpacesOnly(num_tasks)] * num_tasks)
 
 
-def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
-    """``{"actor": n, "critic": n}``: trainable parameters of the actor and of all Q networks."""
+def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> Any:
+    """``agent`` with its default settings for ``suite``, on an env with the suite's spaces only."""
     env = spaces_env(suite.num_tasks)
     train = dataclasses.replace(PRESETS["quick"].train_config(suite), buffer_size_per_task=1)
-    config = RunConfig(suite.name, suite.tasks, agent.name, 0, "quick", True, train, agent.config)
-    return model_parameters(agent.build(env, config, 0, "cpu"))
+    config = RunConfig(suite.name, suite.tasks, agent.name, seed, "quick", True, train, agent.config)
+    return agent.build(env, config, seed, "cpu")
+
+
+def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
+    """``{"actor": n, "critic": n}``: trainable parameters of the actor and of all Q networks."""
+    return model_parameters(build_without_envs(agent, suite))
 
 
 def model_parameters(model: Any) -> dict[str, int]:

@@ -169,6 +169,17 @@ def test_mix_expert_gate_sums_to_one(env3):
     th.testing.assert_close(weights.sum(-1), th.ones(4))
 
 
+@pytest.mark.parametrize("name", AGENTS)
+def test_loss_balancing_follows_the_authors_configs(name):
+    """Only the authors' soft-module configs set temp_reweight; the other agents train unbalanced."""
+    balanced = name in ("soft_module", "soft_module_deep")
+    config = resolve(RunSpec(THREE_TASKS, name, 0, "paper"))
+    assert config.to_json()["train"]["loss_weighting"] == ("log_alpha" if balanced else "none")
+    flipped = "none" if balanced else "log_alpha"  # the paper's balance ablation
+    config = resolve(RunSpec(THREE_TASKS, name, 0, "paper", (("loss_weighting", flipped),)))
+    assert config.train.loss_weighting == flipped
+
+
 def test_single_task_defaults_are_recorded_and_overridable():
     config = resolve(RunSpec(THREE_TASKS, "single_task_sac", 0, "quick"))
     assert config.train.loss_weighting == "none" and config.train.max_grad_norm is None

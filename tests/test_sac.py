@@ -117,6 +117,36 @@ def test_training_weights_and_clipping_run(model):
     assert all(p.requires_grad for p in model.critic.parameters())
 
 
+def test_critic_loss_is_the_authors(model):
+    """Authors' mt_sac.py: ``mean(w (q - target)^2)`` for each Q network, no 0.5 factor, with the
+    target from the target critics, the next action's log prob and the per-task alpha."""
+    model.learn(60)  # warm-up only: fills the buffer
+    model.loss_weighting = "log_alpha"
+    log_alpha = th.tensor([0.0, 0.7, -0.4])
+    with th.no_grad():
+        model.log_ent_coef.copy_(log_alpha)
+    batch = model.replay_buffer.sample(model.batch_size)
+    model.replay_buffer.sample = lambda *a, **k: batch
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    th.manual_seed(1)
+    model.train(gradient_steps=1, batch_size=model.batch_size)
+    logged = model.logger.name_to_value["train/critic_loss"]
+
+    model.policy.load_state_dict(before)
+    th.manual_seed(1)
+    with th.no_grad():
+        model.actor.action_log_prob(batch.observations)  # the actor-loss sample is drawn first
+        next_actions, next_log_prob = model.actor.action_log_prob(batch.next_observations)
+        task = batch.observations[:, -3:].argmax(dim=1)
+        weights = (th.softmax(-log_alpha, dim=0) * 3)[task, None]
+        next_q = th.min(*model.critic_target(batch.next_observations, next_actions))
+        next_v = next_q - log_alpha.exp()[task, None] * next_log_prob[:, None]
+        target = batch.rewards + (1 - batch.dones) * model.gamma * next_v
+        q1, q2 = model.critic(batch.observations, batch.actions)
+        expected = (weights * (q1 - target) ** 2).mean() + (weights * (q2 - target) ** 2).mean()
+    assert logged == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_rejects_fixed_temperature(three_task_suite):
     venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
     try:
