@@ -23,7 +23,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from mtbench.layers import BatchedLinear, full_precision, mlp
+from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
 from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
 
@@ -65,7 +65,7 @@ class HardRoutingNet(nn.Module):
         sizes = [embedding_size] + [module_size] * num_layers
         self.layers = nn.ModuleList(BatchedLinear(num_modules, a, b) for a, b in itertools.pairwise(sizes))
         self.route_logits = nn.Parameter(route_init_std * th.randn(num_layers, num_tasks, num_modules))
-        self.output = nn.Linear(module_size, output_dim)
+        self.output = mark_output(nn.Linear(module_size, output_dim))
 
     def routes(self, task_ids: th.Tensor) -> th.Tensor:
         """One-hot module choice ``[L, N, n]`` of each layer for tasks ``[N]`` (straight-through)."""

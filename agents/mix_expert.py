@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, full_precision
+from mtbench.layers import BatchedLinear, full_precision, mark_output
 from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
 
@@ -41,7 +41,8 @@ class MixtureOfExpertsNet(nn.Module):
             raise ValueError("mix_expert's experts need at least one hidden layer (agent.hidden_sizes)")
         sizes = [input_dim + num_tasks, *hidden_sizes, output_dim]
         self.layers = nn.ModuleList(BatchedLinear(num_experts, a, b) for a, b in itertools.pairwise(sizes))
-        self.gate = nn.Linear(num_tasks, num_experts)
+        mark_output(self.layers[-1])
+        self.gate = mark_output(nn.Linear(num_tasks, num_experts))  # routing logits
 
     def gate_weights(self, task: th.Tensor) -> th.Tensor:
         """``[N, T]`` one-hots -> ``[N, E]`` expert weights (each row sums to 1)."""

@@ -19,7 +19,7 @@ import numpy as np
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, full_precision, mlp
+from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
 from mtbench.policies import split_observation, task_net_build
 from mtbench.registry import AgentSpec
 from mtbench.sac import MultiTaskSAC
@@ -47,10 +47,10 @@ class SoftModuleConfig:
     """Routing conditioned on f(s) * h(z) (paper) or on the task embedding h(z) alone (ablation)."""
 
 
-def _small_init(layer: nn.Linear) -> nn.Linear:
+def _small_init(layer: nn.Linear) -> nn.Module:
     nn.init.uniform_(layer.weight, -3e-3, 3e-3)
     nn.init.uniform_(layer.bias, -3e-3, 3e-3)
-    return layer
+    return mark_output(layer)
 
 
 class SoftModularNet(nn.Module):

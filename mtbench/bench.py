@@ -216,7 +216,7 @@ def run_bench(
     rate = evaluation_rate(suite, model, eval_episodes, cores)
     add(Row(f"evaluation spread over {cores} processes (the cores)", rate, "env steps/s", one))
     paper = PRESETS["paper"]
-    eval_s = paper.eval_episodes * EPISODE_STEPS * suite.num_tasks / rate
+    eval_s = paper.eval_episodes * paper.episode_steps * suite.num_tasks / rate
     train_s = paper.eval_every * suite.num_tasks / max(training)  # the faster training: the larger share
     note = f"paper protocol: {paper.eval_episodes} episodes per task every {paper.eval_every:,} steps"
     add(Row("evaluation share of wall time", 100 * eval_s / (eval_s + train_s), "%", None, note))

@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 from mtbench.envs import EPISODE_STEPS, RewardVersion, Suite, VectorStrategy
 from mtbench.errors import UsageError
-from mtbench.sac import LossWeighting, Precision
+from mtbench.sac import Init, LossWeighting, Precision
 
 SPREAD_EVAL_STEPS = 100_000
 """Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
@@ -46,7 +46,13 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0
     """Gradient-norm clip of the actor and each Q network (authors' code: 1.0); None disables it."""
     reward_version: RewardVersion = "v2"
-    """Meta-World reward function version."""
+    """Meta-World reward function version (v1: the original reward, which the paper trained on)."""
+    episode_steps: int = EPISODE_STEPS
+    """Time limit of training and evaluation episodes (Meta-World v3: 500; v1, the paper's: 150)."""
+    init: Init = "torch"
+    """Network initialisation: torch (PyTorch's default; the soft modules' routing-logit and output
+    layers uniform(+-3e-3)) or authors (their fan-in init, bound 1/sqrt(out_features), biases 0.1,
+    for hidden layers; uniform(+-3e-3) for output and routing-logit layers)."""
     vector_strategy: VectorStrategy = "sync"
     """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
     precision: Precision = "auto"
@@ -62,7 +68,7 @@ class TrainConfig:
     def eval_processes(self, num_tasks: int, cores: int) -> int:
         """Processes of a run's evaluation env given the ``cores`` (torch threads) it may use: all of
         them (at most one per task) when its evaluation work reaches :data:`SPREAD_EVAL_STEPS`."""
-        steps = self.eval_points * self.eval_episodes * EPISODE_STEPS * num_tasks
+        steps = self.eval_points * self.eval_episodes * self.episode_steps * num_tasks
         return min(cores, num_tasks) if steps >= SPREAD_EVAL_STEPS else 1
 
     def sac_kwargs(self) -> dict[str, Any]:
@@ -74,6 +80,7 @@ class TrainConfig:
             loss_weighting=self.loss_weighting,
             max_grad_norm=self.max_grad_norm,
             precision=self.precision,
+            init=self.init,
             learning_rate=self.learning_rate,
             gamma=self.gamma,
             tau=self.tau,
@@ -88,12 +95,14 @@ POSITIVE_FIELDS = (
     "eval_episodes",
     "batch_size_per_task",
     "buffer_size_per_task",
+    "episode_steps",
 )
 CHOICES = {
     "loss_weighting": get_args(LossWeighting),
     "reward_version": get_args(RewardVersion),
     "vector_strategy": get_args(VectorStrategy),
     "precision": get_args(Precision),
+    "init": get_args(Init),
 }
 
 
@@ -110,14 +119,25 @@ class Preset:
     eval_every: int
     eval_episodes: int
     warmup_steps_per_task: int
+    buffer_size_per_task: dict[str, int] = dataclasses.field(default_factory=lambda: {"default": 100_000})
+    """Replay capacity per task by suite name; key ``default`` for every other suite."""
+    episode_steps: int = EPISODE_STEPS
+    reward_version: RewardVersion = "v2"
+    precision: Precision = "auto"
 
     def train_config(self, suite: Suite) -> TrainConfig:
-        steps = self.steps_per_task.get(suite.base_name, self.steps_per_task["default"])
+        def by_suite(values: dict[str, int]) -> int:
+            return values.get(suite.base_name, values["default"])
+
         return TrainConfig(
-            steps_per_task=steps,
+            steps_per_task=by_suite(self.steps_per_task),
             eval_every=self.eval_every,
             eval_episodes=self.eval_episodes,
             warmup_steps_per_task=self.warmup_steps_per_task,
+            buffer_size_per_task=by_suite(self.buffer_size_per_task),
+            episode_steps=self.episode_steps,
+            reward_version=self.reward_version,
+            precision=self.precision,
         )
 
 
@@ -127,22 +147,29 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="paper",
             description="Yang et al. 2020 as closely as Meta-World v3 allows: MT10 1.5M and MT50 1M "
-            "steps per task, 4000 warm-up steps per task, 50 eval episodes per task every 50k steps",
+            "steps per task, 150-step episodes and the v1 reward (Meta-World v1, as the paper), replay "
+            "100k (MT50: 200k) per task, 4000 warm-up steps per task, 50 eval episodes per task every "
+            "50k steps, fp32",
             smoke=False,
             steps_per_task={"mt50": 1_000_000, "default": 1_500_000},
             eval_every=50_000,
             eval_episodes=50,
             warmup_steps_per_task=4_000,
+            buffer_size_per_task={"mt50": 200_000, "default": 100_000},
+            episode_steps=150,
+            reward_version="v1",
+            precision="fp32",
         ),
         Preset(
             name="metaworld-plus",
-            description="Meta-World+ community protocol: 2M steps per task, 50 eval episodes per task "
-            "every 50k steps",
+            description="Meta-World+ community protocol: 2M steps per task, 500-step episodes, the v2 "
+            "reward, 50 eval episodes per task every 50k steps, fp32",
             smoke=False,
             steps_per_task={"default": 2_000_000},
             eval_every=50_000,
             eval_episodes=50,
             warmup_steps_per_task=4_000,
+            precision="fp32",
         ),
         Preset(
             name="quick",

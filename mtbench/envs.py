@@ -112,10 +112,12 @@ def make_vector_env(
     strategy: VectorStrategy = "sync",
     reward_version: RewardVersion = "v2",
     processes: int = 1,
+    episode_steps: int = EPISODE_STEPS,
 ) -> gym.vector.VectorEnv:
     """Build the gymnasium vector env of ``suite``: one sub-env per task, one-hot appended.
 
-    Episodes last 500 steps and end by truncation only; autoreset is SAME_STEP. Two calls with
+    Episodes last ``episode_steps`` steps (Meta-World v3: 500; v1, which the paper ran: 150) and
+    end by truncation only; autoreset is SAME_STEP. Two calls with
     the same arguments give envs that draw the same goals. With fixed goals every sub-env draws
     one goal now, from its seeded goal sampler, and keeps it.
 
@@ -123,7 +125,7 @@ def make_vector_env(
         that many processes (at most one per task) that step them in parallel: a
         :class:`ShardedVectorEnv`, with the same goals, transitions and infos.
     """
-    envs = _make_vector_env(suite, seed, strategy, reward_version)
+    envs = _make_vector_env(suite, seed, strategy, reward_version, episode_steps)
     if processes > 1 and strategy == "sync" and suite.num_tasks > 1:
         assert isinstance(envs, gym.vector.SyncVectorEnv)
         env_fns = envs.env_fns  # Meta-World builds MT10/MT50 only as a whole: its constructors are here
@@ -136,10 +138,13 @@ def make_vector_env(
 
 
 def _make_vector_env(
-    suite: Suite, seed: int, strategy: VectorStrategy, reward_version: RewardVersion
+    suite: Suite, seed: int, strategy: VectorStrategy, reward_version: RewardVersion, episode_steps: int
 ) -> gym.vector.VectorEnv:
     common: dict[str, Any] = dict(
-        use_one_hot=True, terminate_on_success=False, reward_function_version=reward_version
+        use_one_hot=True,
+        terminate_on_success=False,
+        reward_function_version=reward_version,
+        max_episode_steps=episode_steps,
     )
     with warnings.catch_warnings():
         # Meta-World declares float64 bounds on float32 boxes; gymnasium warns once per sub-env

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mtbench.config import RunConfig
-from mtbench.envs import EPISODE_STEPS, STATE_DIM, make_vector_env, parse_suite
+from mtbench.envs import STATE_DIM, make_vector_env, parse_suite
 from mtbench.errors import UsageError
 from mtbench.params import model_parameters, spaces_env
 from mtbench.registry import get_agent
@@ -191,12 +191,12 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
 
 def run_seconds(config: RunConfig, cal: Calibration, threads: int = 1) -> float:
     """Training plus evaluation time of one run given ``threads`` cores (evaluation as an upper
-    bound: every episode runs its full 500 steps, none ends early on success)."""
+    bound: every episode runs its full ``episode_steps``, none ends early on success)."""
     train = config.train
     num_tasks = len(config.tasks)
     training = train.steps_per_task * (num_tasks * cal.env_step + train.gradient_steps * cal.update)
     env_step = num_tasks * cal.env_step / train.eval_processes(num_tasks, threads)
-    evaluation = train.eval_points * train.eval_episodes * EPISODE_STEPS * (env_step + cal.act)
+    evaluation = train.eval_points * train.eval_episodes * train.episode_steps * (env_step + cal.act)
     return training + evaluation
 
 

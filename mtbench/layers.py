@@ -3,7 +3,8 @@
 Per-task parameters (heads, single-task networks) are one ``[T, in, out]`` weight applied with a
 batched matmul over tasks after grouping the samples by task, never a Python loop over tasks and
 never a per-sample copy of weight matrices. Modules and experts are one ``[M, in, out]`` weight.
-Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for every slice.
+Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for every slice;
+:func:`authors_init` is the authors' alternative (``init=authors``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,39 @@ def full_precision(x: th.Tensor) -> Iterator[None]:
     """
     with th.autocast(x.device.type, enabled=False):
         yield
+
+
+def mark_output(layer: nn.Module) -> nn.Module:
+    """Mark ``layer`` as an output or routing-logit layer (``init=authors`` sets it uniform(+-3e-3))."""
+    layer.output_layer = True
+    return layer
+
+
+def authors_init(network: nn.Module) -> None:
+    """The authors' initialisation (their ``torchrl/networks/init.py``), in place.
+
+    Hidden layers: weights uniform in +-1/sqrt(weight.size(0)), which for their ``nn.Linear``
+    ``[out, in]`` weights is out_features, not fan-in; biases 0.1. Output and routing-logit layers
+    (marked with :func:`mark_output`; of SB3's MLP networks, a bare ``Linear`` and the last
+    ``Linear`` of a ``Sequential``): weights and biases uniform(+-3e-3).
+    """
+    outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
+    if isinstance(network, nn.Linear):
+        outputs.add(id(network))
+    elif isinstance(network, nn.Sequential) and isinstance(network[-1], nn.Linear):
+        outputs.add(id(network[-1]))
+    with th.no_grad():
+        for module in network.modules():
+            if not isinstance(module, nn.Linear | BatchedLinear):
+                continue
+            if id(module) in outputs:
+                module.weight.uniform_(-3e-3, 3e-3)
+                module.bias.uniform_(-3e-3, 3e-3)
+            else:
+                out_features = module.weight.shape[0 if isinstance(module, nn.Linear) else -1]
+                bound = 1.0 / math.sqrt(out_features)
+                module.weight.uniform_(-bound, bound)
+                module.bias.fill_(0.1)
 
 
 def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequential:
@@ -118,6 +152,7 @@ class TaskMLP(nn.Module):
         super().__init__()
         sizes = [input_dim, *hidden, output_dim]
         self.layers = nn.ModuleList(BatchedLinear(num_tasks, a, b) for a, b in itertools.pairwise(sizes))
+        mark_output(self.layers[-1])
 
     def forward(self, x: th.Tensor, grouping: TaskGrouping) -> th.Tensor:
         """``x``: ``[N, in]``; sample ``n`` goes through its own task's MLP -> ``[N, out]``."""

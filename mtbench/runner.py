@@ -249,11 +249,12 @@ def _train(
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
     train = config.train
-    train_env = MetaWorldVecEnv(
-        make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version)
+    env_settings = dict(
+        strategy=train.vector_strategy, reward_version=train.reward_version, episode_steps=train.episode_steps
     )
+    train_env = MetaWorldVecEnv(make_vector_env(suite, config.seed, **env_settings))
     processes = train.eval_processes(suite.num_tasks, torch.get_num_threads())  # its cores
-    eval_env = make_vector_env(suite, config.seed, train.vector_strategy, train.reward_version, processes)
+    eval_env = make_vector_env(suite, config.seed, processes=processes, **env_settings)
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
         eval_cb = EvalCallback(

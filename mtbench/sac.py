@@ -11,10 +11,12 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
+from mtbench.layers import authors_init
 from mtbench.timing import matmul_gflops
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
 Precision = Literal["fp32", "bf16", "auto"]
+Init = Literal["torch", "authors"]
 
 
 BF16_MIN_SPEEDUP = 1.5
@@ -105,6 +107,8 @@ class MultiTaskSAC(SAC):
     :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
     :param precision: ``fp32``; ``bf16`` (bf16 matmuls inside the networks, fp32 parameters,
         optimizer state, targets and losses); ``auto``: bf16 where it pays (:func:`bf16_pays`).
+    :param init: ``torch`` (the networks' own initialisation) or ``authors``
+        (:func:`mtbench.layers.authors_init` on every network; the target critics copy the critics).
     :param sac_kwargs: any other :class:`stable_baselines3.SAC` argument (learning_rate, gamma,
         tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
     """
@@ -119,6 +123,7 @@ class MultiTaskSAC(SAC):
         loss_weighting: LossWeighting = "none",
         max_grad_norm: float | None = 1.0,
         precision: Precision = "fp32",
+        init: Init = "torch",
         **sac_kwargs: Any,
     ):
         num_tasks = env.num_envs if env is not None else 1
@@ -133,6 +138,9 @@ class MultiTaskSAC(SAC):
         if precision not in get_args(Precision):
             raise ValueError(f"precision must be fp32, bf16 or auto, not {precision!r}")
         self.precision = precision
+        if init not in get_args(Init):
+            raise ValueError(f"init must be torch or authors, not {init!r}")
+        self.init = init
         sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
         # fused Adam: one pass over each parameter instead of several (about 5x faster on CPU)
         policy_kwargs = dict(sac_kwargs.pop("policy_kwargs", None) or {})
@@ -154,6 +162,10 @@ class MultiTaskSAC(SAC):
         init = float(self.log_ent_coef.detach()[0])
         self.log_ent_coef = th.full((self.num_tasks,), init, device=self.device).requires_grad_(True)
         self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        if self.init == "authors":
+            for module in self.networks():
+                authors_init(module)
+            self.critic_target.load_state_dict(self.critic.state_dict())
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
         if self.use_bf16:
             for module in self.networks():

@@ -7,6 +7,7 @@ import pytest
 import torch as th
 
 from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.layers import BatchedLinear
 from mtbench.params import count_parameters
 from mtbench.registry import available_agents, get_agent
 from mtbench.runner import RunSpec, resolve
@@ -228,3 +229,26 @@ def test_bf16_computes_output_layers_in_fp32(name, env3):
     for optimizer in (model.actor.optimizer, model.critic.optimizer):
         states = [v for s in optimizer.state.values() for v in s.values() if th.is_tensor(v) and v.dim()]
         assert states and all(v.dtype == th.float32 for v in states)
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_authors_init(name, env3):
+    """init=authors: hidden weights uniform in +-1/sqrt(out_features) with biases 0.1; output and
+    routing-logit layers uniform(+-3e-3); the target critics start equal to the critics."""
+    model = build(name, env3, overrides=(("init", "authors"),))
+    for network in (model.actor, *model.critic.q_networks):
+        hidden, small = 0, 0
+        for m in network.modules():
+            if isinstance(m, th.nn.Linear | BatchedLinear):
+                bound = 1 / np.sqrt(m.weight.shape[0 if isinstance(m, th.nn.Linear) else -1])
+                if th.all(m.bias == 0.1):
+                    hidden += 1
+                    assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
+                else:
+                    small += 1
+                    assert m.weight.abs().max() <= 3e-3 and m.bias.abs().max() <= 3e-3
+        assert small >= 1 and hidden >= 1
+    for a, b in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
+        assert th.equal(a, b)
+    default = build(name, env3)  # PyTorch's init: no bias of exactly 0.1
+    assert not any(th.all(m.bias == 0.1) for m in default.policy.modules() if hasattr(m, "bias"))

@@ -86,17 +86,19 @@ def test_adapter_shapes_and_info(two_task_suite):
         venv.close()
 
 
-def test_truncation_autoreset_and_bootstrap(two_task_suite):
-    """At step 500: done, the true last obs in terminal_observation, a timeout (never terminal)."""
-    venv = MetaWorldVecEnv(make_vector_env(two_task_suite, seed=1))
+@pytest.mark.parametrize("length", [500, 150])  # Meta-World v3's default; v1's (the paper's)
+def test_truncation_autoreset_and_bootstrap(two_task_suite, length):
+    """At the last step: done, the true last obs in terminal_observation, a timeout (never terminal)."""
+    venv = MetaWorldVecEnv(make_vector_env(two_task_suite, seed=1, episode_steps=length))
     buffer = ReplayBuffer(1000, venv.observation_space, venv.action_space, n_envs=2)
+    last_step = length - 1
     try:
         obs = venv.reset()
         rng = np.random.default_rng(0)
-        for step in range(500):
+        for step in range(length):
             actions = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
             new_obs, rewards, dones, infos = venv.step(actions)
-            if step < 499:
+            if step < last_step:
                 assert not dones.any()
                 last = new_obs
             buffer.add(obs, new_obs, actions, rewards, dones, infos)
@@ -109,10 +111,11 @@ def test_truncation_autoreset_and_bootstrap(two_task_suite):
             # the terminal obs continues the trajectory; the returned obs is the next episode's first
             assert np.abs(terminal[:3] - last[i, :3]).max() < 0.1
             assert not np.allclose(terminal, new_obs[i])
-            assert set(info["episode"]) == {"r", "l", "t"} and info["episode"]["l"] == 500
+            assert set(info["episode"]) == {"r", "l", "t"} and info["episode"]["l"] == length
         # the replay buffer sees a timeout, so the learner bootstraps through it
-        assert buffer.dones[499].tolist() == [1.0, 1.0] and buffer.timeouts[499].tolist() == [1.0, 1.0]
-        assert (buffer.dones[499] * (1 - buffer.timeouts[499])).sum() == 0
+        assert buffer.dones[last_step].tolist() == [1.0, 1.0]
+        assert buffer.timeouts[last_step].tolist() == [1.0, 1.0]
+        assert (buffer.dones[last_step] * (1 - buffer.timeouts[last_step])).sum() == 0
     finally:
         venv.close()
 

@@ -37,8 +37,10 @@ def fabricate(
     steps: tuple[int, ...] = STEPS,
     done: bool = True,
     budget: int | None = None,
+    episode_steps: int | None = None,
 ) -> Path:
-    """A run directory whose success rates rise linearly from 0 to ``finals`` (one per task)."""
+    """A run directory whose success rates rise linearly from 0 to ``finals`` (one per task);
+    without ``episode_steps`` its config is one from before that setting existed (500 steps)."""
     tasks = suite.split(",")
     path = root / suite.replace(",", "+") / agent / f"seed_{seed}"
     path.mkdir(parents=True)
@@ -49,7 +51,7 @@ def fabricate(
         "reward_version": "v2",
         "warmup_steps_per_task": 10,
         "gradient_steps": 1,
-    }
+    } | ({"episode_steps": episode_steps} if episode_steps else {})
     config = {"agent": agent, "seed": seed, "suite": suite, "tasks": tasks, "train": train}
     (path / "config.json").write_text(json.dumps(config | {"preset": "quick", "smoke": True}))
     (path / "provenance.json").write_text(
@@ -186,6 +188,7 @@ def test_report_files(runs, tmp_path):
     for link in re.findall(r"\]\(([^)]+)\)", text):
         assert (out / link).is_file(), link
     assert "SMOKE BUDGET" in text
+    assert "10 episodes per task of 500 steps" in text  # runs from before episode_steps: v3's 500
     summary = json.loads((out / "summary.json").read_text())
     assert summary["per_task"]["soft_module"]["reach-v3"]["mean"] == pytest.approx(np.mean([0.6, 0.8, 0.5]))
     iqm = summary["aggregate"]["soft_module"]["IQM"]["estimate"]
@@ -268,6 +271,17 @@ def test_report_replaces_only_a_report(runs, tmp_path):
     assert (other / "mine.txt").read_text() == "keep me"
     with pytest.raises(UsageError, match="not both"):
         build_report([runs], out, reps=50, reference="mt_sac", all_pairs=True)
+
+
+def test_episode_length_is_in_the_header_and_part_of_the_protocol(tmp_path):
+    for seed in range(2):
+        fabricate(tmp_path / "short", "mt_sac", seed, [0.5, 0.5], episode_steps=150)
+    md_path = build_report([tmp_path / "short"], tmp_path / "report", reps=100, seed=0)
+    assert "10 episodes per task of 150 steps" in md_path.read_text()
+    fabricate(tmp_path / "short", "soft_module", 0, [0.5, 0.5])  # 500-step episodes
+    with pytest.raises(UsageError, match="different budgets or evaluation protocols"):
+        build_report([tmp_path / "short"], tmp_path / "other", reps=100, seed=0)
+    assert not (tmp_path / "other").exists()
 
 
 def test_no_runs_and_mixed_suites_fail_and_write_nothing(runs, tmp_path):

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from mtbench import config, sac
+from mtbench import config, runner, sac
 from mtbench.checkpoint import Checkpoints, StopRequest
+from mtbench.envs import STATE_DIM, make_vector_env
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
-from mtbench.runner import RunSpec, _exclusive, check, run_one
+from mtbench.runner import RunSpec, _exclusive, check, resolve, run_one
 from tests.conftest import TWO_TASKS
 
 TINY = (
@@ -184,3 +185,35 @@ def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, m
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     spread = RunDir(run_one(replace(spec, out=str(tmp_path / "two")))).read_eval()
     assert _strip_wall(spread) == _strip_wall(one)
+
+
+@pytest.mark.parametrize("suite, buffer", [("mt10", 100_000), ("mt50", 200_000)])
+def test_paper_preset_follows_the_authors_per_suite(suite, buffer):
+    """Authors' configs: replay 1e6 for MT10, 1e7 for MT50; Meta-World v1's 150-step episodes and
+    reward (the paper's Table 1); fp32. The memory estimate counts the suite's buffer."""
+    from mtbench.estimate import buffer_bytes
+
+    train = resolve(RunSpec(suite, "mt_sac", 0, "paper")).train
+    assert (train.buffer_size_per_task, train.episode_steps, train.reward_version) == (buffer, 150, "v1")
+    assert train.precision == "fp32"
+    tasks = 10 if suite == "mt10" else 50
+    row = 2 * (STATE_DIM + tasks) + 4 + 3  # obs, next obs, action, reward, done, timeout
+    assert buffer_bytes(resolve(RunSpec(suite, "mt_sac", 0, "paper"))) == buffer * tasks * row * 4
+    plus = resolve(RunSpec(suite, "mt_sac", 0, "metaworld-plus")).train
+    assert (plus.episode_steps, plus.reward_version, plus.precision) == (500, "v2", "fp32")
+
+
+def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
+    built = []
+
+    def recording(*args, **kwargs):
+        built.append(kwargs.get("episode_steps"))
+        return make_vector_env(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "make_vector_env", recording)
+    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", (*TINY, ("episode_steps", 150)), str(tmp_path), "cpu")
+    path = run_one(spec)
+    assert built == [150, 150]  # the training env, then the evaluation env
+    assert json.loads((path / "config.json").read_text())["train"]["episode_steps"] == 150
+    with pytest.raises(UsageError, match="episode-steps must be a positive integer"):
+        resolve(replace(spec, overrides=(("episode_steps", 0),)))

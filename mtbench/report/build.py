@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from mtbench.envs import EPISODE_STEPS
 from mtbench.errors import UsageError
 from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, collect, curve_scores, final_scores
@@ -74,9 +73,9 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
         ["budget per task", f"{train['steps_per_task']:,} env steps"],
         [
             "evaluation",
-            f"{train['eval_episodes']} episodes per task of {EPISODE_STEPS} steps (Meta-World v3), every "
-            f"{train['eval_every']:,} steps per task, before training and at the end; success = solved "
-            "at any step of the episode",
+            f"{train['eval_episodes']} episodes per task of {train['episode_steps']} steps (Meta-World "
+            f"v3), every {train['eval_every']:,} steps per task, before training and at the end; "
+            "success = solved at any step of the episode",
         ],
         ["reward version", str(train["reward_version"])],
         [

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from mtbench.envs import EPISODE_STEPS
 from mtbench.errors import UsageError
 from mtbench.rundir import EVAL_KEYS, RunDir
 
-PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version")
+PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
 """Training settings that must agree for runs to be compared (the evaluation protocol and budget)."""
 CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train"}
 TRAIN_KEYS = {*PROTOCOL_KEYS, "warmup_steps_per_task", "gradient_steps"}
@@ -117,6 +118,8 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
     rd = RunDir(path)
     try:
         config = rd.read_config()
+        if isinstance(config, dict) and isinstance(config.get("train"), dict):
+            config["train"].setdefault("episode_steps", EPISODE_STEPS)  # runs from before the setting
         if (
             not isinstance(config, dict)
             or not CONFIG_KEYS <= set(config)

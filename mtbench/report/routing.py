@@ -76,7 +76,10 @@ def collect_routing(collection: Collection) -> list[Routing]:
         return []
     suite = parse_suite(collection.suite)
     steps = max(1, MAX_POINTS // suite.num_tasks)
-    env = make_vector_env(suite, models[0][0].seed, "sync", collection.protocol["reward_version"])
+    protocol = collection.protocol
+    env = make_vector_env(
+        suite, models[0][0].seed, "sync", protocol["reward_version"], episode_steps=protocol["episode_steps"]
+    )
     goals = save_env_rng(env)
     results = []
     with contextlib.closing(env):
