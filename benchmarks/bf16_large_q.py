@@ -1,0 +1,185 @@
+"""bf16 where Q is large: is bf16 (hidden matmuls in bf16, output layers in fp32) as good as fp32
+once Q values reach several hundred, as they do on a solved task (rewards up to 10, gamma 0.99)?
+
+1. TD-error floor: targets of the size of a solved task's Q (mean 500, std 150) from a random
+   Q network of mt_sac's shape (3 x 400); its error in fp32, in bf16 as mtbench runs it (output
+   layer in fp32) and in bf16 with the output layer in bf16 too (mtbench before it kept outputs in
+   fp32), and the floor of a fit by Adam from a perturbed copy.
+2. Learning: mt_sac on ``fixed:reach-v3`` (one task, one fixed goal) in fp32 and bf16, same
+   seeds, trained until Q passes 500; the final model's Q along a deterministic episode, its
+   success and return.
+
+Run from the repository root (``--write-docs`` records the tables in docs/benchmarks.md):
+
+    python benchmarks/bf16_large_q.py --write-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import platform
+import shlex
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch as th
+
+from mtbench.bench import replace_marked
+from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.executors import run_local
+from mtbench.layers import mlp
+from mtbench.provenance import collect
+from mtbench.runner import RunSpec, check
+from mtbench.sac import MultiTaskSAC, autocast_bf16
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+SUITE = "fixed:reach-v3"
+PRECISIONS = ("fp32", "bf16")
+
+
+def td_floor(mode: str, seed: int, steps: int, batch: int = 512) -> tuple[float, float]:
+    """RMSE of a 3 x 400 Q network against targets of a solved task's size, in ``mode`` (fp32,
+    bf16 as mtbench runs it, or bf16-output: bf16 with the output layer in bf16 too).
+
+    The targets are a random network of that shape whose outputs are scaled to mean 500, std 150;
+    returns its own error in ``mode`` (the rounding floor at exact weights) and the floor of a fit
+    by Adam from a perturbed copy (the RMSE over the last tenth of ``steps``).
+    """
+    gen = th.Generator().manual_seed(seed)
+    inputs = th.randn(batch, 39 + 10 + 4, generator=gen)  # state, MT10 one-hot slot, action
+    th.manual_seed(seed)
+    teacher = mlp(inputs.shape[1], (400, 400, 400), 1)
+    with th.no_grad():
+        raw = teacher(inputs)
+        teacher[-1].weight *= 150 / raw.std()
+        teacher[-1].bias += 500 - teacher(inputs).mean()
+        targets = teacher(inputs)  # [B, 1], fp32
+    student = copy.deepcopy(teacher)
+    nets = (teacher, student)
+    if mode == "bf16":
+        for net in nets:
+            autocast_bf16(net, "cpu")  # mtbench's bf16: the last Linear runs in fp32
+
+    def predict(net: th.nn.Module) -> th.Tensor:
+        with th.autocast("cpu", dtype=th.bfloat16, enabled=mode == "bf16-output"):
+            return net(inputs).float()
+
+    with th.no_grad():
+        exact = float(((predict(teacher) - targets) ** 2).mean().sqrt())
+        for p in student.parameters():
+            p += 0.05 * p.abs().mean() * th.randn(p.shape, generator=gen)
+    optimizer = th.optim.Adam(student.parameters(), lr=1e-4)
+    errors = []
+    for _ in range(steps):
+        loss = ((predict(student) - targets) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        errors.append(float(loss.detach()))
+    return exact, float(np.sqrt(np.mean(errors[-max(1, steps // 10) :])))
+
+
+@th.no_grad()
+def episode_q(model: MultiTaskSAC, seed: int) -> tuple[float, float]:
+    """Mean and largest min(Q1, Q2) along one deterministic episode of the trained policy."""
+    env = MetaWorldVecEnv(make_vector_env(parse_suite(SUITE), seed))
+    values = []
+    with contextlib.closing(env):
+        obs, dones = env.reset(), np.zeros(1, dtype=bool)
+        while not dones.any():
+            actions = model.predict(obs, deterministic=True)[0]
+            q = model.critic(th.as_tensor(obs), th.as_tensor(actions))
+            values.append(float(th.min(*q)))
+            obs, _, dones, _ = env.step(actions)
+    return float(np.mean(values)), float(np.max(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--fit-steps", type=int, default=500, help="Adam steps of the TD-floor fit")
+    parser.add_argument("--steps-per-task", type=int, default=20_000)
+    parser.add_argument("--out", default="runs/bf16_large_q")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--write-docs", action="store_true", help="record the result in docs/benchmarks.md")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    th.set_num_threads(args.workers)
+    fit = {
+        m: [td_floor(m, s, args.fit_steps) for s in range(args.seeds)]
+        for m in ("fp32", "bf16", "bf16-output")
+    }
+    floor = ["| precision | RMSE floor (mean ± std over seeds) |", "|---|---|"]
+    floor += [f"| {m} | {np.mean(v):.2f} ± {np.std(v):.2f} |" for m, v in fit.items()]
+    print("\n".join(floor), flush=True)
+
+    overrides = (
+        ("steps_per_task", args.steps_per_task),
+        ("warmup_steps_per_task", 1_000),
+        ("batch_size_per_task", 128),
+        ("learning_rate", 1e-3),
+        ("eval_every", 2_000),
+        ("eval_episodes", 1),
+    )
+    specs = [
+        RunSpec(SUITE, "mt_sac", seed, "quick", (*overrides, ("precision", p)), f"{args.out}/{p}", "cpu")
+        for p in PRECISIONS
+        for seed in range(args.seeds)
+    ]
+
+    def on_event(key: int, event: dict) -> None:
+        if event["event"] in ("message", "retry", "end"):
+            text = event["outcome"] if event["event"] == "end" else event["text"]
+            print(f"{specs[key].out} seed {specs[key].seed}: {text}", flush=True)
+
+    outcomes = run_local(specs, args.workers, 1, on_event)
+    if any(o.status != "done" for o in outcomes.values()):
+        sys.exit("not every run finished; run the same command again to resume")
+    th.set_num_threads(1)
+    lines = [
+        "| precision | seed | final success (last 3 evaluations) | final return | Q mean / max along an "
+        "episode |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in specs:
+        rd = check(spec)[1]
+        records = rd.read_eval()
+        model = MultiTaskSAC.load(rd.model_file, device="cpu")
+        q_mean, q_max = episode_q(model, spec.seed)
+        success = np.mean([r["mean_success_rate"] for r in records[-3:]])
+        ret = records[-1]["episode_return"]["reach-v3"]
+        precision = spec.out.rsplit("/", 1)[1]
+        lines.append(
+            f"| {precision} | {spec.seed} | {success:.2f} | {ret:.0f} | {q_mean:.0f} / {q_max:.0f} |"
+        )
+    learning = "\n".join(lines)
+    print(learning)
+    command = "python benchmarks/bf16_large_q.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    section = (
+        f"## bf16 where Q is large ({date.today().isoformat()})\n\n"
+        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}; {args.workers} worker(s). This invocation "
+        f"took {(time.perf_counter() - started) / 60:.0f} min (finished runs in `{args.out}` are "
+        f"skipped).\n\n```\n{command}\n```\n\n"
+        f"TD-error floor (RMSE, mean ± std over {args.seeds} seeds): targets are a random 3 x 400 Q "
+        f"network on 512 inputs, its outputs scaled to mean 500 and std 150; its own error in each "
+        f"precision, and the floor of a fit by Adam (lr 1e-4, {args.fit_steps} full-batch steps) from a "
+        f"perturbed copy. bf16-output is bf16 with the output layer in bf16 too (mtbench before "
+        f"output layers were kept in fp32).\n\n{chr(10).join(floor)}\n\n"
+        f"Learning: mt_sac on `{SUITE}`, {args.steps_per_task} steps (1000 warm-up), batch 128, "
+        f"lr 1e-3, evaluation every 2000 steps; Q = min of the two critics along one deterministic "
+        f"episode of the final policy.\n\n{learning}\n"
+    )
+    if args.write_docs:
+        replace_marked(DOCS, "bf16-large-q", section)
+
+
+if __name__ == "__main__":
+    main()
