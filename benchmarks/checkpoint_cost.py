@@ -1,7 +1,7 @@
 """What a checkpoint costs at the paper's replay size: bytes on disk, seconds to write, verify, restore.
 
 Builds a registered agent at the paper preset on a real suite, fills its replay buffer with random
-transitions (``--rows-per-task`` per task; the paper's buffer holds 100k), then times
+transitions (``--rows-per-task`` per task; the paper preset's buffer holds 100k, 200k on MT50), then times
 ``Checkpoints.save``, ``verify`` and ``restore_latest`` into a freshly built model. Run from the
 repository root:
 
