@@ -511,4 +511,8 @@ def presets() -> None:
     }
     for preset in PRESETS.values():
         console.print(f"[bold]{preset.name}[/]: {preset.description}", highlight=False)
-    console.print(f"Shared defaults (change with --set): {defaults}", highlight=False)
+    console.print(
+        f"Defaults of the other settings (a preset above or an agent's train_defaults, such as the soft "
+        f"modules' loss_weighting=log_alpha, may set its own; change any with --set): {defaults}",
+        highlight=False,
+    )

@@ -234,6 +234,11 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
             raise UsageError(f"{key} must be > 0, got {getattr(config, key)!r}")
     if config.gamma > 1 or config.tau > 1:
         raise UsageError(f"gamma and tau must be at most 1, got gamma={config.gamma}, tau={config.tau}")
+    if config.episode_steps > EPISODE_STEPS:
+        raise UsageError(
+            f"episode-steps must be at most {EPISODE_STEPS} (Meta-World v3 episodes end there), "
+            f"got {config.episode_steps}"
+        )
     if config.max_grad_norm is not None and config.max_grad_norm <= 0:
         raise UsageError(f"max_grad_norm must be > 0 or null, got {config.max_grad_norm!r}")
     if config.warmup_steps_per_task < 0:

@@ -29,9 +29,11 @@ def spaces_env(num_tasks: int) -> DummyVecEnv:
 
 
 def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> Any:
-    """``agent`` with its default settings for ``suite``, on an env with the suite's spaces only."""
+    """``agent`` with its default settings for ``suite`` (in fp32), on an env with the suite's spaces only."""
     env = spaces_env(suite.num_tasks)
-    train = dataclasses.replace(PRESETS["quick"].train_config(suite), buffer_size_per_task=1)
+    train = dataclasses.replace(
+        PRESETS["quick"].train_config(suite), buffer_size_per_task=1, precision="fp32"
+    )
     config = RunConfig(suite.name, suite.tasks, agent.name, seed, "quick", True, train, agent.config)
     return agent.build(env, config, seed, "cpu")
 

@@ -217,3 +217,5 @@ def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
     assert json.loads((path / "config.json").read_text())["train"]["episode_steps"] == 150
     with pytest.raises(UsageError, match="episode-steps must be a positive integer"):
         resolve(replace(spec, overrides=(("episode_steps", 0),)))
+    with pytest.raises(UsageError, match="episode-steps must be at most 500"):
+        resolve(replace(spec, overrides=(("episode_steps", 501),)))
