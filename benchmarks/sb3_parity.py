@@ -1,7 +1,9 @@
 """Parity check: MultiTaskSAC on one task against stock SB3 SAC with the same settings.
 
 With one task, balanced multi-task SAC reduces to plain SAC (one temperature, all loss weights 1,
-stratified sampling = uniform sampling), so the two should learn alike up to seed noise.
+stratified sampling = uniform sampling), so the two should learn alike up to seed noise. (The
+critic loss has no 0.5 factor, as the authors' code, against SB3's 0.5: without gradient
+clipping Adam's update does not see that scale, up to its epsilon.)
 Usage (one seed per call; run the two in parallel on two cores):
 
     python benchmarks/sb3_parity.py sb3 15000 0
