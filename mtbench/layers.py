@@ -25,8 +25,22 @@ def full_precision(x: th.Tensor) -> Iterator[None]:
     Under bf16 autocast a Q value near 780 would come out rounded to bf16's 8 significant bits (by
     about 1, up to 4), the size of a per-step reward; inside this block it is exact to fp32.
     """
+    if not th.is_autocast_enabled(x.device.type):  # fp32 runs: nothing to switch off
+        yield
+        return
     with th.autocast(x.device.type, enabled=False):
         yield
+
+
+def sb3_output_layer(network: nn.Module) -> nn.Linear | None:
+    """The output layer of one of SB3's MLP networks: the network itself when it is a bare
+    ``Linear`` (the actor's mean and log std), the last ``Linear`` of a ``Sequential`` (a Q
+    network); None for any other network."""
+    if isinstance(network, nn.Linear):
+        return network
+    if isinstance(network, nn.Sequential) and isinstance(network[-1], nn.Linear):
+        return network[-1]
+    return None
 
 
 def mark_output(layer: nn.Module) -> nn.Module:
@@ -40,14 +54,12 @@ def authors_init(network: nn.Module) -> None:
 
     Hidden layers: weights uniform in +-1/sqrt(weight.size(0)), which for their ``nn.Linear``
     ``[out, in]`` weights is out_features, not fan-in; biases 0.1. Output and routing-logit layers
-    (marked with :func:`mark_output`; of SB3's MLP networks, a bare ``Linear`` and the last
-    ``Linear`` of a ``Sequential``): weights and biases uniform(+-3e-3).
+    (marked with :func:`mark_output`, or :func:`sb3_output_layer`): weights and biases
+    uniform(+-3e-3).
     """
     outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
-    if isinstance(network, nn.Linear):
-        outputs.add(id(network))
-    elif isinstance(network, nn.Sequential) and isinstance(network[-1], nn.Linear):
-        outputs.add(id(network[-1]))
+    if (head := sb3_output_layer(network)) is not None:
+        outputs.add(id(head))
     with th.no_grad():
         for module in network.modules():
             if not isinstance(module, nn.Linear | BatchedLinear):
@@ -157,8 +169,7 @@ class TaskMLP(nn.Module):
     def forward(self, x: th.Tensor, grouping: TaskGrouping) -> th.Tensor:
         """``x``: ``[N, in]``; sample ``n`` goes through its own task's MLP -> ``[N, out]``."""
         h = grouping.group(x)  # [T, M, in]
-        for i, layer in enumerate(self.layers[:-1]):
-            h = layer(h if i == 0 else th.relu(h))  # [T, M, width]
-        h = h if len(self.layers) == 1 else th.relu(h)
+        for layer in self.layers[:-1]:
+            h = th.relu(layer(h))  # [T, M, width]
         with full_precision(h):
             return grouping.ungroup(self.layers[-1](h.float()))  # [N, out]

@@ -11,7 +11,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
-from mtbench.layers import authors_init
+from mtbench.layers import authors_init, sb3_output_layer
 from mtbench.timing import matmul_gflops
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
@@ -50,14 +50,14 @@ def autocast_bf16(module: nn.Module, device_type: str) -> None:
 
     Parameters, gradients and optimizer state stay fp32; only the matmuls inside run in bf16.
     Output layers (Q values, mean and log std) compute in fp32: a task network's forward runs its
-    own under :func:`mtbench.layers.full_precision`; of SB3's MLP networks, a bare ``Linear`` (the
-    actor's mean and log std) is left in fp32 and the last ``Linear`` of a ``Sequential`` (a Q
-    network) runs after the autocast block. The instance's ``forward`` is replaced, so state dicts
-    are unchanged.
+    own under :func:`mtbench.layers.full_precision`; of SB3's MLP networks
+    (:func:`mtbench.layers.sb3_output_layer`), a bare ``Linear`` (the actor's mean and log std) is
+    left in fp32 and the last ``Linear`` of a ``Sequential`` (a Q network) runs after the autocast
+    block. The instance's ``forward`` is replaced, so state dicts are unchanged.
     """
-    if isinstance(module, nn.Linear):
+    head = sb3_output_layer(module)
+    if head is module:
         return
-    head = module[-1] if isinstance(module, nn.Sequential) and isinstance(module[-1], nn.Linear) else None
     forward = module[:-1].forward if head is not None else module.forward
 
     def wrapped(x: th.Tensor, *args: Any, **kwargs: Any) -> th.Tensor:
