@@ -15,14 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch as th
 from torch import nn
 
 from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
-from mtbench.policies import split_observation, task_net_build
+from mtbench.policies import task_net_build
 from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020, arXiv 2003.13661"
 BALANCED = {"loss_weighting": "log_alpha"}
@@ -117,16 +115,6 @@ class SoftModularNet(nn.Module):
         mixed = th.relu(th.einsum("nj,jnd->nd", last, h))  # [N, d]
         with full_precision(mixed):
             return self.output(mixed.float())  # [N, out]
-
-
-def policy_routing(model: MultiTaskSAC, observations: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """The actor's routing for a batch of observations ``[N, 39 + T]``: matrices and last weights."""
-    actor = model.actor
-    obs = th.as_tensor(observations, dtype=th.float32, device=model.device)
-    state, task = split_observation(obs, actor.num_tasks)
-    with th.no_grad():
-        probs, last = actor.net.routing(state, task)
-    return [p.cpu().numpy() for p in probs], last.cpu().numpy()
 
 
 AGENT = AgentSpec(

@@ -30,12 +30,14 @@ import numpy as np
 import torch as th
 
 from mtbench.bench import replace_marked
-from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.envs import make_vector_env
 from mtbench.executors import run_local
 from mtbench.layers import mlp
 from mtbench.provenance import collect
 from mtbench.runner import RunSpec, check
 from mtbench.sac import MultiTaskSAC, autocast_bf16
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import parse_suite
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SUITE = "fixed:reach-v3"

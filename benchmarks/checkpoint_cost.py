@@ -19,12 +19,15 @@ import time
 from datetime import date
 from pathlib import Path
 
-from mtbench.bench import ready_for_updates, replace_marked
+from mtbench.bench import replace_marked
 from mtbench.checkpoint import Checkpoints, env_rng
-from mtbench.envs import MetaWorldVecEnv, Suite, make_vector_env, parse_suite
+from mtbench.envs import make_vector_env
 from mtbench.provenance import collect
 from mtbench.registry import get_agent
 from mtbench.runner import RunSpec, resolve
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import Suite, parse_suite
+from mtbench.timing import ready_for_updates
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from mtbench.bench import ready_for_updates, update_seconds
-from mtbench.envs import parse_suite
 from mtbench.params import spaces_env
 from mtbench.registry import get_agent
 from mtbench.runner import RunSpec, resolve
+from mtbench.suites import parse_suite
+from mtbench.timing import ready_for_updates, update_seconds
 
 
 def build(agent: str, tasks: str, batch: int):

@@ -21,17 +21,18 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
-from stable_baselines3.common.logger import Logger
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench import provenance
 from mtbench.config import PRESETS
-from mtbench.envs import EPISODE_STEPS, MetaWorldVecEnv, Suite, make_vector_env, save_env_rng
+from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.evaluation import evaluate
 from mtbench.params import spaces_env
 from mtbench.registry import available_agents
 from mtbench.runner import RunSpec, resolve
-from mtbench.timing import best_time, matmul_gflops
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import EPISODE_STEPS, Suite
+from mtbench.timing import best_time, matmul_gflops, ready_for_updates, update_seconds
 
 HIDDEN = [400, 400, 400]
 """Network of the stock SB3 reference and of mt_sac (the authors' MT-SAC)."""
@@ -78,27 +79,6 @@ def agent_model(
     )
     config = resolve(RunSpec(suite.name, name, 0, "quick", overrides))
     return available_agents()[name].build(env, config, 0, "cpu")
-
-
-def ready_for_updates(model: Any, num_tasks: int) -> Any:
-    """``model`` with a buffer of random transitions (one-hots matching their task column) and a
-    silent logger, ready for ``train``."""
-    rng = np.random.default_rng(0)
-    rb = model.replay_buffer
-    for name in ("observations", "next_observations"):
-        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
-        data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
-        setattr(rb, name, data)
-    rb.actions = rng.uniform(-1, 1, rb.actions.shape).astype(np.float32)
-    rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)
-    rb.full = True
-    model.set_logger(Logger(folder=None, output_formats=[]))
-    return model
-
-
-def update_seconds(model: Any, updates: int = 5, repeats: int = 3) -> float:
-    """Seconds per gradient update (best of ``repeats`` blocks of ``updates``)."""
-    return best_time(lambda: model.train(updates, model.batch_size), repeats) / updates
 
 
 def update_flops(model: Any) -> int:

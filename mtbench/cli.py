@@ -14,10 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mtbench.config import PRESETS, TrainConfig
-from mtbench.envs import ALL_TASKS, BENCHMARKS, parse_suite
 from mtbench.errors import UsageError
 from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
+from mtbench.suites import all_tasks, benchmarks, parse_suite
 
 app = typer.Typer(
     help="Train and compare multi-task RL agents on Meta-World MT10/MT50.",
@@ -490,7 +490,7 @@ def list_agents(
 @app.command()
 def suites() -> None:
     """List the suites and their tasks, in task-id order."""
-    for name, tasks in BENCHMARKS.items():
+    for name, tasks in benchmarks().items():
         console.print(f"[bold]{name}[/] ({len(tasks)} tasks): {', '.join(tasks)}", highlight=False)
     console.print(
         "[bold]mt1:<task>[/]: one task, e.g. mt1:reach-v3\n"
@@ -498,7 +498,7 @@ def suites() -> None:
         "e.g. reach-v3,drawer-close-v3\n"
         "[bold]fixed:<suite>[/]: any of these with one fixed goal per task (the paper's 'Fixed' "
         "setting), e.g. fixed:mt10; without the prefix every episode draws one of 50 goals\n"
-        f"Tasks ({len(ALL_TASKS)}): {', '.join(ALL_TASKS)}",
+        f"Tasks ({len(all_tasks())}): {', '.join(all_tasks())}",
         highlight=False,
     )
 

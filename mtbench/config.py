@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from mtbench.envs import EPISODE_STEPS, RewardVersion, Suite, VectorStrategy
 from mtbench.errors import UsageError
-from mtbench.sac import Init, LossWeighting, Precision
+from mtbench.suites import EPISODE_STEPS
+
+if TYPE_CHECKING:
+    from mtbench.suites import Suite
+
+LossWeighting = Literal["log_alpha", "alpha", "none"]
+Precision = Literal["fp32", "bf16", "auto"]
+Init = Literal["torch", "authors"]
+RewardVersion = Literal["v1", "v2"]
+VectorStrategy = Literal["sync", "async"]
 
 SPREAD_EVAL_STEPS = 100_000
 """Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores

@@ -12,19 +12,20 @@ tasks and a few gradient updates of every agent in the grid at its real batch si
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from mtbench.config import RunConfig
-from mtbench.envs import STATE_DIM, make_vector_env, parse_suite
+from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
 from mtbench.params import model_parameters, spaces_env
 from mtbench.registry import get_agent
+from mtbench.suites import STATE_DIM, parse_suite
+from mtbench.system import available_memory, usable_cores
+from mtbench.timing import ready_for_updates, update_seconds
 
 MiB = 2**20
 PROCESS_BYTES = 300 * MiB
@@ -66,45 +67,6 @@ def run_memory(config: RunConfig, parameters: int) -> MemoryEstimate:
         networks=parameters * BYTES_PER_PARAMETER + batch * ACTIVATION_BYTES_PER_SAMPLE,
         envs=ENV_BASE_BYTES + 2 * len(config.tasks) * ENV_BYTES_PER_SUB_ENV,
     )
-
-
-CGROUP = Path("/sys/fs/cgroup")
-"""This process's cgroup v2 (containers, Slurm, Kubernetes), whose limits beat the host's figures."""
-
-
-def _cgroup(name: str) -> list[str] | None:
-    try:
-        return (CGROUP / name).read_text().split()
-    except OSError:
-        return None
-
-
-def available_memory() -> int:
-    """MemAvailable of /proc/meminfo (Linux), else the physical memory; at most what the cgroup's
-    memory.max leaves."""
-    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    limit, used = _cgroup("memory.max"), _cgroup("memory.current")
-    if limit and used and limit[0] != "max":
-        available = min(available, max(0, int(limit[0]) - int(used[0])))
-    return available
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on, at most the cgroup's cpu.max quota (rounded down, >= 1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    quota = _cgroup("cpu.max")
-    if quota and quota[0] != "max":
-        cores = min(cores, max(1, int(quota[0]) // int(quota[1])))
-    return cores
 
 
 def default_workers(needs: list[int], available: int) -> int:
@@ -168,8 +130,6 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
 
     :param env_step: seconds per transition (:func:`_env_step_seconds`).
     """
-    from mtbench.bench import ready_for_updates, update_seconds
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

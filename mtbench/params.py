@@ -10,8 +10,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from mtbench.config import PRESETS, RunConfig
-from mtbench.envs import STATE_DIM, Suite
 from mtbench.registry import AgentSpec
+from mtbench.suites import STATE_DIM, Suite
 
 
 class SpacesOnly(gym.Env):

@@ -5,13 +5,17 @@ A task network is an ``nn.Module`` built as ``network_class(input_dim, num_tasks
 ``task: [N, T]`` to ``[N, output_dim]``. The actor's network gets the state (``input_dim`` = 39)
 and outputs mean and log std (``2 |A|``); each Q network is a separate instance on state and action
 (``39 + |A|`` -> 1). Networks never see alpha; the algorithm never sees routing.
+
+A network that routes between modules can say so by having a ``routing(x, task)`` method
+(:class:`RoutingNetwork`): the report then draws its routing figures, whatever agent it belongs to.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
@@ -27,6 +31,32 @@ from mtbench.sac import MultiTaskSAC
 def split_observation(obs: th.Tensor, num_tasks: int) -> tuple[th.Tensor, th.Tensor]:
     """``[N, state + T]`` -> state ``[N, state]`` and task one-hot ``[N, T]``."""
     return obs[:, :-num_tasks], obs[:, -num_tasks:]
+
+
+@runtime_checkable
+class RoutingNetwork(Protocol):
+    """A task network that exposes its routing between modules (e.g. soft modularization)."""
+
+    def routing(self, x: th.Tensor, task: th.Tensor) -> tuple[list[th.Tensor], th.Tensor]:
+        """Routing matrices ``[N, n, n]`` (row i: target module i, distribution over sources j) and
+        the last layer's module weights ``[N, n]``, for inputs ``x [N, input_dim]``."""
+        ...
+
+
+def policy_routing(model: MultiTaskSAC, observations: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The routing of ``model``'s actor for observations ``[N, 39 + T]``: matrices and last weights.
+
+    :raises TypeError: when the actor's network is not a :class:`RoutingNetwork`.
+    """
+    actor = model.actor
+    net = getattr(actor, "net", None)
+    if not isinstance(net, RoutingNetwork):
+        raise TypeError(f"{type(net).__name__} exposes no routing")
+    obs = th.as_tensor(observations, dtype=th.float32, device=model.device)
+    state, task = split_observation(obs, actor.num_tasks)
+    with th.no_grad():
+        probs, last = net.routing(state, task)
+    return [p.float().cpu().numpy() for p in probs], last.float().cpu().numpy()
 
 
 class TaskNetActor(BasePolicy):

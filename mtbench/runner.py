@@ -35,11 +35,13 @@ from mtbench import provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.checkpoint import CheckpointCallback, Checkpoints
 from mtbench.config import RunConfig, apply_agent_overrides, apply_overrides, get_preset
-from mtbench.envs import MetaWorldVecEnv, make_vector_env, parse_suite, save_env_rng
+from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import UsageError
 from mtbench.params import model_parameters
 from mtbench.registry import get_agent, load_agent_module
 from mtbench.rundir import RunDir, run_path
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import parse_suite
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import torch as th
 from stable_baselines3 import SAC
@@ -11,13 +11,9 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
+from mtbench.config import Init, LossWeighting, Precision
 from mtbench.layers import authors_init, sb3_output_layer
 from mtbench.timing import matmul_gflops
-
-LossWeighting = Literal["log_alpha", "alpha", "none"]
-Precision = Literal["fp32", "bf16", "auto"]
-Init = Literal["torch", "authors"]
-
 
 BF16_MIN_SPEEDUP = 1.5
 """How much faster than fp32 a CPU's bf16 matmuls must be for ``precision=auto`` to pick bf16."""

@@ -1,4 +1,4 @@
-"""Wall-clock measurements shared by ``mtbench bench`` and ``precision=auto``."""
+"""Wall-clock measurements shared by ``mtbench bench``, the grid estimate and ``precision=auto``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch as th
+from stable_baselines3.common.logger import Logger
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -29,3 +31,24 @@ def matmul_gflops(dtype: th.dtype, n: int = 1280, k: int = 400, calls: int = 50,
     b = th.randn(k, k, generator=generator).to(dtype)
     seconds = best_time(lambda: [a @ b for _ in range(calls)], repeats)
     return 2 * n * k * k * calls / seconds / 1e9
+
+
+def ready_for_updates(model: Any, num_tasks: int) -> Any:
+    """``model`` with a buffer of random transitions (one-hots matching their task column) and a
+    silent logger, ready for ``train``."""
+    rng = np.random.default_rng(0)
+    rb = model.replay_buffer
+    for name in ("observations", "next_observations"):
+        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
+        data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
+        setattr(rb, name, data)
+    rb.actions = rng.uniform(-1, 1, rb.actions.shape).astype(np.float32)
+    rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)
+    rb.full = True
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
+def update_seconds(model: Any, updates: int = 5, repeats: int = 3) -> float:
+    """Seconds per gradient update (best of ``repeats`` blocks of ``updates``)."""
+    return best_time(lambda: model.train(updates, model.batch_size), repeats) / updates

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from metaworld.policies import ENV_POLICY_MAP
 
-from mtbench.envs import STATE_DIM, Suite, make_vector_env, parse_suite
+from mtbench.envs import make_vector_env
+from mtbench.suites import STATE_DIM, Suite, parse_suite
 
 TWO_TASKS = "reach-v3,drawer-close-v3"
 THREE_TASKS = "reach-v3,drawer-close-v3,button-press-topdown-v3"

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch as th
 
-from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env, parse_suite
+from mtbench.envs import make_vector_env
 from mtbench.layers import BatchedLinear
 from mtbench.params import count_parameters
 from mtbench.registry import available_agents, get_agent
 from mtbench.runner import RunSpec, resolve
 from mtbench.sac import MultiTaskSAC
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import STATE_DIM, parse_suite
 from tests.conftest import THREE_TASKS
 
 AGENTS = sorted(available_agents())
@@ -100,7 +102,7 @@ def _obs(num_tasks: int, tasks: list[int], seed: int = 0) -> tuple[th.Tensor, th
 
 @pytest.mark.parametrize("name, layers, modules", [("soft_module", 2, 2), ("soft_module_deep", 4, 4)])
 def test_soft_module_routing_is_a_distribution(name, layers, modules, env3):
-    from mtbench_agents.soft_module import policy_routing
+    from mtbench.policies import policy_routing
 
     model = build(name, env3)
     probs, last = policy_routing(model, env3.reset())

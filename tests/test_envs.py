@@ -9,17 +9,12 @@ from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from mtbench.config import PRESETS
-from mtbench.envs import (
-    EPISODE_STEPS,
-    STATE_DIM,
-    MetaWorldVecEnv,
-    ShardedVectorEnv,
-    make_vector_env,
-    parse_suite,
-    save_env_rng,
-)
+from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import UsageError
 from mtbench.evaluation import evaluate
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.sharded import ShardedVectorEnv
+from mtbench.suites import EPISODE_STEPS, STATE_DIM, parse_suite
 from tests.conftest import scripted_policy
 
 CLASS_TO_TASK = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}

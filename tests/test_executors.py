@@ -311,19 +311,6 @@ def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypat
     assert calibrated_with == [1, 2]  # first guess: 2 workers x 1 thread; then again with 2 threads
 
 
-def test_container_limits_cap_memory_and_cores(tmp_path, monkeypatch):
-    monkeypatch.setattr(estimate, "CGROUP", tmp_path)
-    assert estimate.available_memory() > 2**30  # no cgroup files: the host's figures
-    (tmp_path / "memory.max").write_text(f"{3 * 2**30}\n")
-    (tmp_path / "memory.current").write_text(f"{2**30}\n")
-    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs
-    assert estimate.available_memory() == 2 * 2**30
-    assert estimate.usable_cores() == 1
-    (tmp_path / "memory.max").write_text("max\n")
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert estimate.available_memory() > 2**30 and estimate.usable_cores() >= 1
-
-
 def test_dry_run_of_a_paper_mt50_grid_says_weeks(tmp_path):
     out = tmp_path / "runs"
     args = ["run", "--agents", "mt_sac", "--suite", "mt50", "--seeds", "0-9", "--dry-run", "--out", str(out)]

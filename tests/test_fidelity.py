@@ -10,9 +10,9 @@ import pytest
 import torch as th
 import torch.nn.functional as F
 
-from mtbench.envs import STATE_DIM, parse_suite
 from mtbench.params import build_without_envs, count_parameters
 from mtbench.registry import get_agent
+from mtbench.suites import STATE_DIM, parse_suite
 from tests.conftest import THREE_TASKS
 
 ACTIONS = 4

@@ -12,10 +12,11 @@ import torch
 
 from mtbench import config, runner, sac
 from mtbench.checkpoint import Checkpoints, StopRequest
-from mtbench.envs import STATE_DIM, make_vector_env
+from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
 from mtbench.runner import RunSpec, _exclusive, check, resolve, run_one
+from mtbench.suites import STATE_DIM
 from tests.conftest import TWO_TASKS
 
 TINY = (

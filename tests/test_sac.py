@@ -9,8 +9,10 @@ import pytest
 import torch as th
 
 from mtbench import sac
-from mtbench.envs import STATE_DIM, MetaWorldVecEnv, make_vector_env
+from mtbench.envs import make_vector_env
 from mtbench.sac import MultiTaskSAC, task_loss_weights
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import STATE_DIM
 
 
 def small_model(suite, **kwargs) -> MultiTaskSAC:

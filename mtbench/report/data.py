@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mtbench.envs import EPISODE_STEPS
 from mtbench.errors import UsageError
 from mtbench.rundir import EVAL_KEYS, RunDir
+from mtbench.suites import EPISODE_STEPS
 
 PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
 """Training settings that must agree for runs to be compared (the evaluation protocol and budget)."""

@@ -1,8 +1,9 @@
 """Routing of soft-module policies, read from saved models: per-task heatmaps and a t-SNE.
 
-A run qualifies when its ``model.zip`` loads and its actor's network has a ``routing(state, task)``
-method (the soft-module agents); a model that does not load is reported when the run's agent has
-a ``routing_input`` setting (the soft modules) and skipped otherwise. Observations come from
+A run qualifies when its ``model.zip`` loads and its actor's network is a
+:class:`mtbench.policies.RoutingNetwork` (it has a ``routing(x, task)`` method: the soft modules,
+or any plugin network that exposes its routing); a model that does not load is listed among what
+the report left out. Observations come from
 rolling out each run's own deterministic policy in one evaluation env of the suite, so all runs
 are probed on the same goals.
 """
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.manifold import TSNE
 
-from mtbench.envs import make_vector_env, parse_suite, restore_env_rng, save_env_rng
+from mtbench.envs import make_vector_env, restore_env_rng, save_env_rng
+from mtbench.policies import RoutingNetwork, policy_routing
 from mtbench.report.data import Collection, Run
 from mtbench.rundir import RunDir
 from mtbench.sac import MultiTaskSAC
+from mtbench.suites import parse_suite
 
 MAX_POINTS = 1000
 """Routing samples per run for the t-SNE (spread evenly over tasks)."""
@@ -49,13 +52,10 @@ def _load_routed(run: Run, left_out: list[str]) -> MultiTaskSAC | None:
         return None
     try:
         model = MultiTaskSAC.load(model_file, device="cpu")
-    except Exception as exc:  # not fatal; worth a line only for agents with routing settings
-        if "routing_input" in run.config.get("agent_config", {}):
-            left_out.append(
-                f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); no routing plots"
-            )
+    except Exception as exc:  # not fatal: the report goes on without this run's routing
+        left_out.append(f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); no routing plots")
         return None
-    return model if callable(getattr(getattr(model.actor, "net", None), "routing", None)) else None
+    return model if isinstance(getattr(model.actor, "net", None), RoutingNetwork) else None
 
 
 def _columns(num_matrices: int, num_modules: int) -> list[str]:
@@ -69,8 +69,6 @@ def _columns(num_matrices: int, num_modules: int) -> list[str]:
 
 def collect_routing(collection: Collection) -> list[Routing]:
     """Routing vectors of every run whose saved model has a routing network."""
-    from mtbench_agents.soft_module import policy_routing
-
     models = [(run, model) for run in collection.runs if (model := _load_routed(run, collection.left_out))]
     if not models:
         return []

@@ -1,0 +1,44 @@
+"""What this machine (or its container, Slurm job or Kubernetes pod) lets a grid use: cores, memory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CGROUP = Path("/sys/fs/cgroup")
+"""This process's cgroup v2 (containers, Slurm, Kubernetes), whose limits beat the host's figures."""
+
+
+def _cgroup(name: str) -> list[str] | None:
+    try:
+        return (CGROUP / name).read_text().split()
+    except OSError:
+        return None
+
+
+def available_memory() -> int:
+    """MemAvailable of /proc/meminfo (Linux), else the physical memory; at most what the cgroup's
+    memory.max leaves."""
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    limit, used = _cgroup("memory.max"), _cgroup("memory.current")
+    if limit and used and limit[0] != "max":
+        available = min(available, max(0, int(limit[0]) - int(used[0])))
+    return available
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on, at most the cgroup's cpu.max quota (rounded down, >= 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    quota = _cgroup("cpu.max")
+    if quota and quota[0] != "max":
+        cores = min(cores, max(1, int(quota[0]) // int(quota[1])))
+    return cores
