@@ -157,7 +157,15 @@ def train_and_read_q(args: argparse.Namespace) -> str:
         ("eval_episodes", 1),
     )
     specs = [
-        RunSpec(SUITE, "mt_sac", seed, "quick", (*overrides, ("precision", p)), f"{args.out}/{p}", "cpu")
+        RunSpec(
+            suite=SUITE,
+            agent="mt_sac",
+            seed=seed,
+            preset="quick",
+            overrides=(*overrides, ("precision", p)),
+            out=f"{args.out}/{p}",
+            device="cpu",
+        )
         for p in PRECISIONS
         for seed in range(args.seeds)
     ]

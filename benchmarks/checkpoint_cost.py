@@ -34,7 +34,13 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 def measure(suite: Suite, agent: str, rows_per_task: int) -> str:
     """One table row: size, write, verify and restore seconds of a full-buffer checkpoint."""
-    spec = RunSpec(suite.name, agent, 0, "paper", (("buffer_size_per_task", rows_per_task),))
+    spec = RunSpec(
+        suite=suite.name,
+        agent=agent,
+        seed=0,
+        preset="paper",
+        overrides=(("buffer_size_per_task", rows_per_task),),
+    )
     config = resolve(spec)
     env = MetaWorldVecEnv(make_vector_env(suite, 0))
     models = [get_agent(agent).build(env, config, 0, "cpu") for _ in range(2)]

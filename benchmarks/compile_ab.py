@@ -25,7 +25,7 @@ from mtbench.timing import ready_for_updates, update_seconds
 def build(agent: str, tasks: str, batch: int):
     num_tasks = len(parse_suite(tasks).tasks)
     overrides = (("batch_size_per_task", batch), ("buffer_size_per_task", batch))
-    config = resolve(RunSpec(tasks, agent, 0, "quick", overrides))
+    config = resolve(RunSpec(suite=tasks, agent=agent, seed=0, preset="quick", overrides=overrides))
     return ready_for_updates(get_agent(agent).build(spaces_env(num_tasks), config, 0, "cpu"), num_tasks)
 
 

@@ -155,7 +155,15 @@ def main() -> None:
     )
     seeds = parse_seeds(args.seeds)
     specs = [
-        RunSpec(args.suite, agent, seed, "quick", overrides, args.out, "cpu")
+        RunSpec(
+            suite=args.suite,
+            agent=agent,
+            seed=seed,
+            preset="quick",
+            overrides=overrides,
+            out=args.out,
+            device="cpu",
+        )
         for agent in parse_agents(args.agents)
         for seed in seeds
     ]

@@ -77,7 +77,7 @@ def agent_model(
         ("precision", precision),
         ("warmup_steps_per_task", warmup_per_task),
     )
-    config = resolve(RunSpec(suite.name, name, 0, "quick", overrides))
+    config = resolve(RunSpec(suite=suite.name, agent=name, seed=0, preset="quick", overrides=overrides))
     return available_agents()[name].build(env, config, 0, "cpu")
 
 

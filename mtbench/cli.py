@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mtbench.config import PRESETS, TrainConfig
+from mtbench.config import PRESETS, TrainConfig, field_docs
 from mtbench.errors import UsageError
 from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
@@ -262,7 +262,17 @@ def run(
             )
         settings = tuple(sorted(overrides.items()))
         specs = [
-            RunSpec(suite, agent, seed, preset, settings, str(out), device, modules, checkpoint_every)
+            RunSpec(
+                suite=suite,
+                agent=agent,
+                seed=seed,
+                preset=preset,
+                overrides=settings,
+                out=str(out),
+                device=device,
+                agent_modules=modules,
+                checkpoint_every=checkpoint_every,
+            )
             for agent in parse_agents(agents)
             for seed in parse_seeds(seeds)
         ]
@@ -505,14 +515,17 @@ def suites() -> None:
 
 @app.command()
 def presets() -> None:
-    """List the presets (budgets and protocols)."""
-    defaults = {
-        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
-    }
+    """List the presets (budgets and protocols) and every training setting with its default."""
     for preset in PRESETS.values():
         console.print(f"[bold]{preset.name}[/]: {preset.description}", highlight=False)
-    console.print(
-        f"Defaults of the other settings (a preset above or an agent's train_defaults, such as the soft "
-        f"modules' loss_weighting=log_alpha, may set its own; change any with --set): {defaults}",
-        highlight=False,
+    table = Table(
+        title="Training settings (change any with --set NAME=VALUE; a preset sets the budget and "
+        "protocol, an agent's train_defaults may set its own, e.g. the soft modules' loss_weighting)"
     )
+    for column in ("setting", "default", "what it is"):
+        table.add_column(column, overflow="fold")
+    docs = field_docs(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        default = "from the preset" if field.default is dataclasses.MISSING else repr(field.default)
+        table.add_row(field.name, default, docs.get(field.name, ""))
+    console.print(table)

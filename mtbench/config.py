@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import itertools
+import textwrap
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from mtbench.errors import UsageError
 from mtbench.suites import EPISODE_STEPS
@@ -23,40 +29,63 @@ SPREAD_EVAL_STEPS = 100_000
 (starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Budget, evaluation protocol and balanced multi-task SAC hyperparameters of one run."""
+def setting(
+    default: Any, *, gt: float | None = None, ge: float | None = None, le: float | None = None, why: str = ""
+) -> Any:
+    """A config field with limits (checked by :func:`check_fields`): ``> gt``, ``>= ge``, ``<= le``;
+    ``why`` says in the message why the upper limit is there."""
+    limits = {
+        k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("why", why)) if v is not None and v != ""
+    }
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=limits)
+    return dataclasses.field(default=default, metadata=limits)
 
-    steps_per_task: int
+
+REQUIRED = dataclasses.MISSING
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Budget, evaluation protocol and balanced multi-task SAC hyperparameters of one run.
+
+    Every field is checked on construction (its type, its ``Literal`` choices, its limits, and the
+    rules between fields): ``TrainConfig(gamma=2)`` fails with the message ``--set gamma=2`` gives.
+    """
+
+    steps_per_task: int = setting(REQUIRED, gt=0)
     """Env steps per task for the whole run (total env steps = this x number of tasks)."""
-    eval_every: int
+    eval_every: int = setting(REQUIRED, gt=0)
     """Env steps per task between evaluations (also evaluated before training and at the end)."""
-    eval_episodes: int
+    eval_episodes: int = setting(REQUIRED, gt=0)
     """Evaluation episodes per task at each evaluation point (Meta-World's protocol: 50)."""
-    warmup_steps_per_task: int
+    warmup_steps_per_task: int = setting(REQUIRED, ge=0)
     """Env steps per task with uniform random actions before the first gradient update."""
-    batch_size_per_task: int = 128
+    batch_size_per_task: int = setting(128, gt=0)
     """Transitions per task in each task-stratified batch (authors: 128)."""
-    buffer_size_per_task: int = 100_000
+    buffer_size_per_task: int = setting(100_000, gt=0)
     """Replay capacity per task, FIFO."""
-    learning_rate: float = 3e-4
+    learning_rate: float = setting(3e-4, gt=0)
     """Adam learning rate of actor, critics and temperatures."""
-    gamma: float = 0.99
+    gamma: float = setting(0.99, gt=0, le=1)
     """Discount factor."""
-    tau: float = 0.005
+    tau: float = setting(0.005, gt=0, le=1)
     """Polyak coefficient of the target critics, applied after every update."""
-    gradient_steps: int = 1
+    gradient_steps: int = setting(1, gt=0)
     """Gradient updates per vector step (one step of every task's env)."""
     loss_weighting: LossWeighting = "none"
     """Balanced re-weighting: log_alpha = softmax(-log alpha) (authors' code), alpha = softmax(-alpha)
     (paper), none = unweighted (the authors balance only their soft-module runs; those agents set
     log_alpha)."""
-    max_grad_norm: float | None = 1.0
+    max_grad_norm: float | None = setting(1.0, gt=0)
     """Gradient-norm clip of the actor and each Q network (authors' code: 1.0); None disables it."""
     reward_version: RewardVersion = "v2"
     """Meta-World reward function version (v1: the original reward, which the paper trained on)."""
-    episode_steps: int = EPISODE_STEPS
-    """Time limit of training and evaluation episodes (Meta-World v3: 500; v1, the paper's: 150)."""
+    episode_steps: int = setting(
+        EPISODE_STEPS, gt=0, le=EPISODE_STEPS, why=" (Meta-World v3 episodes end there)"
+    )
+    """Time limit of training and evaluation episodes (Meta-World v3: 500, where its episodes end;
+    v1, the paper's: 150)."""
     init: Init = "torch"
     """Network initialisation: torch (PyTorch's default; the soft modules' routing-logit and output
     layers uniform(+-3e-3)) or authors (their fan-in init, bound 1/sqrt(out_features), biases 0.1,
@@ -67,6 +96,15 @@ class TrainConfig:
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
     (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
     the run's provenance.json records which)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.warmup_steps_per_task >= self.steps_per_task:
+            raise UsageError(
+                f"steps_per_task {self.steps_per_task} leaves no training after the "
+                f"{self.warmup_steps_per_task} warm-up steps per task; use more than "
+                f"{self.warmup_steps_per_task} steps per task"
+            )
 
     @property
     def eval_points(self) -> int:
@@ -97,24 +135,7 @@ class TrainConfig:
         )
 
 
-POSITIVE_FIELDS = (
-    "steps_per_task",
-    "eval_every",
-    "eval_episodes",
-    "batch_size_per_task",
-    "buffer_size_per_task",
-    "episode_steps",
-)
-CHOICES = {
-    "loss_weighting": get_args(LossWeighting),
-    "reward_version": get_args(RewardVersion),
-    "vector_strategy": get_args(VectorStrategy),
-    "precision": get_args(Precision),
-    "init": get_args(Init),
-}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Preset:
     """A named, documented budget and protocol."""
 
@@ -193,6 +214,23 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``cls`` (read from its source), one line."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
@@ -200,79 +238,102 @@ def get_preset(name: str) -> Preset:
         raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
 
 
-def _typed(name: str, value: Any, default: Any) -> Any:
-    """``value`` converted to the type of ``default`` (JSON lists become tuples), or UsageError."""
-    if isinstance(default, bool) or isinstance(value, bool):  # bool is an int in Python: never mix
-        ok = isinstance(default, bool) and isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int)
-    elif isinstance(default, float):
-        ok = isinstance(value, int | float)
-        value = float(value) if ok else value
-    elif isinstance(default, tuple):
-        ok = isinstance(value, list | tuple) and all(isinstance(v, type(default[0])) for v in value)
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise UsageError(f"{name} must be a {type(default).__name__} like {default!r}, got {value!r}")
-    return value
+def _conform(name: str, value: Any, hint: Any, example: Any = None) -> Any:
+    """``value`` as a value of the type ``hint`` (ints become floats where floats are wanted, JSON
+    lists tuples), or UsageError naming the setting, what it takes (``example``) and what it got."""
+    if get_origin(hint) is Literal:
+        if value not in get_args(hint):
+            raise UsageError(f"unknown {name} {value!r}; valid values: {', '.join(get_args(hint))}")
+        return value
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None and type(None) in get_args(hint):
+            return None
+        (hint,) = [h for h in get_args(hint) if h is not type(None)]
+    origin = get_origin(hint) or hint
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple:
+        item = get_args(hint)[0] if get_args(hint) else object
+        if isinstance(value, list | tuple) and all(_is(v, item) for v in value):
+            return tuple(value)
+    elif not isinstance(hint, type) or _is(value, hint):
+        return value  # a hint this check does not know (Any, a protocol) is the field's own business
+    kind = getattr(origin, "__name__", str(origin))
+    like = "" if example is None else f" like {example!r}"
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise UsageError(f"{name} must be {article} {kind}{like}, got {value!r}")
 
 
-def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """``config`` with ``overrides`` applied; rejects unknown fields, bad types and values."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
+def _is(value: Any, kind: type) -> bool:
+    """isinstance, except that a bool is no int (Python's bool is an int subclass)."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def _limit_error(name: str, value: Any, limits: Mapping[str, Any], optional: bool) -> str | None:
+    """The message for a ``value`` outside the field's ``limits`` (None when inside)."""
+    if "gt" in limits and not value > limits["gt"]:
+        if limits["gt"] == 0 and isinstance(value, int):
+            return f"{name} must be a positive integer, got {value!r}"
+        return f"{name} must be > {limits['gt']:g}{' or null' if optional else ''}, got {value!r}"
+    if "ge" in limits and not value >= limits["ge"]:
+        return f"{name} must be >= {limits['ge']:g}, got {value!r}"
+    if "le" in limits and not value <= limits["le"]:
+        return f"{name} must be at most {limits['le']:g}{limits.get('why', '')}, got {value!r}"
+    return None
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return get_type_hints(cls)
+    except Exception:  # annotations naming what the module cannot resolve: checked by value only
+        return {}
+
+
+def _example(field: dataclasses.Field) -> Any:
+    """A valid value of ``field`` for messages: its default (None when it has none or it is None)."""
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def check_fields(config: Any, prefix: str = "") -> None:
+    """Check and normalise every field of the frozen dataclass ``config`` in place: its type hint
+    (``Literal`` choices, ``X | None``, ``tuple[X, ...]``, an int given for a float) and the limits
+    of :func:`setting`. Raises UsageError naming ``prefix`` + the field; for ``__post_init__``."""
+    hints = _hints(type(config))
+    for field in dataclasses.fields(config):
+        name = prefix + field.name
+        value = _conform(name, getattr(config, field.name), hints.get(field.name, Any), _example(field))
+        object.__setattr__(config, field.name, value)
+        optional = field.default is None or (
+            field.name in hints and type(None) in get_args(hints[field.name])
+        )
+        if value is not None and (message := _limit_error(name, value, field.metadata, optional)):
+            raise UsageError(message)
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "", owner: str = "") -> Any:
+    """``config`` (a frozen dataclass) with ``overrides`` applied and checked.
+
+    :param prefix: how the settings are named in messages (``agent.`` for an agent's config).
+    :param owner: the agent whose config this is (for the message about an unknown setting).
+    """
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    names = list(fields)
+    hints = _hints(type(config))
     values = {}
     for key, value in overrides.items():
         if key not in names:
+            if owner:
+                raise UsageError(
+                    f"agent {owner!r} has no setting {key!r}; its settings: {', '.join(names) or 'none'}"
+                )
             raise UsageError(f"unknown training setting {key!r}; valid settings: {', '.join(sorted(names))}")
-        default = getattr(config, key)
-        if key == "max_grad_norm" and value is None:
-            values[key] = None
-            continue
-        value = _typed(key, value, 1.0 if default is None else default)
-        if key in POSITIVE_FIELDS and value <= 0:
-            raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
-        if key in CHOICES and value not in CHOICES[key]:
-            raise UsageError(f"unknown {key} {value!r}; valid values: {', '.join(CHOICES[key])}")
-        values[key] = value
-    config = dataclasses.replace(config, **values)
-    for key in ("learning_rate", "gamma", "tau", "gradient_steps"):
-        if not getattr(config, key) > 0:
-            raise UsageError(f"{key} must be > 0, got {getattr(config, key)!r}")
-    if config.gamma > 1 or config.tau > 1:
-        raise UsageError(f"gamma and tau must be at most 1, got gamma={config.gamma}, tau={config.tau}")
-    if config.episode_steps > EPISODE_STEPS:
-        raise UsageError(
-            f"episode-steps must be at most {EPISODE_STEPS} (Meta-World v3 episodes end there), "
-            f"got {config.episode_steps}"
-        )
-    if config.max_grad_norm is not None and config.max_grad_norm <= 0:
-        raise UsageError(f"max_grad_norm must be > 0 or null, got {config.max_grad_norm!r}")
-    if config.warmup_steps_per_task < 0:
-        raise UsageError(f"warmup steps must be >= 0, got {config.warmup_steps_per_task}")
-    if config.warmup_steps_per_task >= config.steps_per_task:
-        raise UsageError(
-            f"steps-per-task {config.steps_per_task} leaves no training after the "
-            f"{config.warmup_steps_per_task} warm-up steps per task; use more than "
-            f"{config.warmup_steps_per_task} steps per task"
-        )
-    return config
+        values[key] = _conform(prefix + key, value, hints.get(key, Any), _example(fields[key]))
+    updated = dataclasses.replace(config, **values)
+    check_fields(updated, prefix)  # an agent's config need not check itself
+    return updated
 
 
-def apply_agent_overrides(agent: str, config: Any, overrides: dict[str, Any]) -> Any:
-    """The agent's config dataclass with ``overrides`` applied (JSON lists become tuples)."""
-    names = [f.name for f in dataclasses.fields(config)]
-    for key in overrides:
-        if key not in names:
-            raise UsageError(
-                f"agent {agent!r} has no setting {key!r}; its settings: {', '.join(names) or 'none'}"
-            )
-    values = {k: _typed(f"agent.{k}", v, getattr(config, k)) for k, v in overrides.items()}
-    return dataclasses.replace(config, **values)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """Everything that determines a run's results; saved as ``config.json``."""
 

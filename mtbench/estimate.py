@@ -38,7 +38,7 @@ ACTIVATION_BYTES_PER_SAMPLE = 100 * 1024
 ACTION_DIM = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MemoryEstimate:
     """Bytes one run needs at its peak."""
 
@@ -98,7 +98,7 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Calibration:
     """Seconds measured on this machine for one agent on one suite."""
 
@@ -146,7 +146,9 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         act = (time.perf_counter() - start) / 5
     finally:
         torch.set_num_threads(previous)
-    return Calibration(env_step, update, act, sum(model_parameters(model).values()))
+    return Calibration(
+        env_step=env_step, update=update, act=act, parameters=sum(model_parameters(model).values())
+    )
 
 
 def run_seconds(config: RunConfig, cal: Calibration, threads: int = 1) -> float:
@@ -175,7 +177,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """How a grid's pending runs will execute here, and what that costs."""
 
@@ -222,7 +224,7 @@ def plan(
         hint = _fitting_buffer(configs[big], memory[big], available // workers)
         check_fits(needs, workers, available, hint)
     seconds = [run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)]
-    return Plan(workers, threads, memory, seconds, available)
+    return Plan(workers=workers, threads=threads, memory=memory, run_seconds=seconds, available=available)
 
 
 def _calibrate_all(configs: list[RunConfig], threads: int, device: str, env_step: float) -> list[Calibration]:

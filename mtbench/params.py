@@ -34,7 +34,16 @@ def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> Any:
     train = dataclasses.replace(
         PRESETS["quick"].train_config(suite), buffer_size_per_task=1, precision="fp32"
     )
-    config = RunConfig(suite.name, suite.tasks, agent.name, seed, "quick", True, train, agent.config)
+    config = RunConfig(
+        suite=suite.name,
+        tasks=suite.tasks,
+        agent=agent.name,
+        seed=seed,
+        preset="quick",
+        smoke=True,
+        train=train,
+        agent_config=agent.config,
+    )
     return agent.build(env, config, seed, "cpu")
 
 

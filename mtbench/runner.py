@@ -34,7 +34,7 @@ from stable_baselines3.common.utils import set_random_seed
 from mtbench import provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.checkpoint import CheckpointCallback, Checkpoints
-from mtbench.config import RunConfig, apply_agent_overrides, apply_overrides, get_preset
+from mtbench.config import RunConfig, apply_overrides, get_preset
 from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import UsageError
 from mtbench.params import model_parameters
@@ -46,7 +46,7 @@ from mtbench.suites import parse_suite
 DEVICES = ("auto", "cpu", "cuda")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """One (suite, agent, seed) run as requested; :func:`resolve` turns it into a RunConfig."""
 
@@ -88,7 +88,7 @@ def resolve(spec: RunSpec) -> RunConfig:
         preset=preset.name,
         smoke=preset.smoke,
         train=train,
-        agent_config=apply_agent_overrides(agent.name, agent.config, agent_overrides),
+        agent_config=apply_overrides(agent.config, agent_overrides, prefix="agent.", owner=agent.name),
     )
 
 

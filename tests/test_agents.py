@@ -21,7 +21,9 @@ SMALL = (("batch_size_per_task", 16), ("buffer_size_per_task", 1_000), ("warmup_
 
 
 def build(name: str, env, seed: int = 0, overrides: tuple = ()) -> MultiTaskSAC:
-    config = resolve(RunSpec(THREE_TASKS, name, seed, "quick", SMALL + overrides))
+    config = resolve(
+        RunSpec(suite=THREE_TASKS, agent=name, seed=seed, preset="quick", overrides=SMALL + overrides)
+    )
     return get_agent(name).build(env, config, seed, "cpu")
 
 
@@ -176,17 +178,29 @@ def test_mix_expert_gate_sums_to_one(env3):
 def test_loss_balancing_follows_the_authors_configs(name):
     """Only the authors' soft-module configs set temp_reweight; the other agents train unbalanced."""
     balanced = name in ("soft_module", "soft_module_deep")
-    config = resolve(RunSpec(THREE_TASKS, name, 0, "paper"))
+    config = resolve(RunSpec(suite=THREE_TASKS, agent=name, seed=0, preset="paper"))
     assert config.to_json()["train"]["loss_weighting"] == ("log_alpha" if balanced else "none")
     flipped = "none" if balanced else "log_alpha"  # the paper's balance ablation
-    config = resolve(RunSpec(THREE_TASKS, name, 0, "paper", (("loss_weighting", flipped),)))
+    config = resolve(
+        RunSpec(
+            suite=THREE_TASKS, agent=name, seed=0, preset="paper", overrides=(("loss_weighting", flipped),)
+        )
+    )
     assert config.train.loss_weighting == flipped
 
 
 def test_single_task_defaults_are_recorded_and_overridable():
-    config = resolve(RunSpec(THREE_TASKS, "single_task_sac", 0, "quick"))
+    config = resolve(RunSpec(suite=THREE_TASKS, agent="single_task_sac", seed=0, preset="quick"))
     assert config.train.loss_weighting == "none" and config.train.max_grad_norm is None
-    config = resolve(RunSpec(THREE_TASKS, "single_task_sac", 0, "quick", (("loss_weighting", "alpha"),)))
+    config = resolve(
+        RunSpec(
+            suite=THREE_TASKS,
+            agent="single_task_sac",
+            seed=0,
+            preset="quick",
+            overrides=(("loss_weighting", "alpha"),),
+        )
+    )
     assert config.train.loss_weighting == "alpha" and config.train.max_grad_norm is None
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from typer.testing import CliRunner
 
 from mtbench.cli import app, parse_seeds
+from mtbench.config import TrainConfig, field_docs
 from mtbench.errors import UsageError
 from mtbench.rundir import EVAL_KEYS, RunDir
 
@@ -22,8 +24,11 @@ def test_agents_and_suites_listings():
     result = runner.invoke(app, ["suites"])
     assert result.exit_code == 0
     assert "mt10 (10 tasks): reach-v3, push-v3" in result.stdout and "mt50 (50 tasks)" in result.stdout
-    result = runner.invoke(app, ["presets"])
+    result = runner.invoke(app, ["presets"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "SMOKE BUDGET" in result.stdout
+    for field in dataclasses.fields(TrainConfig):  # every setting, with its docstring's first words
+        doc = field_docs(TrainConfig)[field.name]
+        assert field.name in result.stdout and doc[:20] in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -44,19 +49,19 @@ def test_parse_seeds(text, seeds):
         (["--seeds", "4-1"], "empty seed range '4-1'"),
         (["--seeds", "1,-2"], "malformed seed '-2'"),
         (["--preset", "fast"], "unknown preset 'fast'; valid presets: paper, metaworld-plus, quick"),
-        (["--steps-per-task", "0"], "steps-per-task must be a positive integer, got 0"),
-        (["--eval-every", "-5"], "eval-every must be a positive integer, got -5"),
-        (["--eval-episodes", "0"], "eval-episodes must be a positive integer, got 0"),
+        (["--steps-per-task", "0"], "steps_per_task must be a positive integer, got 0"),
+        (["--eval-every", "-5"], "eval_every must be a positive integer, got -5"),
+        (["--eval-episodes", "0"], "eval_episodes must be a positive integer, got 0"),
         (["--steps-per-task", "100", "--warmup-steps", "100"], "leaves no training after the 100 warm-up"),
         (["--set", "lr=0.1"], "unknown training setting 'lr'"),
         (["--set", "gamma"], "--set expects name=value"),
         (["--device", "tpu"], "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
         (["--set", "gamma=abc"], "gamma must be a float like 0.99, got 'abc'"),
-        (["--set", "eval_episodes=true"], "eval_episodes must be a int like 5, got True"),
+        (["--set", "eval_episodes=true"], "eval_episodes must be an int, got True"),
         (["--set", "reward_version=v9"], "unknown reward_version 'v9'; valid values: v1, v2"),
         (["--set", "vector_strategy=threads"], "valid values: sync, async"),
         (["--set", "max_grad_norm=-1"], "max_grad_norm must be > 0 or null"),
-        (["--set", "tau=2"], "gamma and tau must be at most 1"),
+        (["--set", "tau=2"], "tau must be at most 1, got 2.0"),
         (["--set", 'agent.hidden_sizes=[400, "a"]'], "agent.hidden_sizes must be a tuple"),
         (["--executor", "ray", "--device", "cuda"], "needs GPUs per run"),
     ],
@@ -67,6 +72,22 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, fragment):
     assert result.exit_code == 2, result.output
     assert fragment in " ".join(result.output.split())
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("gamma", 2), ("gamma", "abc"), ("tau", 0), ("eval_episodes", True), ("max_grad_norm", -1),
+     ("precision", "fp16"), ("episode_steps", 501), ("warmup_steps_per_task", -1), ("steps_per_task", 1000)],
+)  # fmt: skip
+def test_the_config_checks_itself_as_set_does(tmp_path, setting, value):
+    """TrainConfig(setting=value) fails with the message that --set setting=value prints."""
+    fields = dict(steps_per_task=4000, eval_every=2000, eval_episodes=5, warmup_steps_per_task=1000)
+    with pytest.raises(UsageError) as direct:
+        TrainConfig(**fields | {setting: value})
+    result = runner.invoke(
+        app, ["run", "--preset", "quick", "--out", str(tmp_path), "--set", f"{setting}={json.dumps(value)}"]
+    )
+    assert result.exit_code == 2 and str(direct.value) in " ".join(result.output.split())
 
 
 def test_seed_parser_errors_are_usage_errors():

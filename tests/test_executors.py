@@ -191,7 +191,16 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(tmp_path):
 @pytest.mark.slow
 def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
     settings = (*RESUMABLE[:3], ("steps_per_task", 1250), RESUMABLE[4])
-    spec = RunSpec(TWO_TASKS, "mt_sac", 1, "quick", settings, str(tmp_path / "a"), "cpu", checkpoint_every=0)
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=1,
+        preset="quick",
+        overrides=settings,
+        out=str(tmp_path / "a"),
+        device="cpu",
+        checkpoint_every=0,
+    )
     reference = _strip_wall(RunDir(run_one(spec)).read_eval())
     messages: list[str] = []
     report = lambda event: messages.append(event.get("text", ""))  # noqa: E731
@@ -254,7 +263,16 @@ def test_an_intact_checkpoint_that_cannot_be_loaded_is_kept(tmp_path, two_task_s
 def test_a_worker_that_keeps_dying_is_retried_then_reported_failed(tmp_path):
     dies = tmp_path / "dies.py"
     dies.write_text("import os\n\nos._exit(9)\n")  # kills the worker as it loads the agent
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", (), str(tmp_path / "runs"), "cpu", (str(dies),))
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=(),
+        out=str(tmp_path / "runs"),
+        device="cpu",
+        agent_modules=(str(dies),),
+    )
     events: list[dict] = []
     outcomes = run_local([spec], 1, 1, lambda key, event: events.append(event), retries=1)
     assert outcomes[0].status == "failed"
@@ -266,7 +284,16 @@ def test_runs_start_longest_first_when_their_durations_are_given(tmp_path):
     dies = tmp_path / "dies.py"
     dies.write_text("import os\n\nos._exit(9)\n")
     specs = [
-        RunSpec(TWO_TASKS, "mt_sac", seed, "quick", (), str(tmp_path / "runs"), "cpu", (str(dies),))
+        RunSpec(
+            suite=TWO_TASKS,
+            agent="mt_sac",
+            seed=seed,
+            preset="quick",
+            overrides=(),
+            out=str(tmp_path / "runs"),
+            device="cpu",
+            agent_modules=(str(dies),),
+        )
         for seed in range(3)
     ]
     started: list[int] = []
@@ -293,13 +320,24 @@ def test_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):
 
 
 def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypatch):
-    specs = [RunSpec(TWO_TASKS, "mt_sac", seed, "quick", (), str(tmp_path), "cpu") for seed in (0, 1)]
+    specs = [
+        RunSpec(
+            suite=TWO_TASKS,
+            agent="mt_sac",
+            seed=seed,
+            preset="quick",
+            overrides=(),
+            out=str(tmp_path),
+            device="cpu",
+        )
+        for seed in (0, 1)
+    ]
     configs = [check(spec)[0] for spec in specs]
     calibrated_with: list[int] = []
 
     def calibrate(config, threads, device, env_step):
         calibrated_with.append(threads)
-        return estimate.Calibration(env_step, update=0.01, act=0.001, parameters=100_000)
+        return estimate.Calibration(env_step=env_step, update=0.01, act=0.001, parameters=100_000)
 
     monkeypatch.setattr(estimate, "usable_cores", lambda: 2)
     monkeypatch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)

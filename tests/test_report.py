@@ -318,7 +318,17 @@ def test_routing_figures_from_a_real_soft_module_run(tmp_path):
         ("steps_per_task", 60),
         ("warmup_steps_per_task", 30),
     )
-    run_one(RunSpec(TWO_TASKS, "soft_module", 0, "quick", tiny, str(tmp_path / "runs"), "cpu"))
+    run_one(
+        RunSpec(
+            suite=TWO_TASKS,
+            agent="soft_module",
+            seed=0,
+            preset="quick",
+            overrides=tiny,
+            out=str(tmp_path / "runs"),
+            device="cpu",
+        )
+    )
     md = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
     assert "figures/routing_soft_module_seed0.png" in md
     assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()

@@ -34,7 +34,18 @@ def _strip_wall(records):
 
 def test_same_seed_same_eval_records(tmp_path):
     paths = [
-        run_one(RunSpec(TWO_TASKS, "mt_sac", 3, "quick", TINY, str(tmp_path / name), "cpu")) for name in "ab"
+        run_one(
+            RunSpec(
+                suite=TWO_TASKS,
+                agent="mt_sac",
+                seed=3,
+                preset="quick",
+                overrides=TINY,
+                out=str(tmp_path / name),
+                device="cpu",
+            )
+        )
+        for name in "ab"
     ]
     a, b = (RunDir(p).read_eval() for p in paths)
     assert [r["env_steps_per_task"] for r in a] == [0, 150, 300]
@@ -44,7 +55,15 @@ def test_same_seed_same_eval_records(tmp_path):
 
 
 def test_interrupted_run_starts_over(tmp_path):
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=TINY,
+        out=str(tmp_path),
+        device="cpu",
+    )
     config, rd, done = check(spec)
     assert not done
     rd.write_json(rd.config_file, config.to_json())
@@ -55,7 +74,15 @@ def test_interrupted_run_starts_over(tmp_path):
 
 
 def test_a_run_another_process_trains_is_refused(tmp_path):
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=TINY,
+        out=str(tmp_path),
+        device="cpu",
+    )
     rd = check(spec)[1]
     with _exclusive(rd), pytest.raises(UsageError, match=f"is being trained by pid {os.getpid()} on"):
         run_one(spec)  # the lock is per open file, so this process stands in for a second one
@@ -63,7 +90,15 @@ def test_a_run_another_process_trains_is_refused(tmp_path):
 
 
 def test_check_refuses_different_config(tmp_path):
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=TINY,
+        out=str(tmp_path),
+        device="cpu",
+    )
     config, rd, _ = check(spec)
     stored = config.to_json() | {"seed": 99}
     rd.write_json(rd.config_file, stored)
@@ -92,7 +127,15 @@ def test_append_eval_is_atomic_and_checks_keys(tmp_path):
 
 
 def test_check_reports_corrupt_config(tmp_path):
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", TINY, str(tmp_path), "cpu")
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=TINY,
+        out=str(tmp_path),
+        device="cpu",
+    )
     _, rd, _ = check(spec)
     for text in ('{"suite": "reach', "[1, 2]"):
         atomic_write_text(rd.config_file, text)
@@ -102,7 +145,15 @@ def test_check_reports_corrupt_config(tmp_path):
 
 def test_bf16_task_network_run(tmp_path):
     path = run_one(
-        RunSpec(TWO_TASKS, "soft_module", 0, "quick", (*TINY, ("precision", "bf16")), str(tmp_path), "cpu")
+        RunSpec(
+            suite=TWO_TASKS,
+            agent="soft_module",
+            seed=0,
+            preset="quick",
+            overrides=(*TINY, ("precision", "bf16")),
+            out=str(tmp_path),
+            device="cpu",
+        )
     )
     assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
     records = RunDir(path).read_eval()
@@ -138,7 +189,16 @@ def _crash_after_eval(monkeypatch, steps_per_task: int, exc: type[BaseException]
 
 
 def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
-    spec = RunSpec(TWO_TASKS, "mt_sac", 3, "quick", RESUMABLE, str(tmp_path / "a"), "cpu", checkpoint_every=0)
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=3,
+        preset="quick",
+        overrides=RESUMABLE,
+        out=str(tmp_path / "a"),
+        device="cpu",
+        checkpoint_every=0,
+    )
     reference = RunDir(run_one(spec)).read_eval()
     assert not (RunDir(run_one(spec)).checkpoints_dir).exists()  # finished: checkpoints removed
 
@@ -160,7 +220,16 @@ def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
 
 def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
     small = (*RESUMABLE, ("agent.hidden_sizes", (64, 64)))
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", small, str(tmp_path), "cpu", checkpoint_every=0)
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=small,
+        out=str(tmp_path),
+        device="cpu",
+        checkpoint_every=0,
+    )
     monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the machine it started on
     _crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
     with pytest.raises(Crash):
@@ -176,7 +245,15 @@ def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
 
 
 def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):
-    spec = RunSpec(TWO_TASKS, "mt_sac", 3, "quick", TINY, str(tmp_path / "one"), "cpu")
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=3,
+        preset="quick",
+        overrides=TINY,
+        out=str(tmp_path / "one"),
+        device="cpu",
+    )
     train = check(spec)[0].train
     assert train.eval_processes(2, cores=4) == 1  # 3 points x 1 episode x 500 steps x 2 tasks: too little
     paper = replace(train, eval_episodes=50, eval_every=50_000, steps_per_task=1_500_000)
@@ -194,13 +271,16 @@ def test_paper_preset_follows_the_authors_per_suite(suite, buffer):
     reward (the paper's Table 1); fp32. The memory estimate counts the suite's buffer."""
     from mtbench.estimate import buffer_bytes
 
-    train = resolve(RunSpec(suite, "mt_sac", 0, "paper")).train
+    train = resolve(RunSpec(suite=suite, agent="mt_sac", seed=0, preset="paper")).train
     assert (train.buffer_size_per_task, train.episode_steps, train.reward_version) == (buffer, 150, "v1")
     assert train.precision == "fp32"
     tasks = 10 if suite == "mt10" else 50
     row = 2 * (STATE_DIM + tasks) + 4 + 3  # obs, next obs, action, reward, done, timeout
-    assert buffer_bytes(resolve(RunSpec(suite, "mt_sac", 0, "paper"))) == buffer * tasks * row * 4
-    plus = resolve(RunSpec(suite, "mt_sac", 0, "metaworld-plus")).train
+    assert (
+        buffer_bytes(resolve(RunSpec(suite=suite, agent="mt_sac", seed=0, preset="paper")))
+        == buffer * tasks * row * 4
+    )
+    plus = resolve(RunSpec(suite=suite, agent="mt_sac", seed=0, preset="metaworld-plus")).train
     assert (plus.episode_steps, plus.reward_version, plus.precision) == (500, "v2", "fp32")
 
 
@@ -212,11 +292,19 @@ def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
         return make_vector_env(*args, **kwargs)
 
     monkeypatch.setattr(runner, "make_vector_env", recording)
-    spec = RunSpec(TWO_TASKS, "mt_sac", 0, "quick", (*TINY, ("episode_steps", 150)), str(tmp_path), "cpu")
+    spec = RunSpec(
+        suite=TWO_TASKS,
+        agent="mt_sac",
+        seed=0,
+        preset="quick",
+        overrides=(*TINY, ("episode_steps", 150)),
+        out=str(tmp_path),
+        device="cpu",
+    )
     path = run_one(spec)
     assert built == [150, 150]  # the training env, then the evaluation env
     assert json.loads((path / "config.json").read_text())["train"]["episode_steps"] == 150
-    with pytest.raises(UsageError, match="episode-steps must be a positive integer"):
+    with pytest.raises(UsageError, match="episode_steps must be a positive integer"):
         resolve(replace(spec, overrides=(("episode_steps", 0),)))
-    with pytest.raises(UsageError, match="episode-steps must be at most 500"):
+    with pytest.raises(UsageError, match="episode_steps must be at most 500"):
         resolve(replace(spec, overrides=(("episode_steps", 501),)))
