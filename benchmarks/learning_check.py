@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from mtbench.bench import replace_marked
-from mtbench.cli import parse_agents, parse_seeds, parse_settings
-from mtbench.estimate import duration, plan
-from mtbench.executors import run_local
+from mtbench.estimate import duration
+from mtbench.executors import LocalPool
+from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds, parse_settings
 from mtbench.provenance import collect
-from mtbench.runner import RunSpec, check
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SUITE = "fixed:reach-v3,window-close-v3"
@@ -40,11 +39,11 @@ LEARNING_RATE = 1e-3
 EVAL_EVERY = 1_000
 
 
-def _print_event(specs: list[RunSpec]):
+def _print_event(labels: list[str]):
     def on_event(key: int, event: dict) -> None:
         if event["event"] in ("message", "retry", "end"):
             text = event["outcome"] if event["event"] == "end" else event["text"]
-            print(f"{specs[key].agent} seed {specs[key].seed}: {text}", flush=True)
+            print(f"{labels[key]}: {text}", flush=True)
 
     return on_event
 
@@ -65,11 +64,11 @@ class AgentResult:
     """The precision the runs trained in (``precision=auto`` resolved), from provenance.json."""
 
 
-def summarise(specs: list[RunSpec], last: int) -> list[AgentResult]:
+def summarise(grid: Grid, last: int) -> list[AgentResult]:
     """Per agent, from the run directories; ``last``: how many evaluation points make "final"."""
     results = []
-    for agent in dict.fromkeys(s.agent for s in specs):
-        dirs = [check(s)[1] for s in specs if s.agent == agent]
+    for agent in dict.fromkeys(c.agent for c in grid.configs):
+        dirs = [rd for rd, c in zip(grid.run_dirs, grid.configs, strict=True) if c.agent == agent]
         runs = [rd.read_eval() for rd in dirs]
         precisions = {json.loads(rd.provenance_file.read_text())["precision"] for rd in dirs}
         tasks = list(runs[0][0]["success_rate"])
@@ -144,45 +143,45 @@ def main() -> None:
     trained_points = (args.steps_per_task - args.warmup_steps - 1) // args.eval_every + 1
     if not 1 <= args.last <= trained_points:
         sys.exit(f"--last {args.last}: the budget has {trained_points} evaluation point(s) after the warm-up")
-    overrides = (
-        ("batch_size_per_task", args.batch_size_per_task),
-        ("eval_episodes", args.eval_episodes),
-        ("eval_every", args.eval_every),
-        ("learning_rate", args.learning_rate),
-        ("steps_per_task", args.steps_per_task),
-        ("warmup_steps_per_task", args.warmup_steps),
-        *parse_settings(args.set).items(),
-    )
+    overrides = {
+        "batch_size_per_task": args.batch_size_per_task,
+        "eval_episodes": args.eval_episodes,
+        "eval_every": args.eval_every,
+        "learning_rate": args.learning_rate,
+        "steps_per_task": args.steps_per_task,
+        "warmup_steps_per_task": args.warmup_steps,
+        **parse_settings(args.set),
+    }
     seeds = parse_seeds(args.seeds)
-    specs = [
-        RunSpec(
-            suite=args.suite,
-            agent=agent,
-            seed=seed,
-            preset="quick",
-            overrides=overrides,
-            out=args.out,
-            device="cpu",
-        )
-        for agent in parse_agents(args.agents)
-        for seed in seeds
-    ]
-    configs = [check(spec)[0] for spec in specs]
-    print("Calibrating on this machine (a few updates of every agent) ...", flush=True)
-    grid = plan(configs, "cpu", args.workers)
-    threads = grid.threads
-    print(
-        f"{len(specs)} runs, {grid.workers} at a time x {threads} torch thread(s): about "
-        f"{duration(grid.grid_seconds)} if none has finished yet",
-        flush=True,
+    request = GridRequest(
+        agents=parse_agents(args.agents),
+        suite=args.suite,
+        seeds=seeds,
+        preset="quick",
+        overrides=overrides,
+        out=Path(args.out),
+        device="cpu",
     )
+    pool = LocalPool(workers=args.workers)
+    grid = Grid.prepare(request, pool)
+    plan = None
+    workers, threads = args.workers, 1
+    if grid.pending:
+        print("Calibrating on this machine (a few updates of every agent) ...", flush=True)
+        plan = grid.plan(pool)
+        workers, threads = plan.workers, plan.threads
+        print(
+            f"{len(grid.pending)} of {len(grid.specs)} runs to do, {workers} at a time x {threads} torch "
+            f"thread(s): about {duration(plan.grid_seconds)}",
+            flush=True,
+        )
     started = time.perf_counter()
-    outcomes = run_local(specs, grid.workers, threads, _print_event(specs), seconds=grid.run_seconds)
+    result = grid.run(pool, plan, _print_event(grid.labels(grid.pending)))
     total = time.perf_counter() - started
-    if any(o.status != "done" for o in outcomes.values()):
+    if result.unfinished:
         sys.exit("not every run finished; run the same command again to resume")
 
-    rows = summarise(specs, args.last)
+    rows = summarise(grid, args.last)
     result = table(rows, len(seeds), args.last)
     run_minutes = len(seeds) * sum(r.wall for r in rows) / 60  # training time of every run
     print(result)
@@ -196,9 +195,9 @@ def main() -> None:
         f"evaluation with {args.eval_episodes} episode(s) per task before training and every "
         f"{args.eval_every} steps per task; final success is the mean of the last {args.last} "
         f"evaluations. Other settings changed: {settings}; everything else is the agent's default. "
-        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {grid.workers} worker(s) x {threads} "
+        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {workers} worker(s) x {threads} "
         f"torch thread(s). Training time of all runs (from `eval.jsonl`, startup excluded): "
-        f"{run_minutes:.0f} min, so about {run_minutes / grid.workers:.0f} min on {grid.workers} "
+        f"{run_minutes:.0f} min, so about {run_minutes / workers:.0f} min on {workers} "
         f"worker(s); this invocation took {total / 60:.0f} min (runs already finished in "
         f"`{args.out}` are skipped).\n\n```\n{command}\n```\n\n{result}\n"
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,51 +30,6 @@ def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit (code 2: bad input) to raise."""
     err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"``, ``"0-4"`` or a mix such as ``"0-2,7"`` -> sorted unique seeds."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not match:
-            raise UsageError(f"malformed seed {part!r} in --seeds {text!r}; use e.g. 0,1,2 or 0-4")
-        lo, hi = int(match[1]), int(match[2] or match[1])
-        if hi < lo:
-            raise UsageError(f"empty seed range {part!r} in --seeds {text!r}; write it low-high, e.g. 0-4")
-        seeds.update(range(lo, hi + 1))
-    return sorted(seeds)
-
-
-def parse_agents(text: str) -> list[str]:
-    """``"all"`` or a comma-separated list of registered agent names (checked by the runner)."""
-    if text.strip() == "all":
-        if not available_agents():
-            raise UsageError(f"no agent is registered; broken plugins: {load_errors() or 'none'}")
-        return list(available_agents())
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise UsageError(f"no agent in --agents {text!r}; valid agents: {', '.join(available_agents())}")
-    return list(dict.fromkeys(names))
-
-
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``--set name=value`` items -> overrides (values parsed as JSON, else text).
-
-    Names are TrainConfig fields, or ``agent.<field>`` for a field of the agent's own config.
-    """
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects name=value, got {item!r}")
-        key = key.strip().replace("-", "_")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
 
 
 def summary_table(run_paths: list[Path]) -> Table:
@@ -142,7 +95,7 @@ class GridDisplay:
             self.progress.update(row, status=f"[{colour}]{outcome.status}")
 
 
-def print_plan(plan: Any, labels: list[str], executor: str, smoke: bool) -> None:
+def print_plan(plan: Any, labels: list[str], smoke: bool) -> None:
     from mtbench.estimate import duration, gib
 
     memory = max(plan.memory, key=lambda m: m.total)
@@ -154,7 +107,7 @@ def print_plan(plan: Any, labels: list[str], executor: str, smoke: bool) -> None
         highlight=False,
     )
     slowest = max(plan.run_seconds)
-    if executor == "local":
+    if plan.local:
         console.print(
             f"{plan.workers} worker(s) x {plan.threads} torch thread(s), at most "
             f"{gib(sum(sorted((m.total for m in plan.memory), reverse=True)[: plan.workers]))} of "
@@ -231,58 +184,77 @@ def run(
 
     Runs execute in parallel (--workers, or --executor ray), checkpoint every few minutes, and an
     interrupted grid resumes where it stopped when the same command is run again."""
-    from mtbench.executors import EXECUTORS
-    from mtbench.runner import RunSpec, check
+    from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds, parse_settings
 
     try:
+        options = {"steps_per_task": steps_per_task, "eval_every": eval_every, "eval_episodes": eval_episodes}
+        options["warmup_steps_per_task"] = warmup_steps
+        overrides = parse_settings(set_ or []) | {k: v for k, v in options.items() if v is not None}
+        pool = _executor(executor, workers, retries, ray_address, cpus_per_run, gpus_per_run)
         modules = tuple(str(m) for m in agent_module or [])
-        for module in modules:
+        for module in modules:  # before --agents all is expanded
             load_agent_module(module)
-        overrides = parse_settings(set_ or [])
-        for name, value in (
-            ("steps_per_task", steps_per_task),
-            ("eval_every", eval_every),
-            ("eval_episodes", eval_episodes),
-            ("warmup_steps_per_task", warmup_steps),
-        ):
-            if value is not None:
-                overrides[name] = value
-        if executor not in EXECUTORS:
-            raise UsageError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-        if workers is not None and workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {workers}")
-        if checkpoint_every < 0 or retries < 0 or cpus_per_run <= 0 or gpus_per_run < 0:
-            raise UsageError(
-                "--checkpoint-every and --retries must be >= 0, --cpus-per-run > 0 and --gpus-per-run >= 0"
-            )
-        if executor == "ray" and device == "cuda" and gpus_per_run == 0:
-            raise UsageError(
-                "--device cuda with --executor ray needs GPUs per run (Ray hides the GPUs from tasks "
-                "that ask for none): add --gpus-per-run 1, or a fraction such as 0.25 to share a GPU"
-            )
-        settings = tuple(sorted(overrides.items()))
-        specs = [
-            RunSpec(
-                suite=suite,
-                agent=agent,
-                seed=seed,
-                preset=preset,
-                overrides=settings,
-                out=str(out),
-                device=device,
-                agent_modules=modules,
-                checkpoint_every=checkpoint_every,
-            )
-            for agent in parse_agents(agents)
-            for seed in parse_seeds(seeds)
-        ]
-        checked = [check(spec) for spec in specs]  # every run validated before anything is written
+        request = GridRequest(
+            agents=parse_agents(agents),
+            suite=suite,
+            seeds=parse_seeds(seeds),
+            preset=preset,
+            overrides=overrides,
+            out=out,
+            device=device,
+            agent_modules=modules,
+            checkpoint_every=checkpoint_every,
+        )
+        grid = Grid.prepare(request, pool)  # every run validated before anything is written
     except UsageError as exc:
         raise fail(str(exc)) from None
+    print_grid(grid)
+    if grid.pending:
+        try:
+            with console.status("Calibrating on this machine (a few updates of every agent) ..."):
+                plan = grid.plan(pool)
+        except UsageError as exc:
+            raise fail(str(exc)) from None
+        labels = grid.labels(grid.pending)
+        print_plan(plan, labels, grid.configs[0].smoke)
+        if dry_run:
+            return
+        with make_progress() as progress:
+            totals = [grid.configs[i].train.steps_per_task for i in grid.pending]
+            exit_unless_done(grid.run(pool, plan, GridDisplay(progress, labels, totals)))
+    paths = [rd.path for rd in grid.run_dirs]
+    console.print(summary_table(paths))
+    console.print(f"Run directories under {out}/", highlight=False)
+    if report:
+        try:
+            _write_report(paths, out / "report", REPORT_REPS, 0, None, False)
+        except Exception as exc:  # the runs are safe on disk whatever happens here; say why
+            err_console.print(
+                f"[yellow]No report written[/] ({type(exc).__name__}: {exc}); the runs are complete, "
+                f"retry with: mtbench report {paths[0].parent.parent} --out {out / 'report'}",
+                highlight=False,
+            )
 
-    config = checked[0][0]
+
+def _executor(
+    name: str, workers: int | None, retries: int, address: str | None, cpus: float, gpus: float
+) -> Any:
+    from mtbench.executors import LocalPool, RayCluster
+
+    executors = {
+        "local": lambda: LocalPool(workers=workers, retries=retries),
+        "ray": lambda: RayCluster(address=address, cpus_per_run=cpus, gpus_per_run=gpus, retries=retries),
+    }
+    if name not in executors:
+        raise UsageError(f"unknown executor {name!r}; valid executors: {', '.join(executors)}")
+    return executors[name]()
+
+
+def print_grid(grid: Any) -> None:
+    """The grid's size, suite, budget and protocol, and the finished runs it skips."""
+    config = grid.configs[0]
     console.print(
-        f"[bold]mtbench run[/]: {len(specs)} run(s) on {config.suite} ({len(config.tasks)} tasks), "
+        f"[bold]mtbench run[/]: {len(grid.specs)} run(s) on {config.suite} ({len(config.tasks)} tasks), "
         f"preset {config.preset}: {config.train.steps_per_task} steps per task, "
         f"{config.train.eval_episodes} eval episodes per task every {config.train.eval_every} steps",
         highlight=False,
@@ -292,92 +264,27 @@ def run(
             "[bold yellow]SMOKE BUDGET[/]: the quick preset shows that everything runs; its success "
             "rates say little about how well the agents learn.",
         )
-    for _, rd, done in checked:
+    for rd, done in zip(grid.run_dirs, grid.finished, strict=True):
         if done:
             console.print(f"skipping finished run {rd.path}", highlight=False)
-    pending = [i for i, (_, _, done) in enumerate(checked) if not done]
-    if pending:
-        outcomes = _run_pending(
-            [specs[i] for i in pending],
-            [checked[i][0] for i in pending],
-            workers,
-            executor,
-            ray_address,
-            cpus_per_run,
-            gpus_per_run,
-            retries,
-            dry_run,
+
+
+def exit_unless_done(result: Any) -> None:
+    """Say which runs did not finish and exit 1 (a run failed) or 130 (stopped, resumable)."""
+    for path, outcome in result.unfinished:
+        err_console.print(f"{path}: {outcome.status}: {outcome.detail}", highlight=False)
+    if result.failed:
+        err_console.print("[bold red]Some runs failed[/]; finished runs are kept.", highlight=False)
+        raise typer.Exit(code=1)
+    if result.unfinished:
+        err_console.print(
+            "[bold yellow]Stopped[/]: the runs checkpointed; run the same command again to resume.",
+            highlight=False,
         )
-        if outcomes is None:  # dry run
-            return
-        unfinished = {o.status for o in outcomes if o.status != "done"}
-        if unfinished:
-            for i, outcome in zip(pending, outcomes, strict=True):
-                if outcome.status != "done":
-                    text = f"{checked[i][1].path}: {outcome.status}: {outcome.detail}"
-                    err_console.print(text, highlight=False)
-            if "failed" in unfinished:
-                err_console.print("[bold red]Some runs failed[/]; finished runs are kept.", highlight=False)
-                raise typer.Exit(code=1)
-            err_console.print(
-                "[bold yellow]Stopped[/]: the runs checkpointed; run the same command again to resume.",
-                highlight=False,
-            )
-            raise typer.Exit(code=130)
-    paths = [rd.path for _, rd, _ in checked]
-    console.print(summary_table(paths))
-    console.print(f"Run directories under {out}/", highlight=False)
-    if report:
-        try:
-            _write_report([rd.path for _, rd, _ in checked], out / "report", REPORT_REPS, 0, None, False)
-        except Exception as exc:  # the runs are safe on disk whatever happens here; say why
-            err_console.print(
-                f"[yellow]No report written[/] ({type(exc).__name__}: {exc}); the runs are complete, "
-                f"retry with: mtbench report {checked[0][1].path.parent.parent} --out {out / 'report'}",
-                highlight=False,
-            )
+        raise typer.Exit(code=130)
 
 
 REPORT_REPS = 50_000
-
-
-def _run_pending(
-    specs: list[Any],
-    configs: list[Any],
-    workers: int | None,
-    executor: str,
-    ray_address: str | None,
-    cpus_per_run: float,
-    gpus_per_run: float,
-    retries: int,
-    dry_run: bool,
-) -> list[Any] | None:
-    """Estimate, then run the unfinished runs with the chosen executor; their outcomes in order."""
-    from mtbench.estimate import plan as make_plan
-    from mtbench.executors import run_local, run_ray
-    from mtbench.runner import resolve_device
-
-    labels = [f"{c.agent} seed {c.seed}" for c in configs]
-    ray_threads = max(1, int(cpus_per_run)) if executor == "ray" else None
-    try:
-        with console.status("Calibrating on this machine (a few updates of every agent) ..."):
-            # Ray tasks that ask for no GPU see none: calibrate where the runs will train
-            cpu_only = executor == "ray" and gpus_per_run == 0
-            device = "cpu" if cpu_only else resolve_device(specs[0].device)
-            plan = make_plan(configs, device, workers, ray_threads, local=executor == "local")
-    except UsageError as exc:
-        raise fail(str(exc)) from None
-    print_plan(plan, labels, executor, configs[0].smoke)
-    if dry_run:
-        return None
-    with make_progress() as progress:
-        display = GridDisplay(progress, labels, [c.train.steps_per_task for c in configs])
-        if executor == "ray":
-            memory = [m.total for m in plan.memory]
-            outcomes = run_ray(specs, ray_address, cpus_per_run, gpus_per_run, memory, display, retries)
-        else:
-            outcomes = run_local(specs, plan.workers, plan.threads, display, retries, plan.run_seconds)
-    return [outcomes[i] for i in range(len(specs))]
 
 
 def _write_report(
@@ -431,6 +338,7 @@ def bench(
     import sys
 
     from mtbench.bench import run_bench, write_section
+    from mtbench.grid import parse_agents
 
     try:
         parsed = parse_suite(suite)

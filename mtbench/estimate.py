@@ -188,6 +188,8 @@ class Plan:
     run_seconds: list[float]
     available: int
     """Bytes of memory available on this machine now."""
+    local: bool = True
+    """The runs execute on this machine (else on a cluster, whose scheduler fits them)."""
 
     @property
     def grid_seconds(self) -> float:
@@ -224,7 +226,9 @@ def plan(
         hint = _fitting_buffer(configs[big], memory[big], available // workers)
         check_fits(needs, workers, available, hint)
     seconds = [run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)]
-    return Plan(workers=workers, threads=threads, memory=memory, run_seconds=seconds, available=available)
+    return Plan(
+        workers=workers, threads=threads, memory=memory, run_seconds=seconds, available=available, local=local
+    )
 
 
 def _calibrate_all(configs: list[RunConfig], threads: int, device: str, env_step: float) -> list[Calibration]:

@@ -1,6 +1,7 @@
 """Executors: the (agent, seed) runs of a grid in a local process pool or as Ray tasks.
 
-Both call the same top-level :func:`execute` in a worker; nothing else here is Ray-specific. A
+:class:`Executor` is what a grid needs of one (:class:`LocalPool` and :class:`RayCluster` implement
+it; the grid never asks which it has). Both call the same top-level :func:`execute` in a worker. A
 worker reports progress events through its own pipe (local) or ``ray.util.queue`` (Ray) to the
 caller's ``on_event``. A run whose worker dies (``kill -9``, out of memory, a lost node) is retried
 from its last checkpoint up to ``retries`` times, then reported as failed with the cause; an
@@ -22,15 +23,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
+from mtbench import estimate
 from mtbench.checkpoint import RunStopped, StopRequest, request_stop
+from mtbench.config import RunConfig
 from mtbench.errors import UsageError
-from mtbench.runner import RunSpec, run_one
+from mtbench.runner import RunSpec, resolve_device, run_one
 
-EXECUTORS = ("local", "ray")
 PR_SET_PDEATHSIG = 1
 
 
@@ -283,3 +285,91 @@ def _wait_for_ray(refs: dict[Any, int], events: Any, on_event: OnEvent) -> dict[
                 cancelled = True
     _drain(events, on_event)
     return outcomes
+
+
+class Executor(Protocol):
+    """Where a grid's runs execute: checked, planned, then run."""
+
+    def check(self, device: str) -> None:
+        """Raise UsageError when this executor cannot train on ``device`` (auto, cpu or cuda)."""
+        ...
+
+    def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
+        """Calibrate where the runs will train and fit them in (workers, threads, time, memory)."""
+        ...
+
+    def run(self, specs: list[RunSpec], plan: estimate.Plan, on_event: OnEvent) -> dict[int, Outcome]:
+        """Run ``specs`` as ``plan`` says; the outcome of each, by index."""
+        ...
+
+
+def _check_retries(retries: int) -> None:
+    if retries < 0:
+        raise UsageError(f"retries must be >= 0, got {retries}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalPool:
+    """Runs in spawned processes on this machine, at most ``workers`` at a time.
+
+    :param workers: runs at a time; None: as many as cores, runs and memory allow.
+    :param retries: restarts of a run whose worker died, from its last checkpoint.
+    """
+
+    workers: int | None = None
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"workers must be at least 1, got {self.workers}")
+        _check_retries(self.retries)
+
+    def check(self, device: str) -> None:
+        resolve_device(device)
+
+    def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
+        return estimate.plan(configs, resolve_device(device), self.workers)
+
+    def run(self, specs: list[RunSpec], plan: estimate.Plan, on_event: OnEvent) -> dict[int, Outcome]:
+        return run_local(specs, plan.workers, plan.threads, on_event, self.retries, plan.run_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayCluster:
+    """Runs as Ray tasks on the cluster at ``address`` (None: a local Ray instance on loopback).
+
+    :param cpus_per_run: CPUs Ray reserves per run (also its torch threads).
+    :param gpus_per_run: GPUs per run (fractions share a GPU).
+    :param retries: Ray's ``max_retries`` of a run whose worker or node died.
+    """
+
+    address: str | None = None
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+            raise UsageError(
+                f"cpus_per_run must be > 0 and gpus_per_run >= 0, got {self.cpus_per_run} and "
+                f"{self.gpus_per_run}"
+            )
+        _check_retries(self.retries)
+
+    def check(self, device: str) -> None:
+        if device == "cuda" and self.gpus_per_run == 0:
+            raise UsageError(
+                "--device cuda with --executor ray needs GPUs per run (Ray hides the GPUs from tasks "
+                "that ask for none): add --gpus-per-run 1, or a fraction such as 0.25 to share a GPU"
+            )
+
+    def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
+        # Ray tasks that ask for no GPU see none: calibrate where the runs will train
+        here = "cpu" if self.gpus_per_run == 0 else resolve_device(device)
+        return estimate.plan(configs, here, None, max(1, int(self.cpus_per_run)), local=False)
+
+    def run(self, specs: list[RunSpec], plan: estimate.Plan, on_event: OnEvent) -> dict[int, Outcome]:
+        memory = [m.total for m in plan.memory]
+        return run_ray(
+            specs, self.address, self.cpus_per_run, self.gpus_per_run, memory, on_event, self.retries
+        )

@@ -105,6 +105,12 @@ def available_agents() -> dict[str, AgentSpec]:
     return dict(sorted(_load().items()))
 
 
+def builtin_agents() -> dict[str, AgentSpec]:
+    """The agents mtbench itself ships (its own entry points), by name, in name order."""
+    own = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if not _builtin_first(ep)[1]}
+    return {name: spec for name, spec in available_agents().items() if name in own}
+
+
 def load_errors() -> dict[str, str]:
     """Entry points that failed to load: name -> cause."""
     _load()

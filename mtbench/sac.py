@@ -199,6 +199,9 @@ class MultiTaskSAC(SAC):
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             task = self.task_ids(batch.observations)  # [N]
+            # an n-step buffer (SB3 >= 2.8) gives gamma ** n per sample, as SB3's SAC reads it
+            discounts = getattr(batch, "discounts", None)
+            discounts = self.gamma if discounts is None else discounts
 
             # temperature: each task's log alpha moves only with that task's samples
             actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
@@ -218,7 +221,7 @@ class MultiTaskSAC(SAC):
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
                 next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
                 next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
-                target_q = batch.rewards + (1 - batch.dones) * self.gamma * next_q  # [N, 1]
+                target_q = batch.rewards + (1 - batch.dones) * discounts * next_q  # [N, 1]
             current_q = self.critic(batch.observations, batch.actions)
             critic_loss = sum((weights * (q - target_q) ** 2).mean() for q in current_q)
             self.critic.optimizer.zero_grad()

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from mtbench.bench import replace_marked
 from mtbench.cli import app
-from tests.conftest import TWO_TASKS
+from tests.helpers import TWO_TASKS
 
 
 def test_replace_marked_section(tmp_path):

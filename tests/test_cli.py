@@ -8,9 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mtbench.cli import app, parse_seeds
+from mtbench.cli import app
 from mtbench.config import TrainConfig, field_docs
 from mtbench.errors import UsageError
+from mtbench.grid import parse_seeds
 from mtbench.rundir import EVAL_KEYS, RunDir
 
 runner = CliRunner()
@@ -35,7 +36,7 @@ def test_agents_and_suites_listings():
     "text, seeds", [("0", [0]), ("0,1,2", [0, 1, 2]), ("0-4", [0, 1, 2, 3, 4]), ("3, 0-1", [0, 1, 3])]
 )
 def test_parse_seeds(text, seeds):
-    assert parse_seeds(text) == seeds
+    assert parse_seeds(text) == tuple(seeds)
 
 
 @pytest.mark.parametrize(

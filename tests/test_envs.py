@@ -15,7 +15,7 @@ from mtbench.evaluation import evaluate
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.sharded import ShardedVectorEnv
 from mtbench.suites import EPISODE_STEPS, STATE_DIM, parse_suite
-from tests.conftest import scripted_policy
+from tests.helpers import scripted_policy
 
 CLASS_TO_TASK = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}
 
@@ -136,11 +136,11 @@ def test_same_seed_same_goals_including_seed_zero(two_task_suite):
     assert not np.allclose(a[0], c[0])  # seed 0 is a real seed, not "unseeded"
 
 
-def test_async_strategy_matches_sync(two_task_suite):
-    sync = make_vector_env(two_task_suite, seed=3, strategy="sync")
-    asyn = make_vector_env(two_task_suite, seed=3, strategy="async")
+def test_async_strategy_matches_sync(three_task_suite):
+    sync = make_vector_env(three_task_suite, seed=4, strategy="sync", episode_steps=60)
+    asyn = make_vector_env(three_task_suite, seed=4, strategy="async", episode_steps=60)
     try:
-        np.testing.assert_array_equal(sync.reset()[0], asyn.reset()[0])
+        _assert_alike(sync, asyn, three_task_suite, 60)
     finally:
         sync.close()
         asyn.close()
@@ -178,35 +178,36 @@ def test_fixed_goals_stay_fixed_and_follow_the_seed():
         envs.close()
 
 
+def _assert_alike(sync, other, suite, episode_steps: int) -> None:
+    """``other`` gives what ``sync`` gives: step for step through an autoreset, and in evaluation."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (episode_steps + 20, suite.num_tasks, 4))
+    assert other.observation_space == sync.observation_space
+    np.testing.assert_array_equal(sync.reset(seed=4)[0], other.reset(seed=4)[0])
+    for step, action in enumerate(actions):
+        expected, got = sync.step(action), other.step(action)
+        for a, b in zip(expected[:4], got[:4], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert expected[4].keys() == got[4].keys()
+        if "success" in expected[4]:
+            np.testing.assert_array_equal(expected[4]["success"], got[4]["success"])
+        if step == episode_steps - 1:  # every episode truncates here, autoresets the same step
+            assert got[3].all()
+            np.testing.assert_array_equal(
+                expected[4]["final_info"]["success"], got[4]["final_info"]["success"]
+            )
+            np.testing.assert_array_equal(np.stack(expected[4]["final_obs"]), np.stack(got[4]["final_obs"]))
+    policy = scripted_policy(suite, {"reach-v3", "button-press-topdown-v3"})
+    results = [evaluate(policy, envs, suite.tasks, 2, save_env_rng(envs)) for envs in (sync, other)]
+    assert results[0] == results[1]
+    assert results[1].success_rate["reach-v3"] > 0
+
+
 def test_sharded_env_matches_sync_step_for_step_and_in_evaluation(three_task_suite):
     sync = make_vector_env(three_task_suite, seed=4)
     sharded = make_vector_env(three_task_suite, seed=4, processes=2)
     assert isinstance(sharded, ShardedVectorEnv) and len(sharded._processes) == 2
-    actions = np.random.default_rng(0).uniform(-1, 1, (EPISODE_STEPS + 20, 3, 4))
     try:
-        assert sharded.observation_space == sync.observation_space
-        np.testing.assert_array_equal(sync.reset(seed=4)[0], sharded.reset(seed=4)[0])
-        for step, action in enumerate(actions):
-            expected, got = sync.step(action), sharded.step(action)
-            for a, b in zip(expected[:4], got[:4], strict=True):
-                np.testing.assert_array_equal(a, b)
-            assert expected[4].keys() == got[4].keys()
-            if "success" in expected[4]:
-                np.testing.assert_array_equal(expected[4]["success"], got[4]["success"])
-            if step == EPISODE_STEPS - 1:  # every episode truncates here, autoresets the same step
-                assert got[3].all()
-                np.testing.assert_array_equal(
-                    expected[4]["final_info"]["success"], got[4]["final_info"]["success"]
-                )
-                np.testing.assert_array_equal(
-                    np.stack(expected[4]["final_obs"]), np.stack(got[4]["final_obs"])
-                )
-        policy = scripted_policy(three_task_suite, {"reach-v3", "button-press-topdown-v3"})
-        results = [
-            evaluate(policy, envs, three_task_suite.tasks, 2, save_env_rng(envs)) for envs in (sync, sharded)
-        ]
-        assert results[0] == results[1]
-        assert results[1].success_rate["reach-v3"] > 0
+        _assert_alike(sync, sharded, three_task_suite, EPISODE_STEPS)
     finally:
         sync.close()
         sharded.close()

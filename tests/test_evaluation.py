@@ -7,7 +7,7 @@ from metaworld.evaluation import evaluation as metaworld_evaluation
 
 from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.evaluation import evaluate
-from tests.conftest import scripted_policy
+from tests.helpers import scripted_policy
 
 
 class _MetaWorldAgent:

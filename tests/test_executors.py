@@ -20,10 +20,8 @@ from mtbench.checkpoint import Checkpoints, UnloadableCheckpoint
 from mtbench.cli import app
 from mtbench.executors import run_local
 from mtbench.rundir import RunDir
-from mtbench.runner import RunSpec, check, run_one
-from tests.conftest import TWO_TASKS
-from tests.test_runner import RESUMABLE, Crash, _crash_after_eval, _strip_wall
-from tests.test_sac import small_model
+from mtbench.runner import check, run_one
+from tests.helpers import RESUMABLE, TWO_TASKS, Crash, crash_after_eval, run_spec, small_model, strip_wall
 
 runner = CliRunner()
 TINY = ["--suite", TWO_TASKS, "--preset", "quick", "--steps-per-task", "200", "--warmup-steps", "100",
@@ -105,7 +103,7 @@ def reference_run(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("reference")
     process = _cli("--out", str(out), *LONGER)
     assert process.wait() == 0, process.communicate()
-    return _strip_wall(_records(out))
+    return strip_wall(_records(out))
 
 
 @pytest.mark.slow
@@ -137,7 +135,7 @@ def test_kill_9_resumes_from_the_last_checkpoint_exactly(tmp_path, reference_run
     assert "resumed from the checkpoint" in " ".join(stdout.split())
     records = rd.read_eval()
     assert [r["env_steps_per_task"] for r in records] == [0, 500, 1000, 1500]  # none missing or twice
-    assert _strip_wall(records) == reference_run
+    assert strip_wall(records) == reference_run
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
     assert resume["env_steps"] >= checkpointed and resume["mid_episode"] is False
 
@@ -191,22 +189,13 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(tmp_path):
 @pytest.mark.slow
 def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
     settings = (*RESUMABLE[:3], ("steps_per_task", 1250), RESUMABLE[4])
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=1,
-        preset="quick",
-        overrides=settings,
-        out=str(tmp_path / "a"),
-        device="cpu",
-        checkpoint_every=0,
-    )
-    reference = _strip_wall(RunDir(run_one(spec)).read_eval())
+    spec = run_spec(tmp_path / "a", seed=1, overrides=settings, checkpoint_every=0)
+    reference = strip_wall(RunDir(run_one(spec)).read_eval())
     messages: list[str] = []
     report = lambda event: messages.append(event.get("text", ""))  # noqa: E731
 
     crashed = replace(spec, out=str(tmp_path / "crashed"))
-    _crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
+    crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
     with pytest.raises(Crash):
         run_one(crashed)
     monkeypatch.undo()
@@ -237,7 +226,7 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
             assert "no usable checkpoint left" in text and "from scratch" in text
         if corrupt == "all":
             assert "step_000000001000 is unusable (buffer.observations.npy is truncated" in text
-        assert _strip_wall(rd.read_eval()) == reference  # same records either way
+        assert strip_wall(rd.read_eval()) == reference  # same records either way
         assert not rd.checkpoints_dir.exists()
 
 
@@ -263,16 +252,7 @@ def test_an_intact_checkpoint_that_cannot_be_loaded_is_kept(tmp_path, two_task_s
 def test_a_worker_that_keeps_dying_is_retried_then_reported_failed(tmp_path):
     dies = tmp_path / "dies.py"
     dies.write_text("import os\n\nos._exit(9)\n")  # kills the worker as it loads the agent
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=(),
-        out=str(tmp_path / "runs"),
-        device="cpu",
-        agent_modules=(str(dies),),
-    )
+    spec = run_spec(tmp_path / "runs", overrides=(), agent_modules=(str(dies),))
     events: list[dict] = []
     outcomes = run_local([spec], 1, 1, lambda key, event: events.append(event), retries=1)
     assert outcomes[0].status == "failed"
@@ -284,17 +264,7 @@ def test_runs_start_longest_first_when_their_durations_are_given(tmp_path):
     dies = tmp_path / "dies.py"
     dies.write_text("import os\n\nos._exit(9)\n")
     specs = [
-        RunSpec(
-            suite=TWO_TASKS,
-            agent="mt_sac",
-            seed=seed,
-            preset="quick",
-            overrides=(),
-            out=str(tmp_path / "runs"),
-            device="cpu",
-            agent_modules=(str(dies),),
-        )
-        for seed in range(3)
+        run_spec(tmp_path / "runs", seed=seed, overrides=(), agent_modules=(str(dies),)) for seed in range(3)
     ]
     started: list[int] = []
 
@@ -320,18 +290,7 @@ def test_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):
 
 
 def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypatch):
-    specs = [
-        RunSpec(
-            suite=TWO_TASKS,
-            agent="mt_sac",
-            seed=seed,
-            preset="quick",
-            overrides=(),
-            out=str(tmp_path),
-            device="cpu",
-        )
-        for seed in (0, 1)
-    ]
+    specs = [run_spec(tmp_path, seed=seed, overrides=()) for seed in (0, 1)]
     configs = [check(spec)[0] for spec in specs]
     calibrated_with: list[int] = []
 

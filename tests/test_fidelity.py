@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from mtbench.params import build_without_envs, count_parameters
 from mtbench.registry import get_agent
 from mtbench.suites import STATE_DIM, parse_suite
-from tests.conftest import THREE_TASKS
+from tests.helpers import THREE_TASKS
 
 ACTIONS = 4
 T = 3  # tasks of THREE_TASKS

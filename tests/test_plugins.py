@@ -11,8 +11,9 @@ from mtbench_agents.mt_sac import AGENT as MT_SAC
 from typer.testing import CliRunner
 
 from mtbench import registry
-from mtbench.cli import app, parse_agents
-from tests.conftest import TWO_TASKS
+from mtbench.cli import app
+from mtbench.grid import parse_agents
+from tests.helpers import TWO_TASKS
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "wide_sac.py"

@@ -20,8 +20,8 @@ from mtbench.cli import app
 from mtbench.errors import UsageError
 from mtbench.report import build_report, stats
 from mtbench.report.data import collect, curve_scores, final_scores
-from mtbench.runner import RunSpec, run_one
-from tests.conftest import TWO_TASKS
+from mtbench.runner import run_one
+from tests.helpers import TWO_TASKS, run_spec
 
 TASKS = TWO_TASKS.split(",")
 STEPS = (0, 50, 100)
@@ -318,17 +318,7 @@ def test_routing_figures_from_a_real_soft_module_run(tmp_path):
         ("steps_per_task", 60),
         ("warmup_steps_per_task", 30),
     )
-    run_one(
-        RunSpec(
-            suite=TWO_TASKS,
-            agent="soft_module",
-            seed=0,
-            preset="quick",
-            overrides=tiny,
-            out=str(tmp_path / "runs"),
-            device="cpu",
-        )
-    )
+    run_one(run_spec(tmp_path / "runs", agent="soft_module", overrides=tiny))
     md = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
     assert "figures/routing_soft_module_seed0.png" in md
     assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()

@@ -11,59 +11,26 @@ import pytest
 import torch
 
 from mtbench import config, runner, sac
-from mtbench.checkpoint import Checkpoints, StopRequest
+from mtbench.checkpoint import Checkpoints
 from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir, atomic_write_text
 from mtbench.runner import RunSpec, _exclusive, check, resolve, run_one
 from mtbench.suites import STATE_DIM
-from tests.conftest import TWO_TASKS
-
-TINY = (
-    ("batch_size_per_task", 32),
-    ("eval_episodes", 1),
-    ("eval_every", 150),
-    ("steps_per_task", 300),
-    ("warmup_steps_per_task", 100),
-)
-
-
-def _strip_wall(records):
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in records]
+from tests.helpers import RESUMABLE, TINY, Crash, crash_after_eval, run_spec, strip_wall
 
 
 def test_same_seed_same_eval_records(tmp_path):
-    paths = [
-        run_one(
-            RunSpec(
-                suite=TWO_TASKS,
-                agent="mt_sac",
-                seed=3,
-                preset="quick",
-                overrides=TINY,
-                out=str(tmp_path / name),
-                device="cpu",
-            )
-        )
-        for name in "ab"
-    ]
+    paths = [run_one(run_spec(tmp_path / name, seed=3)) for name in "ab"]
     a, b = (RunDir(p).read_eval() for p in paths)
     assert [r["env_steps_per_task"] for r in a] == [0, 150, 300]
-    assert _strip_wall(a) == _strip_wall(b)
+    assert strip_wall(a) == strip_wall(b)
     configs = [json.loads((p / "config.json").read_text()) for p in paths]
     assert configs[0] == configs[1]
 
 
 def test_interrupted_run_starts_over(tmp_path):
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=TINY,
-        out=str(tmp_path),
-        device="cpu",
-    )
+    spec = run_spec(tmp_path)
     config, rd, done = check(spec)
     assert not done
     rd.write_json(rd.config_file, config.to_json())
@@ -74,15 +41,7 @@ def test_interrupted_run_starts_over(tmp_path):
 
 
 def test_a_run_another_process_trains_is_refused(tmp_path):
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=TINY,
-        out=str(tmp_path),
-        device="cpu",
-    )
+    spec = run_spec(tmp_path)
     rd = check(spec)[1]
     with _exclusive(rd), pytest.raises(UsageError, match=f"is being trained by pid {os.getpid()} on"):
         run_one(spec)  # the lock is per open file, so this process stands in for a second one
@@ -90,15 +49,7 @@ def test_a_run_another_process_trains_is_refused(tmp_path):
 
 
 def test_check_refuses_different_config(tmp_path):
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=TINY,
-        out=str(tmp_path),
-        device="cpu",
-    )
+    spec = run_spec(tmp_path)
     config, rd, _ = check(spec)
     stored = config.to_json() | {"seed": 99}
     rd.write_json(rd.config_file, stored)
@@ -127,15 +78,7 @@ def test_append_eval_is_atomic_and_checks_keys(tmp_path):
 
 
 def test_check_reports_corrupt_config(tmp_path):
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=TINY,
-        out=str(tmp_path),
-        device="cpu",
-    )
+    spec = run_spec(tmp_path)
     _, rd, _ = check(spec)
     for text in ('{"suite": "reach', "[1, 2]"):
         atomic_write_text(rd.config_file, text)
@@ -144,66 +87,19 @@ def test_check_reports_corrupt_config(tmp_path):
 
 
 def test_bf16_task_network_run(tmp_path):
-    path = run_one(
-        RunSpec(
-            suite=TWO_TASKS,
-            agent="soft_module",
-            seed=0,
-            preset="quick",
-            overrides=(*TINY, ("precision", "bf16")),
-            out=str(tmp_path),
-            device="cpu",
-        )
-    )
+    path = run_one(run_spec(tmp_path, agent="soft_module", overrides=(*TINY, ("precision", "bf16"))))
     assert json.loads((path / "provenance.json").read_text())["precision"] == "bf16"
     records = RunDir(path).read_eval()
     assert len(records) == 3 and all(np.isfinite(list(r["episode_return"].values())).all() for r in records)
 
 
-RESUMABLE = (
-    ("batch_size_per_task", 16),
-    ("eval_episodes", 1),
-    ("eval_every", 250),
-    ("steps_per_task", 1000),
-    ("warmup_steps_per_task", 100),
-)
-
-
-class Crash(Exception):
-    pass
-
-
-def _crash_after_eval(monkeypatch, steps_per_task: int, exc: type[BaseException] | None = Crash):
-    """Make the run die (or, with exc=None, get SIGTERM) right after writing this evaluation record."""
-    append = RunDir.append_eval
-
-    def append_then_crash(self, record):
-        append(self, record)
-        if record["env_steps_per_task"] == steps_per_task:
-            if exc is None:
-                StopRequest.requested = True
-            else:
-                raise exc
-
-    monkeypatch.setattr(RunDir, "append_eval", append_then_crash)
-
-
 def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=3,
-        preset="quick",
-        overrides=RESUMABLE,
-        out=str(tmp_path / "a"),
-        device="cpu",
-        checkpoint_every=0,
-    )
+    spec = run_spec(tmp_path / "a", seed=3, overrides=RESUMABLE, checkpoint_every=0)
     reference = RunDir(run_one(spec)).read_eval()
     assert not (RunDir(run_one(spec)).checkpoints_dir).exists()  # finished: checkpoints removed
 
     crashed = replace(spec, out=str(tmp_path / "b"))
-    _crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
+    crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
     with pytest.raises(Crash):
         run_one(crashed)
     monkeypatch.undo()
@@ -212,7 +108,7 @@ def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
     assert [p.name for p in Checkpoints(rd.checkpoints_dir, print).complete()] == ["step_000000001000"]
     run_one(crashed)
     resumed = rd.read_eval()
-    assert _strip_wall(resumed) == _strip_wall(reference)
+    assert strip_wall(resumed) == strip_wall(reference)
     assert [r["wall_seconds"] for r in resumed] == sorted(r["wall_seconds"] for r in resumed)
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
     assert resume["env_steps"] == 1000 and resume["mid_episode"] is False
@@ -220,18 +116,9 @@ def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
 
 def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
     small = (*RESUMABLE, ("agent.hidden_sizes", (64, 64)))
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=small,
-        out=str(tmp_path),
-        device="cpu",
-        checkpoint_every=0,
-    )
+    spec = run_spec(tmp_path, overrides=small, checkpoint_every=0)
     monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the machine it started on
-    _crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
+    crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
     with pytest.raises(Crash):
         run_one(spec)
     monkeypatch.undo()
@@ -245,15 +132,7 @@ def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
 
 
 def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=3,
-        preset="quick",
-        overrides=TINY,
-        out=str(tmp_path / "one"),
-        device="cpu",
-    )
+    spec = run_spec(tmp_path / "one", seed=3)
     train = check(spec)[0].train
     assert train.eval_processes(2, cores=4) == 1  # 3 points x 1 episode x 500 steps x 2 tasks: too little
     paper = replace(train, eval_episodes=50, eval_every=50_000, steps_per_task=1_500_000)
@@ -262,7 +141,7 @@ def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, m
     monkeypatch.setattr(config, "SPREAD_EVAL_STEPS", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     spread = RunDir(run_one(replace(spec, out=str(tmp_path / "two")))).read_eval()
-    assert _strip_wall(spread) == _strip_wall(one)
+    assert strip_wall(spread) == strip_wall(one)
 
 
 @pytest.mark.parametrize("suite, buffer", [("mt10", 100_000), ("mt50", 200_000)])
@@ -292,15 +171,7 @@ def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
         return make_vector_env(*args, **kwargs)
 
     monkeypatch.setattr(runner, "make_vector_env", recording)
-    spec = RunSpec(
-        suite=TWO_TASKS,
-        agent="mt_sac",
-        seed=0,
-        preset="quick",
-        overrides=(*TINY, ("episode_steps", 150)),
-        out=str(tmp_path),
-        device="cpu",
-    )
+    spec = run_spec(tmp_path, overrides=(*TINY, ("episode_steps", 150)))
     path = run_one(spec)
     assert built == [150, 150]  # the training env, then the evaluation env
     assert json.loads((path / "config.json").read_text())["train"]["episode_steps"] == 150

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from mtbench import sac
 from mtbench.envs import make_vector_env
 from mtbench.sac import MultiTaskSAC, task_loss_weights
 from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import STATE_DIM
-
-
-def small_model(suite, **kwargs) -> MultiTaskSAC:
-    """A small MT-SAC on the suite's real envs: 8 samples per task per batch, 20 warm-up steps."""
-    return MultiTaskSAC(
-        "MlpPolicy",
-        MetaWorldVecEnv(make_vector_env(suite, seed=0)),
-        batch_size_per_task=8,
-        buffer_size_per_task=1_000,
-        learning_starts_per_task=20,
-        seed=0,
-        device="cpu",
-        **(dict(policy_kwargs=dict(net_arch=[32, 32])) | kwargs),
-    )
+from mtbench.suites import STATE_DIM, parse_suite
+from tests.helpers import small_model
 
 
 @pytest.fixture
@@ -110,13 +101,117 @@ def test_task_alpha_moves_only_with_its_own_samples(model):
     assert after[0] == before[0] and after[2] == before[2]
 
 
-def test_training_weights_and_clipping_run(model):
-    model.learn(120)  # 60 warm-up env steps then 20 vector steps with one update each
-    assert model._n_updates == 20
-    assert th.isfinite(model.log_ent_coef).all()
-    assert not th.allclose(model.log_ent_coef, th.zeros(3))
-    # critic parameters are frozen only while the actor loss is differentiated
-    assert all(p.requires_grad for p in model.critic.parameters())
+def _fixed_batch(model: SAC, seed: int = 0) -> ReplayBufferSamples:
+    """A batch of random transitions (one-hots matching their task) that ``model`` trains on from now."""
+    gen = th.Generator().manual_seed(seed)
+    n, t = model.batch_size, model.observation_space.shape[0] - STATE_DIM
+    task = th.arange(n) % t
+    obs, next_obs = (th.randn(n, STATE_DIM + t, generator=gen) for _ in range(2))
+    for x in (obs, next_obs):
+        x[:, STATE_DIM:] = th.nn.functional.one_hot(task, t).float()
+    batch = ReplayBufferSamples(
+        observations=obs,
+        actions=th.rand(n, 4, generator=gen) * 2 - 1,
+        next_observations=next_obs,
+        dones=(th.rand(n, 1, generator=gen) < 0.2).float(),
+        rewards=th.rand(n, 1, generator=gen) * 10,
+    )
+    model.replay_buffer.sample = lambda *args, **kwargs: batch  # type: ignore[method-assign]
+    return batch
+
+
+def _record_gradients(model: Any) -> dict[str, list[th.Tensor]]:
+    """Gradients each optimizer steps with (actor, critic, temperature), as they are at its step."""
+    seen: dict[str, list[th.Tensor]] = {}
+    for name, opt in (("actor", model.actor.optimizer), ("critic", model.critic.optimizer),
+                      ("alpha", model.ent_coef_optimizer)):  # fmt: skip
+        step = opt.step
+
+        def recording(*args, _name=name, _opt=opt, _step=step, **kwargs):
+            seen[_name] = [p.grad.clone() for group in _opt.param_groups for p in group["params"]]
+            return _step(*args, **kwargs)
+
+        opt.step = recording
+    return seen
+
+
+def _norm(grads: list[th.Tensor]) -> th.Tensor:
+    return th.linalg.vector_norm(th.stack([th.linalg.vector_norm(g) for g in grads]))
+
+
+def test_one_update_equals_stock_sb3_sac(tmp_path):
+    """One task, no weighting, no clipping: one MultiTaskSAC update is one SB3 SAC update on the same
+    weights, batch and RNG. The one intended difference: the critic loss lacks SB3's 0.5 factor
+    (the authors' form), so critic gradients are exactly twice SB3's; Adam's step is scale-free, so
+    the critics still land where SB3's do (up to Adam's eps)."""
+    venv = MetaWorldVecEnv(make_vector_env(parse_suite("reach-v3"), seed=0))
+    policy_kwargs = dict(net_arch=[32, 32], optimizer_kwargs={"fused": True})
+    common = dict(seed=0, device="cpu", policy_kwargs=policy_kwargs)
+    unbalanced = dict(loss_weighting="none", max_grad_norm=None)
+    ours = MultiTaskSAC("MlpPolicy", venv, batch_size_per_task=64, buffer_size_per_task=100,
+                        learning_starts_per_task=0, **unbalanced, **common)  # fmt: skip
+    stock = SAC("MlpPolicy", venv, batch_size=64, buffer_size=100, learning_starts=0, **common)
+    try:
+        ours.policy.load_state_dict(stock.policy.state_dict())
+        for model in (ours, stock):
+            model.set_logger(Logger(folder=None, output_formats=[]))
+            _fixed_batch(model)
+        grads = {}
+        for name, model in (("ours", ours), ("stock", stock)):
+            grads[name] = _record_gradients(model)
+            th.manual_seed(7)
+            model.train(gradient_steps=1, batch_size=model.batch_size)
+        for key, factor in (("alpha", 1.0), ("actor", 1.0), ("critic", 2.0)):
+            for g_ours, g_stock in zip(grads["ours"][key], grads["stock"][key], strict=True):
+                th.testing.assert_close(g_ours, factor * g_stock, rtol=1e-5, atol=1e-7)
+        th.testing.assert_close(ours.log_ent_coef, stock.log_ent_coef)
+        for (name, a), b in zip(
+            ours.policy.state_dict().items(), stock.policy.state_dict().values(), strict=True
+        ):
+            th.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+        assert ours.logger.name_to_value["train/critic_loss"] == pytest.approx(
+            2 * stock.logger.name_to_value["train/critic_loss"], rel=1e-5
+        )
+    finally:
+        venv.close()
+
+
+def test_weighting_and_clipping_take_effect(model):
+    """Known temperatures give the actor loss their softmax weights; a clip bounds every gradient
+    that reaches an optimizer (actor, and each Q network) and binds where the raw norm is larger."""
+    model.learn(60)  # warm-up only
+    batch = _fixed_batch(model)
+    log_alpha = th.tensor([0.0, 0.7, -0.4])
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    norms = {}
+    for weighting, clip in (("log_alpha", 1e-3), ("none", None)):
+        model.policy.load_state_dict(before)
+        with th.no_grad():
+            model.log_ent_coef.copy_(log_alpha)
+        model.loss_weighting, model.max_grad_norm = weighting, clip
+        grads = _record_gradients(model)
+        th.manual_seed(1)
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+        logged = model.logger.name_to_value["train/actor_loss"]
+        updated_critic = {k: v.clone() for k, v in model.critic.state_dict().items()}
+        q_nets = model.critic.q_networks
+        sizes = [sum(1 for _ in q.parameters()) for q in q_nets]
+        critic = grads["critic"]
+        norms[weighting] = [_norm(grads["actor"]), _norm(critic[: sizes[0]]), _norm(critic[sizes[0] :])]
+        model.policy.load_state_dict(before)
+        model.critic.load_state_dict(updated_critic)  # the actor step comes after the critic step
+        th.manual_seed(1)
+        with th.no_grad():  # the actor loss computed independently: the actor before its update
+            actions, log_prob = model.actor.action_log_prob(batch.observations)
+            task = batch.observations[:, -3:].argmax(dim=1)
+            weights = (
+                (th.softmax(-log_alpha, dim=0) * 3)[task] if weighting == "log_alpha" else th.ones(len(task))
+            )
+            q_pi = th.min(*model.critic(batch.observations, actions)).squeeze(1)
+            expected = (weights * (log_alpha.exp()[task] * log_prob - q_pi)).mean()
+        assert logged == pytest.approx(float(expected), rel=1e-5), weighting
+    assert all(n <= 1e-3 * (1 + 1e-4) for n in norms["log_alpha"])  # clipped: actor, Q1, Q2
+    assert all(n > 1e-3 for n in norms["none"])  # unclipped they are larger: the clip did bind
 
 
 def test_critic_loss_has_the_authors_form(model):

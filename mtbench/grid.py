@@ -1,0 +1,197 @@
+"""Grids: many (agent, seed) runs on one suite, as a library (the CLI only parses and prints).
+
+A :class:`GridRequest` says what to run; :meth:`Grid.prepare` validates every run of it without
+writing anything (finished runs are recognised and skipped); :meth:`Grid.plan` calibrates on this
+machine and fits the pending runs into it (:class:`mtbench.estimate.Plan`); :meth:`Grid.run` runs
+them on an :class:`mtbench.executors.Executor` (a local process pool or a Ray cluster) and returns
+a :class:`GridResult`. :func:`run_grid` does all three::
+
+    from mtbench import GridRequest, build_report, run_grid
+
+    request = GridRequest(agents=("mt_sac", "soft_module"), suite="mt10", seeds=(0, 1), preset="quick")
+    result = run_grid(request)
+    build_report(result.paths, "reports/mine")
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtbench.config import RunConfig
+from mtbench.errors import UsageError
+from mtbench.estimate import Plan
+from mtbench.executors import Executor, LocalPool, OnEvent, Outcome
+from mtbench.registry import available_agents, load_agent_module, load_errors
+from mtbench.rundir import RunDir
+from mtbench.runner import RunSpec, check
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"``, ``"0-4"`` or a mix such as ``"0-2,7"`` -> sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise UsageError(f"malformed seed {part!r} in --seeds {text!r}; use e.g. 0,1,2 or 0-4")
+        lo, hi = int(match[1]), int(match[2] or match[1])
+        if hi < lo:
+            raise UsageError(f"empty seed range {part!r} in --seeds {text!r}; write it low-high, e.g. 0-4")
+        seeds.update(range(lo, hi + 1))
+    return tuple(sorted(seeds))
+
+
+def parse_agents(text: str) -> tuple[str, ...]:
+    """``"all"`` or a comma-separated list of agent names (checked when the grid is prepared)."""
+    if text.strip() == "all":
+        if not available_agents():
+            raise UsageError(f"no agent is registered; broken plugins: {load_errors() or 'none'}")
+        return tuple(available_agents())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"no agent in --agents {text!r}; valid agents: {', '.join(available_agents())}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``name=value`` items (``--set``) -> overrides (values parsed as JSON, else text).
+
+    Names are TrainConfig fields, or ``agent.<field>`` for a field of the agent's own config.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects name=value, got {item!r}")
+        key = key.strip().replace("-", "_")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridRequest:
+    """Every (agent, seed) run of ``agents`` x ``seeds`` on one suite."""
+
+    agents: tuple[str, ...]
+    """Registered agent names."""
+    suite: str
+    """Suite name (see ``mtbench suites``)."""
+    seeds: tuple[int, ...] = (0,)
+    preset: str = "paper"
+    """Budget and protocol (see ``mtbench presets``)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Settings to change: TrainConfig fields, or ``agent.<field>`` for the agents' own configs."""
+    out: Path = Path("runs")
+    """Root folder of run directories."""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+    agent_modules: tuple[str, ...] = ()
+    """Python files whose AgentSpecs are registered before the agents are looked up."""
+    checkpoint_every: float = 300.0
+    """Wall seconds between checkpoints (at episode ends); 0: every episode."""
+
+    def specs(self) -> list[RunSpec]:
+        if self.checkpoint_every < 0:
+            raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        settings = tuple(sorted(self.overrides.items()))
+        return [
+            RunSpec(
+                suite=self.suite,
+                agent=agent,
+                seed=seed,
+                preset=self.preset,
+                overrides=settings,
+                out=str(self.out),
+                device=self.device,
+                agent_modules=self.agent_modules,
+                checkpoint_every=self.checkpoint_every,
+            )
+            for agent in self.agents
+            for seed in self.seeds
+        ]
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """How every run of a grid ended (finished runs that were skipped count as done)."""
+
+    paths: list[Path]
+    """Run directories, in request order."""
+    outcomes: list[Outcome]
+
+    @property
+    def unfinished(self) -> list[tuple[Path, Outcome]]:
+        return [(p, o) for p, o in zip(self.paths, self.outcomes, strict=True) if o.status != "done"]
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated grid: its runs, their resolved configs and run directories, which are finished."""
+
+    specs: list[RunSpec]
+    configs: list[RunConfig]
+    run_dirs: list[RunDir]
+    finished: list[bool]
+
+    @classmethod
+    def prepare(cls, request: GridRequest, executor: Executor | None = None) -> Grid:
+        """Validate every run (and that ``executor`` can run them) before anything is written.
+
+        :raises UsageError: naming the bad value and the valid choices.
+        """
+        for module in request.agent_modules:
+            load_agent_module(module)
+        specs = request.specs()
+        if not specs:
+            raise UsageError("the grid is empty: give at least one agent and one seed")
+        if executor is not None:
+            executor.check(request.device)
+        checked = [check(spec) for spec in specs]
+        return cls(
+            specs, [c for c, _, _ in checked], [rd for _, rd, _ in checked], [d for _, _, d in checked]
+        )
+
+    @property
+    def pending(self) -> list[int]:
+        """Indices of the runs that are not finished yet."""
+        return [i for i, done in enumerate(self.finished) if not done]
+
+    def labels(self, indices: list[int]) -> list[str]:
+        return [f"{self.configs[i].agent} seed {self.configs[i].seed}" for i in indices]
+
+    def plan(self, executor: Executor) -> Plan:
+        """Calibrate the pending runs' agents here and fit them into this machine (or the cluster)."""
+        return executor.plan([self.configs[i] for i in self.pending], self.specs[0].device)
+
+    def run(
+        self, executor: Executor, plan: Plan | None = None, on_event: OnEvent | None = None
+    ) -> GridResult:
+        """Run the pending runs (planned now unless ``plan`` is given); ``on_event(i, event)``
+        receives their events, ``i`` indexing :attr:`pending` (see :data:`mtbench.executors.OnEvent`)."""
+        pending = self.pending
+        outcomes: list[Outcome] = [Outcome("done", str(rd.path)) for rd in self.run_dirs]
+        if pending:
+            plan = plan or self.plan(executor)
+            ran = executor.run([self.specs[i] for i in pending], plan, on_event or (lambda key, event: None))
+            for key, i in enumerate(pending):
+                outcomes[i] = ran[key]
+        return GridResult([rd.path for rd in self.run_dirs], outcomes)
+
+
+def run_grid(
+    request: GridRequest, executor: Executor | None = None, on_event: OnEvent | None = None
+) -> GridResult:
+    """Prepare, plan and run ``request`` (default executor: a local pool sized to this machine)."""
+    executor = executor or LocalPool()
+    return Grid.prepare(request, executor).run(executor, on_event=on_event)

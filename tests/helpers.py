@@ -1,0 +1,95 @@
+"""What several test modules share: small suites, tiny budgets, run specs, scripted policies, crashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from metaworld.policies import ENV_POLICY_MAP
+
+from mtbench.checkpoint import StopRequest
+from mtbench.envs import make_vector_env
+from mtbench.rundir import RunDir
+from mtbench.runner import RunSpec
+from mtbench.sac import MultiTaskSAC
+from mtbench.sb3_env import MetaWorldVecEnv
+from mtbench.suites import STATE_DIM, Suite
+
+TWO_TASKS = "reach-v3,drawer-close-v3"
+THREE_TASKS = "reach-v3,drawer-close-v3,button-press-topdown-v3"
+
+TINY = (
+    ("batch_size_per_task", 32),
+    ("eval_episodes", 1),
+    ("eval_every", 150),
+    ("steps_per_task", 300),
+    ("warmup_steps_per_task", 100),
+)
+"""A budget that trains and evaluates twice in seconds."""
+RESUMABLE = (
+    ("batch_size_per_task", 16),
+    ("eval_episodes", 1),
+    ("eval_every", 250),
+    ("steps_per_task", 1000),
+    ("warmup_steps_per_task", 100),
+)
+"""Two 500-step episodes: room for checkpoints at episode ends and evaluations between them."""
+
+
+def run_spec(
+    out: Any, agent: str = "mt_sac", seed: int = 0, overrides: tuple = TINY, **kwargs: Any
+) -> RunSpec:
+    """A quick-preset CPU run of ``agent`` on :data:`TWO_TASKS` under ``out``."""
+    fields = dict(suite=TWO_TASKS, preset="quick", device="cpu") | kwargs
+    return RunSpec(agent=agent, seed=seed, overrides=overrides, out=str(out), **fields)
+
+
+def strip_wall(records: list[dict]) -> list[dict]:
+    """Evaluation records without their wall-clock times (the part that reproduces)."""
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in records]
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_eval(monkeypatch: Any, steps_per_task: int, exc: type[BaseException] | None = Crash) -> None:
+    """Make the run die (or, with exc=None, get SIGTERM) right after writing this evaluation record."""
+    append = RunDir.append_eval
+
+    def append_then_crash(self: RunDir, record: dict) -> None:
+        append(self, record)
+        if record["env_steps_per_task"] == steps_per_task:
+            if exc is None:
+                StopRequest.requested = True
+            else:
+                raise exc
+
+    monkeypatch.setattr(RunDir, "append_eval", append_then_crash)
+
+
+def small_model(suite: Suite, **kwargs: Any) -> MultiTaskSAC:
+    """A small MT-SAC on the suite's real envs: 8 samples per task per batch, 20 warm-up steps."""
+    return MultiTaskSAC(
+        "MlpPolicy",
+        MetaWorldVecEnv(make_vector_env(suite, seed=0)),
+        batch_size_per_task=8,
+        buffer_size_per_task=1_000,
+        learning_starts_per_task=20,
+        seed=0,
+        device="cpu",
+        **(dict(policy_kwargs=dict(net_arch=[32, 32])) | kwargs),
+    )
+
+
+def scripted_policy(suite: Suite, solve: set[str]):
+    """Meta-World's scripted expert for tasks in ``solve``, zero actions for the others."""
+    experts = {i: ENV_POLICY_MAP[t]() for i, t in enumerate(suite.tasks) if t in solve}
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        actions = np.zeros((len(obs), 4), dtype=np.float32)
+        for i, expert in experts.items():
+            actions[i] = np.clip(expert.get_action(obs[i, :STATE_DIM]), -1, 1)
+        return actions
+
+    return act

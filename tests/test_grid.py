@@ -1,0 +1,67 @@
+"""Grids as a library: request -> prepared grid -> plan -> run -> result, and the CLI's light imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mtbench import GridRequest, LocalPool, RayCluster, build_report, run_grid
+from mtbench.errors import UsageError
+from mtbench.grid import Grid
+from tests.helpers import TWO_TASKS
+
+TINY = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 100, "steps_per_task": 200,
+        "warmup_steps_per_task": 100}  # fmt: skip
+
+
+def test_python_api_runs_a_grid_and_reports_it(tmp_path):
+    request = GridRequest(
+        agents=("mt_sac",),
+        suite=TWO_TASKS,
+        seeds=(0, 1),
+        preset="quick",
+        overrides=TINY,
+        out=tmp_path / "runs",
+    )
+    events = []
+    result = run_grid(request, LocalPool(workers=2), lambda key, event: events.append((key, event["event"])))
+    assert [o.status for o in result.outcomes] == ["done", "done"] and not result.unfinished
+    assert [p.name for p in result.paths] == ["seed_0", "seed_1"]
+    assert {key for key, kind in events if kind == "end"} == {0, 1}
+    again = Grid.prepare(request)
+    assert again.finished == [True, True] and again.pending == []  # finished runs are skipped
+    report = build_report(result.paths, tmp_path / "report", reps=200)
+    assert report.exists() and "mt_sac" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda: Grid.prepare(GridRequest(agents=("nope",), suite="mt10")), "unknown agent 'nope'"),
+        (lambda: Grid.prepare(GridRequest(agents=(), suite="mt10")), "the grid is empty"),
+        (lambda: GridRequest(agents=("mt_sac",), suite="mt10", checkpoint_every=-1).specs(), "checkpoint_ev"),
+        (lambda: LocalPool(workers=0), "workers must be at least 1"),
+        (lambda: RayCluster(cpus_per_run=0), "cpus_per_run must be > 0"),
+        (lambda: Grid.prepare(GridRequest(agents=("mt_sac",), suite="mt10", device="cuda"), RayCluster()),
+         "needs GPUs per run"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_refused_before_anything_is_written(tmp_path, monkeypatch, make, fragment):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=fragment):
+        make()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["suites"], ["presets"], ["run", "--help"]])
+def test_listing_commands_import_no_torch(args):
+    code = (
+        "import sys\nfrom mtbench.cli import app\n"
+        f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'stable_baselines3') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
