@@ -1,5 +1,8 @@
 """mtbench's agent zoo, installed under the import name ``mtbench_agents``.
 
-Each module defines one agent and an ``AGENT`` :class:`mtbench.registry.AgentSpec`, registered
-through the ``mtbench.agents`` entry-point group in ``pyproject.toml``.
+:mod:`mtbench_agents.zoo` holds every built-in agent's :class:`mtbench.registry.AgentSpec` (name,
+description, reference, config dataclass, training defaults), registered through the
+``mtbench.agents`` entry-point group in ``pyproject.toml``; it imports no torch, so listing agents
+is fast. Each other module holds one agent's network and ``build``, imported when it is built
+(saved models refer to these networks by their module path, which therefore stays put).
 """

@@ -17,7 +17,6 @@ module sizes as the deep soft-module network.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import torch as th
 import torch.nn.functional as F
@@ -25,25 +24,6 @@ from torch import nn
 
 from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
 from mtbench.policies import task_net_build
-from mtbench.registry import AgentSpec
-
-PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline Hard Routing)"
-
-
-@dataclass(frozen=True)
-class HardRoutingConfig:
-    """Module grid and router."""
-
-    num_layers: int = 4
-    """Module layers."""
-    num_modules: int = 4
-    """Modules per layer."""
-    module_size: int = 128
-    """Width of every module."""
-    embedding_size: int = 400
-    """Width of the state embedding that feeds the first layer."""
-    route_init_std: float = 1.0
-    """Standard deviation of the initial route logits (larger: more varied initial routes)."""
 
 
 class HardRoutingNet(nn.Module):
@@ -83,10 +63,5 @@ class HardRoutingNet(nn.Module):
             return self.output(h.float())
 
 
-AGENT = AgentSpec(
-    name="hard_routing",
-    description="Hard routing: 4x4 modules, one module per layer per task, routes learned straight-through",
-    paper=PAPER,
-    config=HardRoutingConfig(),
-    build=task_net_build(HardRoutingNet),
-)
+build = task_net_build(HardRoutingNet)
+"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

@@ -8,26 +8,12 @@ one-hot (learned per-task logits) followed by a softmax over experts.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import torch as th
 from torch import nn
 
 from mtbench.layers import BatchedLinear, full_precision, mark_output
 from mtbench.policies import task_net_build
-from mtbench.registry import AgentSpec
-
-PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline Mix-Expert)"
-
-
-@dataclass(frozen=True)
-class MixExpertConfig:
-    """Experts and gate."""
-
-    num_experts: int = 4
-    """Number of experts."""
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
-    """Hidden widths of every expert (MT-SAC's network)."""
 
 
 class MixtureOfExpertsNet(nn.Module):
@@ -57,10 +43,5 @@ class MixtureOfExpertsNet(nn.Module):
             return th.einsum("ne,eno->no", self.gate_weights(task), out)  # [N, out]
 
 
-AGENT = AgentSpec(
-    name="mix_expert",
-    description="Mixture of 4 MT-SAC-shaped experts with a task-conditioned softmax gate",
-    paper=PAPER,
-    config=MixExpertConfig(),
-    build=task_net_build(MixtureOfExpertsNet),
-)
+build = task_net_build(MixtureOfExpertsNet)
+"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

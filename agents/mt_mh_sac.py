@@ -10,26 +10,11 @@ only, which computes the same function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch as th
 from torch import nn
 
 from mtbench.layers import TaskGrouping, TaskMLP, mlp
 from mtbench.policies import task_net_build
-from mtbench.registry import AgentSpec
-
-PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline MT-MH-SAC)"
-
-
-@dataclass(frozen=True)
-class MultiHeadConfig:
-    """Shared trunk and per-task heads."""
-
-    trunk_sizes: tuple[int, ...] = (400, 400, 400)
-    """Widths of the shared layers (ReLU after each; authors: 3 x 400)."""
-    head_sizes: tuple[int, ...] = ()
-    """Hidden widths inside each task's head (authors: none, each head is one linear layer)."""
 
 
 class MultiHeadNet(nn.Module):
@@ -53,10 +38,5 @@ class MultiHeadNet(nn.Module):
         return self.heads(shared, TaskGrouping(task.argmax(dim=1), self.num_tasks))  # [N, out]
 
 
-AGENT = AgentSpec(
-    name="mt_mh_sac",
-    description="Multi-task multi-head SAC: shared 3x400 trunk, one linear output head per task",
-    paper=PAPER,
-    config=MultiHeadConfig(),
-    build=task_net_build(MultiHeadNet),
-)
+build = task_net_build(MultiHeadNet)
+"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

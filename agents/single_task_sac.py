@@ -11,24 +11,11 @@ would couple the tasks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch as th
 from torch import nn
 
 from mtbench.layers import TaskGrouping, TaskMLP
 from mtbench.policies import task_net_build
-from mtbench.registry import AgentSpec
-
-PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020 (baseline single-task SAC)"
-
-
-@dataclass(frozen=True)
-class SingleTaskConfig:
-    """Network of each task's SAC."""
-
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
-    """Hidden widths of every task's actor and critics (the same as MT-SAC's network)."""
 
 
 class SingleTaskNet(nn.Module):
@@ -43,11 +30,5 @@ class SingleTaskNet(nn.Module):
         return self.mlp(x, TaskGrouping(task.argmax(dim=1), self.num_tasks))  # [N, out]
 
 
-AGENT = AgentSpec(
-    name="single_task_sac",
-    description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
-    paper=PAPER,
-    config=SingleTaskConfig(),
-    build=task_net_build(SingleTaskNet),
-    train_defaults={"max_grad_norm": None},
-)
+build = task_net_build(SingleTaskNet)
+"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

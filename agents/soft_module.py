@@ -12,37 +12,11 @@ routes start near uniform); biases of hidden layers keep PyTorch's default inste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch as th
 from torch import nn
 
 from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
 from mtbench.policies import task_net_build
-from mtbench.registry import AgentSpec
-
-PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020, arXiv 2003.13661"
-BALANCED = {"loss_weighting": "log_alpha"}
-"""Balanced multi-task SAC, as the authors' soft-module configs (``temp_reweight: true``)."""
-
-
-@dataclass(frozen=True)
-class SoftModuleConfig:
-    """Base network grid and routing network."""
-
-    num_layers: int = 2
-    """Module layers L (L-1 routing matrices of n x n, then the last-layer weights)."""
-    num_modules: int = 2
-    """Modules per layer n."""
-    module_size: int = 256
-    """Width d of every module."""
-    embedding_size: int = 400
-    """Width of the state embedding f(s) and the task embedding h(z)."""
-    routing_size: int = 256
-    """Width of the routing trunk E and of the routing layers."""
-    routing_input: Literal["state_task", "task"] = "state_task"
-    """Routing conditioned on f(s) * h(z) (paper) or on the task embedding h(z) alone (ablation)."""
 
 
 def _small_init(layer: nn.Linear) -> nn.Module:
@@ -117,20 +91,5 @@ class SoftModularNet(nn.Module):
             return self.output(mixed.float())  # [N, out]
 
 
-AGENT = AgentSpec(
-    name="soft_module",
-    description="Soft modularization, shallow: 2 layers x 2 modules of width 256, soft routing",
-    paper=PAPER,
-    config=SoftModuleConfig(),
-    build=task_net_build(SoftModularNet),
-    train_defaults=BALANCED,
-)
-
-AGENT_DEEP = AgentSpec(
-    name="soft_module_deep",
-    description="Soft modularization, deep: 4 layers x 4 modules of width 128, soft routing",
-    paper=PAPER,
-    config=SoftModuleConfig(num_layers=4, num_modules=4, module_size=128),
-    build=task_net_build(SoftModularNet),
-    train_defaults=BALANCED,
-)
+build = task_net_build(SoftModularNet)
+"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

@@ -381,8 +381,6 @@ def list_agents(
     ] = None,
 ) -> None:
     """List the registered agents with their one-line descriptions (and parameter counts)."""
-    from mtbench.params import count_parameters
-
     try:
         for module in agent_module or []:
             load_agent_module(module)
@@ -398,7 +396,12 @@ def list_agents(
     else:
         table.add_column("description")
     for name, spec in available_agents().items():
-        cells = [f"{v:,}" for v in count_parameters(spec, parsed).values()] if params else [spec.description]
+        if params:
+            from mtbench.params import count_parameters  # builds the networks: torch
+
+            cells = [f"{v:,}" for v in count_parameters(spec, parsed).values()]
+        else:
+            cells = [spec.description]
         table.add_row(name, *cells)
     console.print(table)
     for name, cause in load_errors().items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -57,6 +58,17 @@ class AgentSpec:
             raise TypeError(f"agent {self.name!r}: config must be a dataclass instance")
         if not callable(self.build):
             raise TypeError(f"agent {self.name!r}: build must be callable")
+
+
+def lazy_build(module: str) -> Callable[..., Any]:
+    """An :attr:`AgentSpec.build` that imports ``module`` and calls its ``build`` on first use, so
+    that listing and looking up agents imports no network code (nor torch)."""
+
+    def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> OffPolicyAlgorithm:
+        return importlib.import_module(module).build(env, config, seed, device)
+
+    build.__qualname__ = f"lazy_build({module!r})"
+    return build
 
 
 _agents: dict[str, AgentSpec] | None = None

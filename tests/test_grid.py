@@ -55,7 +55,7 @@ def test_bad_requests_are_refused_before_anything_is_written(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["suites"], ["presets"], ["run", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["agents"], ["suites"], ["presets"], ["run", "--help"]])
 def test_listing_commands_import_no_torch(args):
     code = (
         "import sys\nfrom mtbench.cli import app\n"

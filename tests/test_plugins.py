@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mtbench_agents.mt_sac import AGENT as MT_SAC
+from mtbench_agents.zoo import MT_SAC
 from typer.testing import CliRunner
 
 from mtbench import registry
@@ -109,7 +109,7 @@ def test_agent_module_file(tmp_path):
     [
         ("import not_a_module\n", "failed to import: ModuleNotFoundError"),
         ("X = 1\n", "defines no AgentSpec"),
-        ("from mtbench_agents.mt_sac import AGENT as A\nimport dataclasses\n"
+        ("from mtbench_agents.zoo import MT_SAC as A\nimport dataclasses\n"
          "B = dataclasses.replace(A, description='mine')\n", "an agent named 'mt_sac' is already registered"),
     ],
 )  # fmt: skip

@@ -1,0 +1,141 @@
+"""The built-in agents' registrations: name, description, reference, settings and defaults.
+
+This module is all that ``mtbench agents`` (and any look-up by name) imports: it needs no torch.
+Each agent's network and ``build`` live in its own module (``mtbench_agents.<agent>``), imported
+when a run builds the agent. The config dataclasses are what ``--set agent.<field>=...`` changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mtbench.registry import AgentSpec, lazy_build
+
+PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020"
+BALANCED = {"loss_weighting": "log_alpha"}
+"""Balanced multi-task SAC, as the authors' soft-module configs (``temp_reweight: true``)."""
+
+
+@dataclass(frozen=True)
+class SingleTaskConfig:
+    """Network of each task's SAC."""
+
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden widths of every task's actor and critics (the same as MT-SAC's network)."""
+
+
+@dataclass(frozen=True)
+class MTSACConfig:
+    """Network of MT-SAC: the same MLP shape for the actor and both critics."""
+
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden layer widths (authors: 3 x 400)."""
+
+
+@dataclass(frozen=True)
+class MultiHeadConfig:
+    """Shared trunk and per-task heads."""
+
+    trunk_sizes: tuple[int, ...] = (400, 400, 400)
+    """Widths of the shared layers (ReLU after each; authors: 3 x 400)."""
+    head_sizes: tuple[int, ...] = ()
+    """Hidden widths inside each task's head (authors: none, each head is one linear layer)."""
+
+
+@dataclass(frozen=True)
+class MixExpertConfig:
+    """Experts and gate."""
+
+    num_experts: int = 4
+    """Number of experts."""
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden widths of every expert (MT-SAC's network)."""
+
+
+@dataclass(frozen=True)
+class HardRoutingConfig:
+    """Module grid and router."""
+
+    num_layers: int = 4
+    """Module layers."""
+    num_modules: int = 4
+    """Modules per layer."""
+    module_size: int = 128
+    """Width of every module."""
+    embedding_size: int = 400
+    """Width of the state embedding that feeds the first layer."""
+    route_init_std: float = 1.0
+    """Standard deviation of the initial route logits (larger: more varied initial routes)."""
+
+
+@dataclass(frozen=True)
+class SoftModuleConfig:
+    """Base network grid and routing network."""
+
+    num_layers: int = 2
+    """Module layers L (L-1 routing matrices of n x n, then the last-layer weights)."""
+    num_modules: int = 2
+    """Modules per layer n."""
+    module_size: int = 256
+    """Width d of every module."""
+    embedding_size: int = 400
+    """Width of the state embedding f(s) and the task embedding h(z)."""
+    routing_size: int = 256
+    """Width of the routing trunk E and of the routing layers."""
+    routing_input: Literal["state_task", "task"] = "state_task"
+    """Routing conditioned on f(s) * h(z) (paper) or on the task embedding h(z) alone (ablation)."""
+
+
+SINGLE_TASK_SAC = AgentSpec(
+    name="single_task_sac",
+    description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
+    paper=f"{PAPER} (baseline single-task SAC)",
+    config=SingleTaskConfig(),
+    build=lazy_build("mtbench_agents.single_task_sac"),
+    train_defaults={"max_grad_norm": None},
+)
+MT_SAC = AgentSpec(
+    name="mt_sac",
+    description="Multi-task SAC: one 3x400 MLP on state + task one-hot, per-task temperature",
+    paper=f"{PAPER} (baseline MT-SAC)",
+    config=MTSACConfig(),
+    build=lazy_build("mtbench_agents.mt_sac"),
+)
+MT_MH_SAC = AgentSpec(
+    name="mt_mh_sac",
+    description="Multi-task multi-head SAC: shared 3x400 trunk, one linear output head per task",
+    paper=f"{PAPER} (baseline MT-MH-SAC)",
+    config=MultiHeadConfig(),
+    build=lazy_build("mtbench_agents.mt_mh_sac"),
+)
+MIX_EXPERT = AgentSpec(
+    name="mix_expert",
+    description="Mixture of 4 MT-SAC-shaped experts with a task-conditioned softmax gate",
+    paper=f"{PAPER} (baseline Mix-Expert)",
+    config=MixExpertConfig(),
+    build=lazy_build("mtbench_agents.mix_expert"),
+)
+HARD_ROUTING = AgentSpec(
+    name="hard_routing",
+    description="Hard routing: 4x4 modules, one module per layer per task, routes learned straight-through",
+    paper=f"{PAPER} (baseline Hard Routing)",
+    config=HardRoutingConfig(),
+    build=lazy_build("mtbench_agents.hard_routing"),
+)
+SOFT_MODULE = AgentSpec(
+    name="soft_module",
+    description="Soft modularization, shallow: 2 layers x 2 modules of width 256, soft routing",
+    paper=f"{PAPER}, arXiv 2003.13661",
+    config=SoftModuleConfig(),
+    build=lazy_build("mtbench_agents.soft_module"),
+    train_defaults=BALANCED,
+)
+SOFT_MODULE_DEEP = AgentSpec(
+    name="soft_module_deep",
+    description="Soft modularization, deep: 4 layers x 4 modules of width 128, soft routing",
+    paper=f"{PAPER}, arXiv 2003.13661",
+    config=SoftModuleConfig(num_layers=4, num_modules=4, module_size=128),
+    build=lazy_build("mtbench_agents.soft_module"),
+    train_defaults=BALANCED,
+)
