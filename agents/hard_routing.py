@@ -17,6 +17,7 @@ module sizes as the deep soft-module network.
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import torch as th
 import torch.nn.functional as F
@@ -57,7 +58,9 @@ class HardRoutingNet(nn.Module):
         route = self.routes(task.argmax(dim=1))  # [L, N, n]
         h = th.relu(self.embed(x))  # [N, embedding]
         for layer, choice in zip(self.layers, route, strict=True):
-            outputs = layer.shared_input(h)  # [n, N, width]: every module, for the route gradient
+            outputs = cast(BatchedLinear, layer).shared_input(
+                h
+            )  # [n, N, width]: every module, for the route gradient
             h = th.relu(th.einsum("nm,mnd->nd", choice, outputs))  # [N, width]: the chosen module
         with full_precision(h):
             return self.output(h.float())

@@ -8,6 +8,7 @@ one-hot (learned per-task logits) followed by a softmax over experts.
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import torch as th
 from torch import nn
@@ -35,7 +36,8 @@ class MixtureOfExpertsNet(nn.Module):
         return th.softmax(self.gate(task), dim=-1)
 
     def forward(self, x: th.Tensor, task: th.Tensor) -> th.Tensor:
-        h = self.layers[0].shared_input(th.cat([x, task], dim=1))  # [E, N, width]
+        first = cast(BatchedLinear, self.layers[0])
+        h = first.shared_input(th.cat([x, task], dim=1))  # [E, N, width]
         for layer in self.layers[1:-1]:
             h = layer(th.relu(h))  # [E, N, width]
         with full_precision(h):  # the experts' output layer and their mixture

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench import provenance
@@ -53,7 +54,7 @@ class Row:
         return None if self.reference is None else self.value / self.reference
 
 
-def stock_sac(env: Any, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:
+def stock_sac(env: VecEnv, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:
     """Stock SB3 SAC with the mt_sac network and batch size, uniform replay."""
     return SAC(
         "MlpPolicy",
@@ -68,8 +69,8 @@ def stock_sac(env: Any, batch_size_per_task: int, learning_starts_per_task: int 
 
 
 def agent_model(
-    name: str, env: Any, suite: Suite, batch_size_per_task: int, precision: str, warmup_per_task: int = 100
-) -> Any:
+    name: str, env: VecEnv, suite: Suite, batch_size_per_task: int, precision: str, warmup_per_task: int = 100
+) -> OffPolicyAlgorithm:
     """A registered agent with its default settings (batch, precision and warm-up as given)."""
     overrides = (
         ("batch_size_per_task", batch_size_per_task),
@@ -81,7 +82,7 @@ def agent_model(
     return available_agents()[name].build(env, config, 0, "cpu")
 
 
-def update_flops(model: Any) -> int:
+def update_flops(model: OffPolicyAlgorithm) -> int:
     """Floating-point operations of one gradient update (forward and backward matmuls)."""
     with FlopCounterMode(display=False) as counter:
         model.train(1, model.batch_size)
@@ -110,7 +111,7 @@ def env_throughput(suite: Suite, steps: int) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def training_rate(model: Any, vector_steps: int) -> float:
+def training_rate(model: OffPolicyAlgorithm, vector_steps: int) -> float:
     """Env steps/s of ``model.learn`` past warm-up (one update per vector step)."""
     model.learn(model.learning_starts + model.n_envs, reset_num_timesteps=True)  # warm-up, untimed
     start = time.perf_counter()
@@ -118,7 +119,7 @@ def training_rate(model: Any, vector_steps: int) -> float:
     return vector_steps * model.n_envs / (time.perf_counter() - start)
 
 
-def evaluation_rate(suite: Suite, model: Any, episodes: int, processes: int) -> float:
+def evaluation_rate(suite: Suite, model: OffPolicyAlgorithm, episodes: int, processes: int) -> float:
     """Env steps/s of Meta-World's evaluation protocol with ``model``'s deterministic policy, the
     eval env spread over ``processes`` processes."""
     envs = make_vector_env(suite, seed=2, processes=processes)

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
 
+from mtbench.envs import TaskVectorEnv
 from mtbench.evaluation import evaluate
 from mtbench.rundir import RunDir
 
@@ -29,7 +29,7 @@ class EvalCallback(BaseCallback):
 
     def __init__(
         self,
-        eval_envs: gym.vector.VectorEnv,
+        eval_envs: TaskVectorEnv,
         task_names: Sequence[str],
         eval_every: int,
         num_episodes: int,

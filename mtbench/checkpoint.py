@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -42,6 +41,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv
 
+from mtbench import atomic
 from mtbench.buffers import TaskStratifiedReplayBuffer
 
 FORMAT = 1
@@ -79,14 +79,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _attr(obj: Any, dotted: str) -> Any:
@@ -143,38 +135,29 @@ class Checkpoints:
     def save(self, model: OffPolicyAlgorithm, state: dict[str, Any]) -> Path:
         """Write a checkpoint of ``model`` and ``state`` (counters and RNG states are added)."""
         final = self.root / f"step_{model.num_timesteps:012d}"
-        tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        state_dicts, variables = model._get_torch_save_params()
-        th.save(
-            {
-                "state_dicts": {name: _attr(model, name).state_dict() for name in state_dicts},
-                "variables": {name: _attr(model, name) for name in (variables or [])},
-            },
-            tmp / "model.pt",
-        )
-        buffer = model.replay_buffer
-        assert buffer is not None
-        rows = buffer.buffer_size if buffer.full else buffer.pos
-        for name in BUFFER_FIELDS:
-            np.save(tmp / f"buffer.{name}.npy", getattr(buffer, name)[:rows])
-        counters = {name: getattr(model, name) for name in COUNTERS}
-        buffer_state = {"pos": buffer.pos, "full": buffer.full}
-        extra = {"counters": counters, "buffer": buffer_state, "rng": capture_rng(model)}
-        th.save(state | extra, tmp / "state.pt")
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
-        manifest = {"format": FORMAT, "env_steps": model.num_timesteps, "files": files}
-        (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        for path in tmp.iterdir():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        if final.exists():  # same step checkpointed again (e.g. stopped right after a resume)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(self.root)
-        for old in [*self.complete()[KEEP:], *self.root.glob(".tmp-*")]:  # older ones, killed writes
+        # the same step may be checkpointed again (e.g. stopped right after a resume): replaced
+        with atomic.folder(final) as tmp:
+            state_dicts, variables = model._get_torch_save_params()
+            th.save(
+                {
+                    "state_dicts": {name: _attr(model, name).state_dict() for name in state_dicts},
+                    "variables": {name: _attr(model, name) for name in (variables or [])},
+                },
+                tmp / "model.pt",
+            )
+            buffer = model.replay_buffer
+            assert buffer is not None
+            rows = buffer.buffer_size if buffer.full else buffer.pos
+            for name in BUFFER_FIELDS:
+                np.save(tmp / f"buffer.{name}.npy", getattr(buffer, name)[:rows])
+            counters = {name: getattr(model, name) for name in COUNTERS}
+            buffer_state = {"pos": buffer.pos, "full": buffer.full}
+            extra = {"counters": counters, "buffer": buffer_state, "rng": capture_rng(model)}
+            th.save(state | extra, tmp / "state.pt")
+            files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+            manifest = {"format": FORMAT, "env_steps": model.num_timesteps, "files": files}
+            (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for old in [*self.complete()[KEEP:], *atomic.leftovers(self.root)]:  # older ones, killed writes
             shutil.rmtree(old, ignore_errors=True)
         return final
 
@@ -296,6 +279,7 @@ class CheckpointCallback(BaseCallback):
             self._save(self._episode_rng, mid_episode=True)
 
     def _save(self, env_state: list[Any], mid_episode: bool) -> None:
+        assert isinstance(self.model, OffPolicyAlgorithm)
         path = self.checkpoints.save(
             self.model, self.extra_state() | {"env_rng": env_state, "mid_episode": mid_episode}
         )

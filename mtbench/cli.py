@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +17,11 @@ from mtbench.errors import UsageError
 from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
 from mtbench.suites import all_tasks, benchmarks, parse_suite
+
+if TYPE_CHECKING:  # the commands import these when they run: --help stays free of torch
+    from mtbench.estimate import Plan
+    from mtbench.executors import Executor
+    from mtbench.grid import Grid, GridResult
 
 app = typer.Typer(
     help="Train and compare multi-task RL agents on Meta-World MT10/MT50.",
@@ -95,7 +101,7 @@ class GridDisplay:
             self.progress.update(row, status=f"[{colour}]{outcome.status}")
 
 
-def print_plan(plan: Any, labels: list[str], smoke: bool) -> None:
+def print_plan(plan: Plan, labels: list[str], smoke: bool) -> None:
     from mtbench.estimate import duration, gib
 
     memory = max(plan.memory, key=lambda m: m.total)
@@ -238,10 +244,10 @@ def run(
 
 def _executor(
     name: str, workers: int | None, retries: int, address: str | None, cpus: float, gpus: float
-) -> Any:
+) -> Executor:
     from mtbench.executors import LocalPool, RayCluster
 
-    executors = {
+    executors: dict[str, Callable[[], Executor]] = {
         "local": lambda: LocalPool(workers=workers, retries=retries),
         "ray": lambda: RayCluster(address=address, cpus_per_run=cpus, gpus_per_run=gpus, retries=retries),
     }
@@ -250,7 +256,7 @@ def _executor(
     return executors[name]()
 
 
-def print_grid(grid: Any) -> None:
+def print_grid(grid: Grid) -> None:
     """The grid's size, suite, budget and protocol, and the finished runs it skips."""
     config = grid.configs[0]
     console.print(
@@ -269,7 +275,7 @@ def print_grid(grid: Any) -> None:
             console.print(f"skipping finished run {rd.path}", highlight=False)
 
 
-def exit_unless_done(result: Any) -> None:
+def exit_unless_done(result: GridResult) -> None:
     """Say which runs did not finish and exit 1 (a run failed) or 130 (stopped, resumable)."""
     for path, outcome in result.unfinished:
         err_console.print(f"{path}: {outcome.status}: {outcome.detail}", highlight=False)
@@ -354,7 +360,7 @@ def bench(
     with console.status("measuring ...") as status:
         rows = run_bench(
             parsed,
-            names,
+            list(names),
             batch_size_per_task,
             train_steps=train_steps,
             precisions=precisions,

@@ -12,8 +12,9 @@ builder treats seed 0 as "unseeded", so mtbench does not use it). Suites are par
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import metaworld
@@ -21,6 +22,10 @@ import metaworld
 from mtbench.config import RewardVersion, VectorStrategy
 from mtbench.sharded import ShardedVectorEnv
 from mtbench.suites import EPISODE_STEPS, Suite, benchmarks
+
+TaskVectorEnv = gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv | ShardedVectorEnv
+"""What :func:`make_vector_env` builds: a gymnasium vector env with ``call``, ``get_attr`` and
+``set_attr`` (the plain ``gym.vector.VectorEnv`` type has none of them)."""
 
 
 def make_vector_env(
@@ -30,7 +35,7 @@ def make_vector_env(
     reward_version: RewardVersion = "v2",
     processes: int = 1,
     episode_steps: int = EPISODE_STEPS,
-) -> gym.vector.VectorEnv:
+) -> TaskVectorEnv:
     """Build the gymnasium vector env of ``suite``: one sub-env per task, one-hot appended.
 
     Episodes last ``episode_steps`` steps (Meta-World v3: 500; v1, which the paper ran: 150) and
@@ -42,7 +47,7 @@ def make_vector_env(
         that many processes (at most one per task) that step them in parallel: a
         :class:`ShardedVectorEnv`, with the same goals, transitions and infos.
     """
-    envs = _make_vector_env(suite, seed, strategy, reward_version, episode_steps)
+    envs: TaskVectorEnv = _make_vector_env(suite, seed, strategy, reward_version, episode_steps)
     if processes > 1 and strategy == "sync" and suite.num_tasks > 1:
         assert isinstance(envs, gym.vector.SyncVectorEnv)
         env_fns = envs.env_fns  # Meta-World builds MT10/MT50 only as a whole: its constructors are here
@@ -56,7 +61,7 @@ def make_vector_env(
 
 def _make_vector_env(
     suite: Suite, seed: int, strategy: VectorStrategy, reward_version: RewardVersion, episode_steps: int
-) -> gym.vector.VectorEnv:
+) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
     common: dict[str, Any] = dict(
         use_one_hot=True,
         terminate_on_success=False,
@@ -67,22 +72,29 @@ def _make_vector_env(
         # Meta-World declares float64 bounds on float32 boxes; gymnasium warns once per sub-env
         warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
         if suite.base_name in benchmarks():
-            return gym.make_vec(
+            envs = gym.make_vec(
                 f"Meta-World/{suite.base_name.upper()}", vector_strategy=strategy, seed=seed, **common
             )
-        factories = [
-            partial(metaworld.make_mt_envs, task, seed=seed, env_id=i, num_tasks=suite.num_tasks, **common)
+            assert isinstance(envs, gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv)
+            return envs
+        factories = [  # each makes one env (make_mt_envs makes a vector env only for several tasks)
+            cast(
+                Callable[[], gym.Env],
+                partial(
+                    metaworld.make_mt_envs, task, seed=seed, env_id=i, num_tasks=suite.num_tasks, **common
+                ),
+            )
             for i, task in enumerate(suite.tasks)
         ]
         vector_cls = gym.vector.SyncVectorEnv if strategy == "sync" else gym.vector.AsyncVectorEnv
         return vector_cls(factories, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
-def save_env_rng(envs: gym.vector.VectorEnv) -> list[Any]:
+def save_env_rng(envs: TaskVectorEnv) -> list[Any]:
     """Snapshot the goal-sampling and env RNG state of every sub-env (Meta-World checkpoints)."""
     return list(envs.call("get_checkpoint"))
 
 
-def restore_env_rng(envs: gym.vector.VectorEnv, state: list[Any]) -> None:
+def restore_env_rng(envs: TaskVectorEnv, state: list[Any]) -> None:
     """Restore a snapshot taken by :func:`save_env_rng`: the same goals are drawn again."""
     envs.call("load_checkpoint", state)

@@ -139,6 +139,7 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         model = get_agent(config.agent).build(spaces_env(num_tasks), small, config.seed, device)
         ready_for_updates(model, num_tasks)
         update = update_seconds(model, updates=2, repeats=2)
+        assert model.replay_buffer is not None
         obs = model.replay_buffer.observations[0]  # [T, obs_dim]
         start = time.perf_counter()
         for _ in range(5):

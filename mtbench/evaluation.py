@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from mtbench.envs import restore_env_rng
+from mtbench.envs import TaskVectorEnv, restore_env_rng
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of observations ``[T, obs_dim]`` to actions ``[T, action_dim]``."""
@@ -36,7 +35,7 @@ class EvalResult:
 
 def evaluate(
     policy: Policy,
-    envs: gym.vector.VectorEnv,
+    envs: TaskVectorEnv,
     task_names: Sequence[str],
     num_episodes: int,
     rng_state: list | None = None,

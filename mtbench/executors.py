@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import multiprocessing as mp
 import os
 import queue as queue_module
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnProcess
 from typing import Any, Literal, Protocol
 
 import torch
@@ -50,7 +52,13 @@ OnEvent = Callable[[int, dict[str, Any]], None]
 ``{"event": "start"}``, ``{"event": "retry", "text": ...}`` and ``{"event": "end", "outcome": ...}``."""
 
 
-def execute(key: int, spec: RunSpec, threads: int, events: Any) -> Outcome:
+class EventSink(Protocol):
+    """Where a worker's events go: its pipe (local) or a ``ray.util.queue.Queue``."""
+
+    def put(self, item: tuple[int, Any]) -> None: ...
+
+
+def execute(key: int, spec: RunSpec, threads: int, events: EventSink) -> Outcome:
     """Run ``spec`` in this worker with ``threads`` torch threads; events go to ``events.put``."""
     torch.set_num_threads(threads)
     StopRequest.requested = False
@@ -79,7 +87,7 @@ class _PipeEvents:
     def __init__(self, connection: Connection):
         self.connection = connection
 
-    def put(self, item: Any) -> None:
+    def put(self, item: tuple[int, Any]) -> None:
         with contextlib.suppress(OSError):  # the caller died: the run goes on to its stop checkpoint
             self.connection.send(item)
 
@@ -172,7 +180,7 @@ def run_local(
     pending = list(range(len(specs)))
     if seconds is not None:
         pending.sort(key=lambda key: -seconds[key])
-    running: dict[int, tuple[Any, Connection]] = {}
+    running: dict[int, tuple[SpawnProcess, Connection]] = {}
     attempts: Counter[int] = Counter()
     outcomes: dict[int, Outcome] = {}
     forwarded = False
@@ -182,26 +190,27 @@ def run_local(
                 key = pending.pop(0)
                 attempts[key] += 1
                 reader, writer = ctx.Pipe(duplex=False)
-                process = ctx.Process(
+                worker = ctx.Process(
                     target=_local_worker, args=(key, specs[key], threads, _PipeEvents(writer))
                 )
-                process.start()
+                worker.start()
                 writer.close()  # the worker holds the only write end: its death closes the pipe
-                running[key] = (process, reader)
+                running[key] = (worker, reader)
             if stop.requested and not forwarded:  # a SIGTERM to this process alone reaches the runs too
-                for process, _ in running.values():
-                    os.kill(process.pid, signal.SIGTERM)
+                for worker, _ in running.values():
+                    if worker.pid is not None:
+                        os.kill(worker.pid, signal.SIGTERM)
                 forwarded = True
             wait([reader for _, reader in running.values()], timeout=0.2)
-            for key, (process, reader) in list(running.items()):
-                if _receive(reader, outcomes, on_event) and process.is_alive():
+            for key, (worker, reader) in list(running.items()):
+                if _receive(reader, outcomes, on_event) and worker.is_alive():
                     continue
-                process.join()
+                worker.join()
                 _receive(reader, outcomes, on_event)
                 reader.close()
                 del running[key]
                 if key not in outcomes:
-                    cause = f"worker died ({_exit_cause(process.exitcode)})"
+                    cause = f"worker died ({_exit_cause(worker.exitcode)})"
                     if stop.requested:
                         outcomes[key] = Outcome("stopped", cause)
                     elif attempts[key] <= retries:
@@ -240,8 +249,8 @@ def run_ray(
         raise UsageError("--executor ray needs Ray: pip install 'mtbench[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        local = {"_node_ip_address": "127.0.0.1"} if address is None else {}  # loopback only
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR", **local)
+        local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if address is None else {}  # loopback only
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, **local)
     try:
         events = Queue()
         task = ray.remote(execute)

@@ -45,7 +45,7 @@ def sb3_output_layer(network: nn.Module) -> nn.Linear | None:
 
 def mark_output(layer: nn.Module) -> nn.Module:
     """Mark ``layer`` as an output or routing-logit layer (``init=authors`` sets it uniform(+-3e-3))."""
-    layer.output_layer = True
+    vars(layer)["output_layer"] = True  # a plain attribute (nn.Module's setattr is typed for modules)
     return layer
 
 

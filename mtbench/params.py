@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from mtbench.config import PRESETS, RunConfig
@@ -28,7 +28,7 @@ def spaces_env(num_tasks: int) -> DummyVecEnv:
     return DummyVecEnv([lambda: SpacesOnly(num_tasks)] * num_tasks)
 
 
-def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> Any:
+def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> SAC:
     """``agent`` with its default settings for ``suite`` (in fp32), on an env with the suite's spaces only."""
     env = spaces_env(suite.num_tasks)
     train = dataclasses.replace(
@@ -52,7 +52,7 @@ def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:
     return model_parameters(build_without_envs(agent, suite))
 
 
-def model_parameters(model: Any) -> dict[str, int]:
+def model_parameters(model: SAC) -> dict[str, int]:
     """``{"actor": n, "critic": n}``: trainable parameters of a SAC model's actor and all Q networks."""
     return {
         "actor": sum(p.numel() for p in model.actor.parameters() if p.requires_grad),

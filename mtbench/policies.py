@@ -13,13 +13,15 @@ A network that routes between modules can say so by having a ``routing(x, task)`
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, SACPolicy
 from torch import nn
@@ -50,7 +52,7 @@ def policy_routing(model: MultiTaskSAC, observations: np.ndarray) -> tuple[list[
     """
     actor = model.actor
     net = getattr(actor, "net", None)
-    if not isinstance(net, RoutingNetwork):
+    if not isinstance(actor, TaskNetActor) or not isinstance(net, RoutingNetwork):
         raise TypeError(f"{type(net).__name__} exposes no routing")
     obs = th.as_tensor(observations, dtype=th.float32, device=model.device)
     state, task = split_observation(obs, actor.num_tasks)
@@ -67,6 +69,8 @@ class TaskNetActor(BasePolicy):
     :param net: task network with ``output_dim = 2 * |A|``.
     :param num_tasks: T (length of the one-hot).
     """
+
+    num_tasks: int
 
     def __init__(
         self, observation_space: spaces.Box, action_space: spaces.Box, net: nn.Module, num_tasks: int
@@ -89,7 +93,8 @@ class TaskNetActor(BasePolicy):
         mean, log_std = self.get_action_dist_params(obs)
         return self.action_dist.log_prob_from_params(mean, log_std)
 
-    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        assert isinstance(observation, th.Tensor)  # a Box observation space
         return self(observation, deterministic)
 
 
@@ -129,11 +134,14 @@ class TaskNetPolicy(SACPolicy):
     :param kwargs: other :class:`SACPolicy` arguments (optimizer, ``n_critics``, ...).
     """
 
+    observation_space: spaces.Box
+    action_space: spaces.Box
+
     def __init__(
         self,
         observation_space: spaces.Box,
         action_space: spaces.Box,
-        lr_schedule: Any,
+        lr_schedule: Schedule,
         network_class: type[nn.Module],
         network_kwargs: dict[str, Any],
         num_tasks: int,
@@ -151,14 +159,15 @@ class TaskNetPolicy(SACPolicy):
     def _network(self, input_dim: int, output_dim: int) -> nn.Module:
         return self.network_class(input_dim, self.num_tasks, output_dim, **self.network_kwargs)
 
-    def make_actor(self, features_extractor: Any = None) -> TaskNetActor:
+    # SB3 types these as its own Actor and ContinuousCritic; SAC uses only their interface
+    def make_actor(self, features_extractor: Any = None) -> TaskNetActor:  # type: ignore[override]
         action_dim = int(self.action_space.shape[0])
         net = self._network(self.state_dim, 2 * action_dim)
         return TaskNetActor(self.observation_space, self.action_space, net, self.num_tasks).to(self.device)
 
-    def make_critic(self, features_extractor: Any = None) -> TaskNetCritic:
+    def make_critic(self, features_extractor: Any = None) -> TaskNetCritic:  # type: ignore[override]
         input_dim = self.state_dim + int(self.action_space.shape[0])
-        nets = [self._network(input_dim, 1) for _ in range(self.critic_kwargs["n_critics"])]
+        nets = [self._network(input_dim, 1) for _ in range(cast(int, self.critic_kwargs["n_critics"]))]
         return TaskNetCritic(self.observation_space, self.action_space, nets, self.num_tasks).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -169,7 +178,7 @@ class TaskNetPolicy(SACPolicy):
         return data
 
 
-def task_net_build(network_class: type[nn.Module]) -> Any:
+def task_net_build(network_class: type[nn.Module]) -> Callable[[VecEnv, RunConfig, int, str], MultiTaskSAC]:
     """An ``AgentSpec.build`` for ``network_class``, whose kwargs are the agent's config fields."""
 
     def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mtbench.errors import UsageError
 
 if TYPE_CHECKING:
-    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import VecEnv
 
     from mtbench.config import RunConfig
@@ -39,7 +39,7 @@ class AgentSpec:
     :param description: one line shown by ``mtbench agents``.
     :param paper: the reference the agent reproduces.
     :param config: the agent's default hyperparameters, an instance of a frozen dataclass.
-    :param build: ``build(env, config, seed, device)`` returns an SB3 off-policy algorithm (usually a
+    :param build: ``build(env, config, seed, device)`` returns an SB3 ``SAC`` (usually a
         :class:`mtbench.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
         :class:`mtbench.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
     :param train_defaults: TrainConfig fields this agent sets differently from the preset (the
@@ -50,7 +50,7 @@ class AgentSpec:
     description: str
     paper: str
     config: Any
-    build: Callable[[VecEnv, RunConfig, int, str], OffPolicyAlgorithm]
+    build: Callable[[VecEnv, RunConfig, int, str], SAC]
     train_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,7 +64,7 @@ def lazy_build(module: str) -> Callable[..., Any]:
     """An :attr:`AgentSpec.build` that imports ``module`` and calls its ``build`` on first use, so
     that listing and looking up agents imports no network code (nor torch)."""
 
-    def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> OffPolicyAlgorithm:
+    def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> SAC:
         return importlib.import_module(module).build(env, config, seed, device)
 
     build.__qualname__ = f"lazy_build({module!r})"

@@ -4,18 +4,18 @@
 (one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model), ``tb/``
 (TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
 (see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last. Every
-file is written to a temporary name and renamed into place, so an interrupted write leaves the
-previous content intact.
+file is written through :mod:`mtbench.atomic` (a temporary name, renamed into place), so an
+interrupted write leaves the previous content intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mtbench import atomic
 
 EVAL_KEYS = (
     "env_steps_per_task",
@@ -25,22 +25,6 @@ EVAL_KEYS = (
     "episode_return",
     "mean_success_rate",
 )
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be read by others
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_path(out: Path, suite_dirname: str, agent: str, seed: int) -> Path:
@@ -90,7 +74,7 @@ class RunDir:
         return json.loads(self.config_file.read_text())
 
     def write_json(self, path: Path, obj: Any) -> None:
-        atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
     def read_eval(self) -> list[dict[str, Any]]:
         """The evaluation records, in order (a run that has not evaluated yet has none)."""
@@ -103,7 +87,7 @@ class RunDir:
         if set(record) != set(EVAL_KEYS):
             raise ValueError(f"eval record keys {sorted(record)} differ from {sorted(EVAL_KEYS)}")
         old = self.eval_file.read_text() if self.eval_file.exists() else ""
-        atomic_write_text(self.eval_file, old + json.dumps(record) + "\n")
+        atomic.write_text(self.eval_file, old + json.dumps(record) + "\n")
 
     def truncate_eval(self, records: int) -> None:
         """Keep the first ``records`` evaluation records (those a resumed checkpoint had written)."""
@@ -111,7 +95,7 @@ class RunDir:
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) < records:
             raise ValueError(f"{self.eval_file} has {len(lines)} records, the checkpoint expects {records}")
-        atomic_write_text(self.eval_file, "".join(line + "\n" for line in lines[:records]))
+        atomic.write_text(self.eval_file, "".join(line + "\n" for line in lines[:records]))
 
     def mark_done(self) -> None:
-        atomic_write_text(self.done_file, "")
+        atomic.write_text(self.done_file, "")

@@ -10,13 +10,14 @@ scratch when it has none.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
 import platform
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,8 +29,11 @@ except ImportError:  # not POSIX: runs are not locked
     fcntl = None  # type: ignore[assignment]
 
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv
 
 from mtbench import provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
@@ -137,7 +141,7 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     return config, rd, stored is not None and rd.is_done()
 
 
-def _set_logger(model: Any, rd: RunDir) -> None:
+def _set_logger(model: OffPolicyAlgorithm, rd: RunDir) -> None:
     """TensorBoard logs in ``tb/`` when tensorboard is installed, otherwise no SB3 log output."""
     if importlib.util.find_spec("tensorboard") is not None:
         model.set_logger(configure(str(rd.tensorboard_dir), ["tensorboard"]))
@@ -157,7 +161,13 @@ class _StartOver(Exception):
     """Checkpoints were there but none could be used: train again from a freshly built model."""
 
 
-def _resume(rd: RunDir, checkpoints: Checkpoints, model: Any, env: Any, notify: Any) -> dict | None:
+def _resume(
+    rd: RunDir,
+    checkpoints: Checkpoints,
+    model: OffPolicyAlgorithm,
+    env: VecEnv,
+    notify: Callable[[str], None],
+) -> dict | None:
     """Restore the newest usable checkpoint into ``model``/``env`` and cut eval.jsonl back to it.
 
     None when there was no checkpoint; :class:`_StartOver` when none was usable (a failed
@@ -244,19 +254,25 @@ def _train(
     rd: RunDir,
     checkpoints: Checkpoints,
     device: str,
-    notify: Any,
+    notify: Callable[[str], None],
     report: Report | None,
 ) -> None:
     run_provenance = provenance.collect(device)
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
     train = config.train
-    env_settings = dict(
-        strategy=train.vector_strategy, reward_version=train.reward_version, episode_steps=train.episode_steps
+    make_envs = functools.partial(
+        make_vector_env,
+        suite,
+        config.seed,
+        strategy=train.vector_strategy,
+        reward_version=train.reward_version,
+        episode_steps=train.episode_steps,
     )
-    train_env = MetaWorldVecEnv(make_vector_env(suite, config.seed, **env_settings))
-    processes = train.eval_processes(suite.num_tasks, torch.get_num_threads())  # its cores
-    eval_env = make_vector_env(suite, config.seed, processes=processes, **env_settings)
+    train_env = MetaWorldVecEnv(make_envs())
+    eval_env = make_envs(
+        processes=train.eval_processes(suite.num_tasks, torch.get_num_threads())
+    )  # its cores
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
         eval_cb = EvalCallback(
@@ -285,7 +301,7 @@ def _train(
             notify(message)
         rd.write_json(rd.provenance_file, run_provenance)
         _set_logger(model, rd)
-        callbacks: list[Any] = [
+        callbacks: list[BaseCallback] = [
             eval_cb,
             CheckpointCallback(checkpoints, spec.checkpoint_every, eval_cb.state),
         ]

@@ -54,7 +54,7 @@ def autocast_bf16(module: nn.Module, device_type: str) -> None:
     head = sb3_output_layer(module)
     if head is module:
         return
-    forward = module[:-1].forward if head is not None else module.forward
+    forward = module[:-1].forward if isinstance(module, nn.Sequential) else module.forward
 
     def wrapped(x: th.Tensor, *args: Any, **kwargs: Any) -> th.Tensor:
         if not module.training and x.shape[0] < BF16_MIN_ROWS:
@@ -64,7 +64,7 @@ def autocast_bf16(module: nn.Module, device_type: str) -> None:
                 out = forward(x, *args, **kwargs).float()
         return out if head is None else head(out)
 
-    module.forward = wrapped  # type: ignore[method-assign]
+    module.forward = wrapped
 
 
 def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tensor:
@@ -108,6 +108,11 @@ class MultiTaskSAC(SAC):
     :param sac_kwargs: any other :class:`stable_baselines3.SAC` argument (learning_rate, gamma,
         tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
     """
+
+    log_ent_coef: th.Tensor
+    """Per-task log temperatures ``[T]`` (SB3's scalar one, one per task)."""
+    ent_coef_optimizer: th.optim.Adam
+    target_entropy: float
 
     def __init__(
         self,
@@ -223,9 +228,9 @@ class MultiTaskSAC(SAC):
                 next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
                 target_q = batch.rewards + (1 - batch.dones) * discounts * next_q  # [N, 1]
             current_q = self.critic(batch.observations, batch.actions)
-            critic_loss = sum((weights * (q - target_q) ** 2).mean() for q in current_q)
+            critic_loss = th.stack([(weights * (q - target_q) ** 2).mean() for q in current_q]).sum()
             self.critic.optimizer.zero_grad()
-            critic_loss.backward()  # type: ignore[union-attr]
+            critic_loss.backward()
             for q_net in q_networks:
                 self._clip(q_net)
             self.critic.optimizer.step()
@@ -248,7 +253,7 @@ class MultiTaskSAC(SAC):
                         list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau
                     )
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-            losses.append(th.stack([actor_loss, critic_loss, alpha_loss]).detach())  # type: ignore[list-item]
+            losses.append(th.stack([actor_loss, critic_loss, alpha_loss]).detach())
 
         means = th.stack(losses).mean(dim=0).tolist()
         alphas = self.alpha.cpu().numpy()

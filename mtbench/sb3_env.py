@@ -9,6 +9,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from mtbench.envs import TaskVectorEnv
+
 
 def _unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:
     """Entry ``i`` of a gymnasium vector info dict (masked keys absent for ``i`` are dropped)."""
@@ -37,7 +39,7 @@ class MetaWorldVecEnv(VecEnv):
     :param envs: a vector env from :func:`make_vector_env`.
     """
 
-    def __init__(self, envs: gym.vector.VectorEnv):
+    def __init__(self, envs: TaskVectorEnv):
         if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
             raise ValueError("MetaWorldVecEnv needs a vector env with SAME_STEP autoreset")
         single = envs.single_observation_space
@@ -61,6 +63,7 @@ class MetaWorldVecEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
+        assert self._actions is not None, "step_async first"
         obs, rewards, terminated, truncated, infos = self.envs.step(self._actions)
         dones = np.logical_or(terminated, truncated)
         out: list[dict[str, Any]] = []
@@ -92,7 +95,9 @@ class MetaWorldVecEnv(VecEnv):
             raise NotImplementedError("MetaWorldVecEnv sets attributes on all sub-envs only")
         self.envs.set_attr(attr_name, value)
 
-    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs):
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         if indices is not None:
             raise NotImplementedError("MetaWorldVecEnv calls methods on all sub-envs only")
         return list(self.envs.call(method_name, *method_args, **method_kwargs))

@@ -18,7 +18,7 @@ def _shard_worker(pipe: Any, env_fns: CloudpickleWrapper) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stops reach the run, which closes its envs
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
-    envs = [fn() for fn in env_fns.fn]
+    envs = [fn() for fn in env_fns.fn]  # type: ignore[attr-defined]  # a list, not one callable
     pipe.send((envs[0].observation_space, envs[0].action_space, dict(envs[0].metadata)))
     while True:
         try:
@@ -42,6 +42,9 @@ def _shard_worker(pipe: Any, env_fns: CloudpickleWrapper) -> None:
                 name, call_args, kwargs = args
                 attrs = [env.get_wrapper_attr(name) for env in envs]
                 result = [a(*call_args, **kwargs) if callable(a) else a for a in attrs]
+            elif command == "set":
+                name, value = args
+                result = [env.set_wrapper_attr(name, value) for env in envs]
             else:  # close
                 for env in envs:
                     env.close()
@@ -71,7 +74,7 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
         self._pipes, self._processes = [], []
         for indices in self._slices:
             parent, child = ctx.Pipe()
-            fns = CloudpickleWrapper([env_fns[i] for i in indices])
+            fns = CloudpickleWrapper([env_fns[i] for i in indices])  # type: ignore[arg-type]
             process = ctx.Process(target=_shard_worker, args=(child, fns), daemon=True)
             process.start()
             child.close()
@@ -104,13 +107,17 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
 
     def _observations(self, items: list[Any]) -> np.ndarray:
         out = create_empty_array(self.single_observation_space, self.num_envs)
-        return concatenate(self.single_observation_space, items, out)
+        assert isinstance(out, np.ndarray)  # a Box observation space
+        return np.asarray(concatenate(self.single_observation_space, items, out))
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
-        seeds = seeds or [None] * self.num_envs
+        seeds: list[int | None] = (
+            [seed + i for i in range(self.num_envs)]
+            if isinstance(seed, int)
+            else list(seed or [None] * self.num_envs)
+        )
         results = self._send("reset", [([seeds[i] for i in s], options) for s in self._slices])
         infos: dict[str, Any] = {}
         for i, (_, info) in enumerate(results):
@@ -138,6 +145,10 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         return self.call(name)
+
+    def set_attr(self, name: str, value: Any) -> None:
+        """Set ``name`` to ``value`` on every sub-env (one value for all)."""
+        self._send("set", [(name, value)] * len(self._slices))
 
     def close_extras(self, **kwargs: Any) -> None:
         for pipe, process in zip(self._pipes, self._processes, strict=True):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -33,11 +34,12 @@ def matmul_gflops(dtype: th.dtype, n: int = 1280, k: int = 400, calls: int = 50,
     return 2 * n * k * k * calls / seconds / 1e9
 
 
-def ready_for_updates(model: Any, num_tasks: int) -> Any:
+def ready_for_updates(model: OffPolicyAlgorithm, num_tasks: int) -> OffPolicyAlgorithm:
     """``model`` with a buffer of random transitions (one-hots matching their task column) and a
     silent logger, ready for ``train``."""
     rng = np.random.default_rng(0)
     rb = model.replay_buffer
+    assert rb is not None
     for name in ("observations", "next_observations"):
         data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
         data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
@@ -49,6 +51,6 @@ def ready_for_updates(model: Any, num_tasks: int) -> Any:
     return model
 
 
-def update_seconds(model: Any, updates: int = 5, repeats: int = 3) -> float:
+def update_seconds(model: OffPolicyAlgorithm, updates: int = 5, repeats: int = 3) -> float:
     """Seconds per gradient update (best of ``repeats`` blocks of ``updates``)."""
     return best_time(lambda: model.train(updates, model.batch_size), repeats) / updates

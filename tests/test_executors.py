@@ -1,7 +1,8 @@
-"""Parallel grids, the Ray executor, kill -9 and SIGTERM mid-run, corrupt checkpoints, estimates."""
+"""Parallel grids, kill -9 and SIGTERM mid-run, random SIGKILLs, corrupt checkpoints, estimates."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -138,6 +140,42 @@ def test_kill_9_resumes_from_the_last_checkpoint_exactly(tmp_path, reference_run
     assert strip_wall(records) == reference_run
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
     assert resume["env_steps"] >= checkpointed and resume["mid_episode"] is False
+
+
+CHAOS = [*LONGER[: LONGER.index("--workers")], "--seeds", "0-1", "--workers", "2", "--retries", "20",
+         "--checkpoint-every", "0"]  # fmt: skip
+"""Two runs of the LONGER budget side by side, retried as often as the chaos test kills them."""
+
+
+@pytest.mark.slow
+def test_chaos_random_sigkills_change_no_evaluation_record(tmp_path):
+    """Workers of a small grid killed with SIGKILL at random moments, several times (before a first
+    checkpoint, mid-episode, while one is written): the grid finishes with the evaluation records
+    of an uninterrupted grid, every point once."""
+    reference = _cli("--out", str(tmp_path / "reference"), *CHAOS)
+    assert reference.wait(timeout=600) == 0, reference.communicate()
+    rng = np.random.default_rng(2026)
+    out = tmp_path / "chaos"
+    process = _cli("--out", str(out), *CHAOS)
+    kills = 0
+    for _ in range(4):  # bounded: at most 4 kills, each within a few seconds of a worker starting
+        _wait_for(lambda: _workers_of(process.pid) or process.poll() is not None, None)
+        workers = _workers_of(process.pid)
+        if not workers:
+            break
+        time.sleep(rng.uniform(0.5, 6.0))
+        with contextlib.suppress(ProcessLookupError):  # it may have finished meanwhile
+            os.kill(int(rng.choice(workers)), signal.SIGKILL)
+            kills += 1
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stdout + stderr
+    retries = " ".join(stdout.split()).count("worker died (killed by SIGKILL)")
+    assert kills >= 2 and 1 <= retries <= kills, (kills, stdout)
+    for seed in (0, 1):
+        records = _records(out, seed=seed)
+        assert [r["env_steps_per_task"] for r in records] == [0, 500, 1000, 1500]
+        assert strip_wall(records) == strip_wall(_records(tmp_path / "reference", seed=seed))
+    assert not list(out.rglob("checkpoints")) and not list(out.rglob(".*.tmp-*"))
 
 
 def _stopped_run_resumes(out: Path) -> dict:
@@ -316,14 +354,3 @@ def test_dry_run_of_a_paper_mt50_grid_says_weeks(tmp_path):
     assert result.exit_code == 0, result.output
     assert "weeks on this machine" in text and "--preset quick" in text and "--executor ray" in text
     assert "Memory per run" in text and not out.exists()
-
-
-def test_ray_executor_on_a_local_instance(tmp_path):
-    pytest.importorskip("ray")
-    out = tmp_path / "runs"
-    result = runner.invoke(
-        app, ["run", "--agents", "mt_sac", "--seeds", "0-1", "--executor", "ray", "--out", str(out), *TINY]
-    )
-    assert result.exit_code == 0, result.output
-    for seed in (0, 1):
-        assert [r["env_steps_per_task"] for r in _records(out, "mt_sac", seed)] == [0, 100, 200]

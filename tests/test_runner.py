@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from mtbench import config, runner, sac
+from mtbench.atomic import write_text
 from mtbench.checkpoint import Checkpoints
 from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
-from mtbench.rundir import RunDir, atomic_write_text
+from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, _exclusive, check, resolve, run_one
 from mtbench.suites import STATE_DIM
 from tests.helpers import RESUMABLE, TINY, Crash, crash_after_eval, run_spec, strip_wall
@@ -34,7 +35,7 @@ def test_interrupted_run_starts_over(tmp_path):
     config, rd, done = check(spec)
     assert not done
     rd.write_json(rd.config_file, config.to_json())
-    atomic_write_text(rd.eval_file, '{"partial": true}\n')  # left by a killed attempt
+    write_text(rd.eval_file, '{"partial": true}\n')  # left by a killed attempt
     run_one(spec)
     assert rd.is_done() and "partial" not in rd.eval_file.read_text()
     assert check(spec)[2] is True
@@ -73,7 +74,7 @@ def test_append_eval_is_atomic_and_checks_keys(tmp_path):
     with pytest.raises(ValueError, match="keys"):
         rd.append_eval(record | {"extra": 1})
     assert [r["env_steps"] for r in rd.read_eval()] == [0, 5]
-    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
+    assert not list(tmp_path.glob(".*.tmp-*"))  # no temporary files left behind
     assert rd.eval_file.stat().st_mode & 0o777 == 0o644  # readable by others, like any result file
 
 
@@ -81,7 +82,7 @@ def test_check_reports_corrupt_config(tmp_path):
     spec = run_spec(tmp_path)
     _, rd, _ = check(spec)
     for text in ('{"suite": "reach', "[1, 2]"):
-        atomic_write_text(rd.config_file, text)
+        write_text(rd.config_file, text)
         with pytest.raises(UsageError, match=r"config\.json is corrupt"):
             check(spec)
 

@@ -7,16 +7,15 @@ a failure leaves any earlier report untouched and no half-written one behind.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mtbench import atomic
 from mtbench.errors import UsageError
 from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, collect, curve_scores, final_scores
@@ -37,8 +36,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
 
 
-def _distinct(values: list[Any]) -> str:
+def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One section of the report: its title (numbered by position), its blocks, and its part of
+    summary.json."""
+
+    title: str
+    blocks: list[Block]
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def pick_reference(agents: list[str], reference: str | None, all_pairs: bool) -> str | None:
@@ -54,12 +63,12 @@ def pick_reference(agents: list[str], reference: str | None, all_pairs: bool) ->
     return reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE in agents else agents[0])
 
 
-def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
+def _setup(col: Collection, reps: int, seed: int) -> Part:
     runs = col.runs
     train = col.protocol
     configs = [r.config for r in runs]
     prov = [r.provenance for r in runs]
-    blocks: list[Block] = [Section("1. Setup")]
+    blocks: list[Block] = []
     if any(c.get("smoke") for c in configs):
         blocks.append(
             Text(
@@ -110,7 +119,7 @@ def _setup(col: Collection, reps: int, seed: int) -> list[Block]:
     )
     if col.left_out:
         blocks.append(Bullets(col.left_out))
-    return blocks
+    return Part("Setup", blocks, {"left_out": list(col.left_out)})
 
 
 def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:
@@ -144,21 +153,21 @@ def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:
     return rows, summary
 
 
-def _routing_blocks(col: Collection, fig_dir: Path, seed: int) -> list[Block]:
+def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
     from mtbench.report.routing import collect_routing
 
-    blocks: list[Block] = [Section("8. Soft-module routing")]
+    title = "Soft-module routing"
     routings = collect_routing(col)
     if not routings:
-        return [*blocks, Text("No run with a saved model of a routing network (soft modules) is here.")]
-    blocks.append(
+        return Part(title, [Text("No run with a saved model of a routing network (soft modules) is here.")])
+    blocks: list[Block] = [
         Text(
             "Routing probabilities of each soft-module run's policy on observations from rolling out its "
             "own deterministic policy (one evaluation env of the suite, the same goals for every run). "
             "Heatmap: mean probability per task of each routing entry; t-SNE: one point per observation, "
             "coloured by task."
         )
-    )
+    ]
     for routing in routings:
         name = f"{routing.run.agent}_seed{routing.run.seed}"
         heat, tsne = fig_dir / f"routing_{name}.png", fig_dir / f"routing_tsne_{name}.png"
@@ -175,22 +184,24 @@ def _routing_blocks(col: Collection, fig_dir: Path, seed: int) -> list[Block]:
                 + (" (colours in task-id order around the hue circle)." if len(col.tasks) > 20 else "."),
             ),
         ]
-    return blocks
+    return Part(title, blocks)
 
 
-def _published() -> list[Block]:
+def _published() -> Part:
     header = ["method", *published.SOFT_MODULE_COLUMNS]
     rows = [
         [agent, *("-" if v is None else f"{v:.1f}" for v in values)]
         for agent, values in published.SOFT_MODULE_TABLE.items()
     ]
-    return [
-        Section("9. Published results (context only)"),
-        Text(published.CAVEAT),
-        Text(f"Success rate in percent. Protocol: {published.SOFT_MODULE_PROTOCOL}."),
-        Table(header, rows),
-        Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]),
-    ]
+    return Part(
+        "Published results (context only)",
+        [
+            Text(published.CAVEAT),
+            Text(f"Success rate in percent. Protocol: {published.SOFT_MODULE_PROTOCOL}."),
+            Table(header, rows),
+            Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]),
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -203,20 +214,18 @@ class _Context:
     colors: dict[str, Any]
     reps: int
     seed: int
-    summary: dict[str, Any]
 
 
-def _aggregate(ctx: _Context) -> list[Block]:
+def _aggregate(ctx: _Context) -> Part:
     agents = ctx.col.agents
     points, intervals = stats.interval_estimates(ctx.final, stats.aggregates, ctx.reps, ctx.seed)
     figures.aggregate_figure(points, intervals, ctx.colors, ctx.fig_dir / "aggregate.png")
-    ctx.summary["aggregate"] = {
+    summary = {
         a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)}
         for a in agents
     }
     rows = [[a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))] for a in agents]
-    return [
-        Section("2. Aggregate final success"),
+    blocks: list[Block] = [
         Text(
             "Final success rate over all runs and tasks; point estimate [95% CI]. Optimality gap = "
             "1 - mean success (lower is better)."
@@ -224,36 +233,41 @@ def _aggregate(ctx: _Context) -> list[Block]:
         Table(["agent", *stats.METRICS], rows),
         Image("figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap CIs."),
     ]
+    return Part("Aggregate final success", blocks, {"aggregate": summary})
 
 
-def _profiles(ctx: _Context) -> list[Block]:
+def _profiles(ctx: _Context) -> Part:
     profiles, cis = stats.interval_estimates(ctx.final, stats.score_distribution, ctx.reps, ctx.seed)
     figures.profile_figure(profiles, cis, ctx.colors, ctx.fig_dir / "profiles.png")
-    return [
-        Section("3. Performance profiles"),
-        Text("Fraction of (run, task) final success rates above each threshold; higher curves are better."),
-        Image("figures/profiles.png", "Performance profiles with 95% CI bands."),
-    ]
+    return Part(
+        "Performance profiles",
+        [
+            Text(
+                "Fraction of (run, task) final success rates above each threshold; higher curves are better."
+            ),
+            Image("figures/profiles.png", "Performance profiles with 95% CI bands."),
+        ],
+    )
 
 
-def _improvement(ctx: _Context, reference: str | None) -> list[Block]:
-    blocks: list[Block] = [Section("4. Probability of improvement")]
+def _improvement(ctx: _Context, reference: str | None) -> Part:
+    title = "Probability of improvement"
     pairs = stats.improvement_pairs(ctx.col.agents, reference)
     if not pairs:
-        return [*blocks, Text("Only one agent: nothing to compare.")]
+        return Part(title, [Text("Only one agent: nothing to compare.")])
     poi, cis = stats.improvement(ctx.final, pairs, ctx.reps, ctx.seed)
     figures.improvement_figure(poi, cis, ctx.colors, ctx.fig_dir / "improvement.png")
-    ctx.summary["probability_of_improvement"] = {k: _interval_json(poi[k], *cis[k]) for k in poi}
+    summary = {k: _interval_json(float(poi[k]), *cis[k]) for k in poi}
     against = f"the reference agent {reference}" if reference else "each other (all pairs)"
-    return [
-        *blocks,
+    blocks: list[Block] = [
         Text(f"P(X > Y): probability that X beats Y on a random task, agents compared with {against}."),
-        Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(poi[k], *cis[k])] for k in poi]),
+        Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(float(poi[k]), *cis[k])] for k in poi]),
         Image("figures/improvement.png", "Probability of improvement with 95% CIs; 0.5 = no difference."),
     ]
+    return Part(title, blocks, {"probability_of_improvement": summary})
 
 
-def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dict) -> list[Block]:
+def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dict) -> Part:
     points, cis = stats.interval_estimates(curves, stats.iqm_per_point, ctx.reps, ctx.seed)
     figures.curve_figure(
         dict.fromkeys(points, steps),
@@ -274,19 +288,21 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
         "Success against wall-clock time",
         ctx.fig_dir / "wall_clock.png",
     )
-    return [
-        Section("5. Sample efficiency"),
-        Text("IQM of success over runs and tasks at every evaluation point, with 95% CI bands."),
-        Image("figures/sample_efficiency.png", "IQM success rate against env steps per task."),
-        Image("figures/wall_clock.png", "IQM success rate against wall-clock time."),
-    ]
+    return Part(
+        "Sample efficiency",
+        [
+            Text("IQM of success over runs and tasks at every evaluation point, with 95% CI bands."),
+            Image("figures/sample_efficiency.png", "IQM success rate against env steps per task."),
+            Image("figures/wall_clock.png", "IQM success rate against wall-clock time."),
+        ],
+    )
 
 
-def _per_task(ctx: _Context) -> list[Block]:
+def _per_task(ctx: _Context) -> Part:
     agents, tasks = ctx.col.agents, ctx.col.tasks
     table = stats.per_task(ctx.final)
     best = stats.best_per_task({a: m for a, (m, _) in table.items()})
-    ctx.summary["per_task"] = {
+    summary = {
         a: {
             t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(ctx.final[a])}
             for i, t in enumerate(tasks)
@@ -297,35 +313,27 @@ def _per_task(ctx: _Context) -> list[Block]:
     for i, task in enumerate(tasks):
         cells = [f"{table[a][0][i]:.2f} ± {table[a][1][i]:.2f}" for a in agents]
         rows.append([task, *(f"**{c}**" if a in best[i] else c for a, c in zip(agents, cells, strict=True))])
-    return [
-        Section("6. Per-task final success"),
-        Text(
-            "Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold "
-            "(ties all bold)."
-        ),
-        Table(["task", *agents], rows),
-    ]
+    text = (
+        "Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold (ties all bold)."
+    )
+    return Part("Per-task final success", [Text(text), Table(["task", *agents], rows)], {"per_task": summary})
 
 
-def _cost(ctx: _Context) -> list[Block]:
-    rows, ctx.summary["cost"] = _cost_rows(ctx.col)
-    return [
-        Section("7. Cost"),
-        Text(
-            "Per run, mean over runs. Wall-clock time and the rates include evaluation; updates = gradient "
-            "updates after warm-up."
-        ),
-        Table(
-            ["agent", "actor params", "critic params", "env steps", "wall-clock", "env steps/s", "updates/s"],
-            rows,
-        ),
-    ]
+def _cost(ctx: _Context) -> Part:
+    rows, summary = _cost_rows(ctx.col)
+    header = ["agent", "actor params", "critic params", "env steps", "wall-clock", "env steps/s", "updates/s"]
+    text = (
+        "Per run, mean over runs. Wall-clock time and the rates include evaluation; updates = gradient "
+        "updates after warm-up."
+    )
+    return Part("Cost", [Text(text), Table(header, rows)], {"cost": summary})
 
 
 def _blocks(
     col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None
 ) -> tuple[list[Block], dict[str, Any], dict[str, np.ndarray]]:
-    """All sections; the setup section comes last in the making so it lists everything left out."""
+    """All sections, numbered in order; the setup section is made last (it lists everything the
+    others left out) but comes first."""
     final = final_scores(col)
     steps, curves, wall = curve_scores(col)
     summary: dict[str, Any] = {"suite": col.suite, "tasks": col.tasks, "protocol": col.protocol, "reps": reps}
@@ -333,19 +341,22 @@ def _blocks(
     arrays = {"steps": steps, "tasks": np.array(col.tasks)}
     arrays |= {f"final/{a}": s for a, s in final.items()} | {f"curve/{a}": s for a, s in curves.items()}
     arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
-    ctx = _Context(col, final, fig_dir, figures.agent_colors(col.agents), reps, seed, summary)
-    blocks = [
-        *_aggregate(ctx),
-        *_profiles(ctx),
-        *_improvement(ctx, reference),
-        *_sample_efficiency(ctx, steps, curves, wall),
-        *_per_task(ctx),
-        *_cost(ctx),
-        *_routing_blocks(col, fig_dir, seed),
-        *_published(),
+    ctx = _Context(col, final, fig_dir, figures.agent_colors(col.agents), reps, seed)
+    parts = [
+        _aggregate(ctx),
+        _profiles(ctx),
+        _improvement(ctx, reference),
+        _sample_efficiency(ctx, steps, curves, wall),
+        _per_task(ctx),
+        _cost(ctx),
+        _routing(col, fig_dir, seed),
+        _published(),
     ]
-    summary["left_out"] = list(col.left_out)
-    return _setup(col, reps, seed) + blocks, summary, arrays
+    blocks: list[Block] = []
+    for number, part in enumerate([_setup(col, reps, seed), *parts], start=1):  # setup made last
+        blocks += [Section(f"{number}. {part.title}"), *part.blocks]
+        summary |= part.summary
+    return blocks, summary, arrays
 
 
 def _check_out(out: Path, roots: list[Path]) -> None:
@@ -360,22 +371,6 @@ def _check_out(out: Path, roots: list[Path]) -> None:
         raise UsageError(
             f"--out {str(out)!r} exists and is not an mtbench report (no summary.json); pick another folder"
         )
-
-
-def _swap_in(new: Path, out: Path) -> None:
-    """Rename ``new`` to ``out``; an earlier ``out`` is removed only once ``new`` is in place."""
-    if not out.exists():
-        os.replace(new, out)
-        return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    os.replace(out, old / out.name)
-    try:
-        os.replace(new, out)
-    except OSError:
-        os.replace(old / out.name, out)  # put the earlier report back
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def build_report(
@@ -393,19 +388,13 @@ def build_report(
     _check_out(out, roots)
     col = collect(roots)
     reference = pick_reference(col.agents, reference, all_pairs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic.folder(out) as tmp:  # an earlier report is replaced only by a complete one
         (tmp / "figures").mkdir()
         blocks, summary, arrays = _blocks(col, tmp / "figures", reps, seed, reference)
         summary["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         title = f"mtbench report: {col.suite}"
         (tmp / "report.md").write_text(to_markdown(title, blocks))
         to_pdf(title, blocks, tmp, tmp / "report.pdf")
-        np.savez(tmp / "scores.npz", **arrays)
+        np.savez(tmp / "scores.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub: ** as allow_pickle
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        os.chmod(tmp, 0o755)
-        _swap_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out / "report.md"

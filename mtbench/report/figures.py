@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import ListedColormap
 
 from mtbench.report.stats import METRICS, TAUS
 
@@ -29,9 +30,15 @@ BUILTIN_AGENTS = (
 """Built-in agents keep the same colour in every report."""
 
 
+def _palette(name: str) -> list[tuple[float, ...]]:
+    cmap = plt.get_cmap(name)
+    assert isinstance(cmap, ListedColormap)
+    return [tuple(rgb) for rgb in np.asarray(cmap.colors, dtype=float).tolist()]
+
+
 def agent_colors(agents: list[str]) -> dict[str, tuple[float, ...]]:
     """A colour per agent: fixed for the built-in agents, then the free ones in sorted order."""
-    palette = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20b").colors]
+    palette = [*_palette("tab10"), *_palette("tab20b")]
     fixed = dict(zip(BUILTIN_AGENTS, palette, strict=False))
     free = palette[len(BUILTIN_AGENTS) :]
     others = [a for a in sorted(agents) if a not in fixed]
