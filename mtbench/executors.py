@@ -100,6 +100,22 @@ def _stop_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class _RayEvents:
+    """A run's events through a ``ray.util.queue.Queue``; when the caller is gone the run goes on."""
+
+    def __init__(self, queue: Any):
+        self.queue = queue
+
+    def put(self, item: tuple[int, Any]) -> None:
+        import ray
+
+        with contextlib.suppress(ray.exceptions.RayError):
+            self.queue.put(item)
+
+    def get(self, block: bool) -> tuple[int, Any]:
+        return self.queue.get(block=block)
+
+
 def _local_worker(key: int, spec: RunSpec, threads: int, events: _PipeEvents) -> None:
     _stop_with_parent()
     events.put((key, execute(key, spec, threads, events)))
@@ -139,11 +155,11 @@ def _exit_cause(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def _drain(events: Any, on_event: OnEvent) -> None:
-    """Pass on the events queued now (Ray's queue)."""
+def _drain(events: _RayEvents, on_event: OnEvent) -> None:
+    """Pass on the events queued now (Ray's queue; ``get(timeout=0)`` would never return one)."""
     while True:
         try:
-            key, item = events.get(timeout=0.0)
+            key, item = events.get(block=False)
         except queue_module.Empty:
             return
         on_event(key, item)
@@ -245,6 +261,7 @@ def run_ray(
     try:
         import ray
         from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     except ImportError:
         raise UsageError("--executor ray needs Ray: pip install 'mtbench[ray]'") from None
     started = not ray.is_initialized()
@@ -252,7 +269,9 @@ def run_ray(
         local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if address is None else {}  # loopback only
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, **local)
     try:
-        events = Queue()
+        # the event queue lives on this (the caller's) node: a lost worker node must not take it along
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        events = _RayEvents(Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here}))
         task = ray.remote(execute)
         threads = max(1, int(cpus))
         refs = {
@@ -267,7 +286,7 @@ def run_ray(
             ray.shutdown()
 
 
-def _wait_for_ray(refs: dict[Any, int], events: Any, on_event: OnEvent) -> dict[int, Outcome]:
+def _wait_for_ray(refs: dict[Any, int], events: _RayEvents, on_event: OnEvent) -> dict[int, Outcome]:
     """Outcomes of the Ray tasks ``refs`` (ref -> run index) as they end; a stop request cancels
     the rest (each checkpoints and stops)."""
     import ray

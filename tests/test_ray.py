@@ -37,8 +37,12 @@ def _request(out: Path, overrides: dict, seeds: tuple[int, ...] = (0,)) -> GridR
 
 def test_ray_executor_on_a_local_instance(tmp_path):
     grid = Grid.prepare(_request(tmp_path, TINY, seeds=(0, 1)), RayCluster())
-    result = grid.run(RayCluster())
+    events: list[tuple[int, str]] = []
+    result = grid.run(RayCluster(), None, lambda key, event: events.append((key, event["event"])))
     assert [o.status for o in result.outcomes] == ["done", "done"]
+    for key in (0, 1):  # the workers' events reach the caller: the live display is fed
+        kinds = [kind for k, kind in events if k == key]
+        assert kinds[0] == "start" and "progress" in kinds and kinds[-1] == "end", kinds
     for rd in grid.run_dirs:
         assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 100, 200]
 
@@ -90,7 +94,7 @@ def test_a_lost_node_resumes_its_run_on_another_node(tmp_path):
         assert strip_wall(records) == strip_wall(reference.run_dirs[0].read_eval())
         (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
         assert resume["env_steps"] > 0
-        assert any("resumed from the checkpoint" in e.get("text", "") for e in events)
+        assert any("resumed from the checkpoint" in e.get("text", "") for e in events), events
     finally:
         ray.shutdown()
         cluster.shutdown()
