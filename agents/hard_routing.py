@@ -57,10 +57,9 @@ class HardRoutingNet(nn.Module):
     def forward(self, x: th.Tensor, task: th.Tensor) -> th.Tensor:
         route = self.routes(task.argmax(dim=1))  # [L, N, n]
         h = th.relu(self.embed(x))  # [N, embedding]
-        for layer, choice in zip(self.layers, route, strict=True):
-            outputs = cast(BatchedLinear, layer).shared_input(
-                h
-            )  # [n, N, width]: every module, for the route gradient
+        for module, choice in zip(self.layers, route, strict=True):
+            layer = cast(BatchedLinear, module)
+            outputs = layer.shared_input(h)  # [n, N, width]: every module, for the route gradient
             h = th.relu(th.einsum("nm,mnd->nd", choice, outputs))  # [N, width]: the chosen module
         with full_precision(h):
             return self.output(h.float())

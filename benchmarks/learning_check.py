@@ -176,9 +176,9 @@ def main() -> None:
             flush=True,
         )
     started = time.perf_counter()
-    result = grid.run(pool, plan, _print_event(grid.labels(grid.pending)))
+    outcome = grid.run(pool, plan, _print_event(grid.labels(grid.pending)))
     total = time.perf_counter() - started
-    if result.unfinished:
+    if outcome.unfinished:
         sys.exit("not every run finished; run the same command again to resume")
 
     rows = summarise(grid, args.last)

@@ -1,7 +1,7 @@
 """Atomic writes: a file or a whole folder appears complete or not at all, never half-written.
 
-Run directories (:mod:`mtbench.rundir`), checkpoints (:mod:`mtbench.checkpoint`) and reports
-(:mod:`mtbench.report`) all write through here: into a temporary sibling, flushed to disk, then
+Run directories' metadata (:mod:`mtbench.rundir`), checkpoints (:mod:`mtbench.checkpoint`) and
+reports (:mod:`mtbench.report`) all write through here: into a temporary sibling, flushed to disk, then
 renamed into place (a rename within one folder is atomic on POSIX). A crash leaves the previous
 content; what a killed write left behind is a dot-name ending in ``.tmp-*`` (:func:`leftovers`).
 """

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mtbench.envs import TaskVectorEnv
 from mtbench.evaluation import evaluate
 from mtbench.rundir import RunDir
+
+if TYPE_CHECKING:
+    from mtbench.envs import TaskVectorEnv
 
 
 class EvalCallback(BaseCallback):

@@ -157,7 +157,8 @@ class Checkpoints:
             files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
             manifest = {"format": FORMAT, "env_steps": model.num_timesteps, "files": files}
             (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        for old in [*self.complete()[KEEP:], *atomic.leftovers(self.root)]:  # older ones, killed writes
+        # older checkpoints; what killed writes left (".tmp-step_*": the names before mtbench.atomic)
+        for old in [*self.complete()[KEEP:], *atomic.leftovers(self.root), *self.root.glob(".tmp-*")]:
             shutil.rmtree(old, ignore_errors=True)
         return final
 

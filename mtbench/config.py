@@ -240,23 +240,30 @@ def get_preset(name: str) -> Preset:
 
 def _conform(name: str, value: Any, hint: Any, example: Any = None) -> Any:
     """``value`` as a value of the type ``hint`` (ints become floats where floats are wanted, JSON
-    lists tuples), or UsageError naming the setting, what it takes (``example``) and what it got."""
-    if get_origin(hint) is Literal:
-        if value not in get_args(hint):
-            raise UsageError(f"unknown {name} {value!r}; valid values: {', '.join(get_args(hint))}")
-        return value
-    if get_origin(hint) in (Union, types.UnionType):
+    lists tuples; a union takes the first of its types that fits), or UsageError naming the
+    setting, what it takes (``example``) and what it got."""
+    origin = get_origin(hint) or hint
+    if origin in (Union, types.UnionType):
         if value is None and type(None) in get_args(hint):
             return None
-        (hint,) = [h for h in get_args(hint) if h is not type(None)]
-    origin = get_origin(hint) or hint
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        errors = []
+        for arm in (h for h in get_args(hint) if h is not type(None)):
+            try:
+                return _conform(name, value, arm, example)
+            except UsageError as exc:
+                errors.append(str(exc))
+        raise UsageError(errors[0] if len(errors) == 1 else f"{name}: {value!r} fits none of {hint}")
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise UsageError(f"unknown {name} {value!r}; valid values: {', '.join(map(str, get_args(hint)))}")
+        return value
+    if hint is float and _is(value, int):
         return float(value)
     if origin is tuple:
         item = get_args(hint)[0] if get_args(hint) else object
-        if isinstance(value, list | tuple) and all(_is(v, item) for v in value):
+        if isinstance(value, list | tuple) and all(_is(v, get_origin(item) or item) for v in value):
             return tuple(value)
-    elif not isinstance(hint, type) or _is(value, hint):
+    elif not isinstance(origin, type) or _is(value, origin):
         return value  # a hint this check does not know (Any, a protocol) is the field's own business
     kind = getattr(origin, "__name__", str(origin))
     like = "" if example is None else f" like {example!r}"

@@ -25,7 +25,7 @@ from mtbench.config import RunConfig
 from mtbench.errors import UsageError
 from mtbench.estimate import Plan
 from mtbench.executors import Executor, LocalPool, OnEvent, Outcome
-from mtbench.registry import available_agents, load_agent_module, load_errors
+from mtbench.registry import available_agents, load_errors
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check
 
@@ -97,7 +97,7 @@ class GridRequest:
     checkpoint_every: float = 300.0
     """Wall seconds between checkpoints (at episode ends); 0: every episode."""
 
-    def specs(self) -> list[RunSpec]:
+    def run_specs(self) -> list[RunSpec]:
         if self.checkpoint_every < 0:
             raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         settings = tuple(sorted(self.overrides.items()))
@@ -150,9 +150,7 @@ class Grid:
 
         :raises UsageError: naming the bad value and the valid choices.
         """
-        for module in request.agent_modules:
-            load_agent_module(module)
-        specs = request.specs()
+        specs = request.run_specs()  # resolving a spec registers its agent modules
         if not specs:
             raise UsageError("the grid is empty: give at least one agent and one seed")
         if executor is not None:

@@ -60,7 +60,7 @@ class AgentSpec:
             raise TypeError(f"agent {self.name!r}: build must be callable")
 
 
-def lazy_build(module: str) -> Callable[..., Any]:
+def lazy_build(module: str) -> Callable[[VecEnv, RunConfig, int, str], SAC]:
     """An :attr:`AgentSpec.build` that imports ``module`` and calls its ``build`` on first use, so
     that listing and looking up agents imports no network code (nor torch)."""
 
@@ -84,10 +84,15 @@ def _load_entry_point(ep: EntryPoint) -> AgentSpec:
     return spec
 
 
+def _is_builtin(ep: EntryPoint) -> bool:
+    """The entry point is one of mtbench's own."""
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.name == "mtbench"
+
+
 def _builtin_first(ep: EntryPoint) -> tuple[str, bool]:
     """Sort key: by name, mtbench's own agents before plugins that reuse their names."""
-    dist = getattr(ep, "dist", None)
-    return ep.name, dist is None or dist.name != "mtbench"
+    return ep.name, not _is_builtin(ep)
 
 
 def refresh() -> None:
@@ -119,7 +124,7 @@ def available_agents() -> dict[str, AgentSpec]:
 
 def builtin_agents() -> dict[str, AgentSpec]:
     """The agents mtbench itself ships (its own entry points), by name, in name order."""
-    own = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if not _builtin_first(ep)[1]}
+    own = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_builtin(ep)}
     return {name: spec for name, spec in available_agents().items() if name in own}
 
 

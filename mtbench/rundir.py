@@ -3,9 +3,10 @@
 ``<out>/<suite>/<agent>/seed_<n>/`` holds ``config.json``, ``provenance.json``, ``eval.jsonl``
 (one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model), ``tb/``
 (TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
-(see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last. Every
-file is written through :mod:`mtbench.atomic` (a temporary name, renamed into place), so an
-interrupted write leaves the previous content intact.
+(see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last. Its JSON
+files and ``DONE`` are written through :mod:`mtbench.atomic` (a temporary name, renamed into
+place), so an interrupted write leaves the previous content intact; ``model.zip`` (SB3's own save)
+counts only once ``DONE`` exists, and an unfinished run's stale one is removed.
 """
 
 from __future__ import annotations

@@ -54,7 +54,11 @@ def autocast_bf16(module: nn.Module, device_type: str) -> None:
     head = sb3_output_layer(module)
     if head is module:
         return
-    forward = module[:-1].forward if isinstance(module, nn.Sequential) else module.forward
+    if head is None:  # a task network, or a Sequential that ends in an activation (SB3's latent_pi)
+        forward = module.forward
+    else:  # a Q network: everything before its last Linear
+        assert isinstance(module, nn.Sequential)
+        forward = module[:-1].forward
 
     def wrapped(x: th.Tensor, *args: Any, **kwargs: Any) -> th.Tensor:
         if not module.training and x.shape[0] < BF16_MIN_ROWS:

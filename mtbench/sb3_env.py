@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from mtbench.envs import TaskVectorEnv
+if TYPE_CHECKING:
+    from mtbench.envs import TaskVectorEnv
 
 
 def _unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:

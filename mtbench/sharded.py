@@ -43,8 +43,8 @@ def _shard_worker(pipe: Any, env_fns: CloudpickleWrapper) -> None:
                 attrs = [env.get_wrapper_attr(name) for env in envs]
                 result = [a(*call_args, **kwargs) if callable(a) else a for a in attrs]
             elif command == "set":
-                name, value = args
-                result = [env.set_wrapper_attr(name, value) for env in envs]
+                name, values = args
+                result = [env.set_wrapper_attr(name, v) for env, v in zip(envs, values, strict=True)]
             else:  # close
                 for env in envs:
                     env.close()
@@ -146,9 +146,14 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
     def get_attr(self, name: str) -> tuple[Any, ...]:
         return self.call(name)
 
-    def set_attr(self, name: str, value: Any) -> None:
-        """Set ``name`` to ``value`` on every sub-env (one value for all)."""
-        self._send("set", [(name, value)] * len(self._slices))
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set ``name`` on every sub-env: a list or tuple gives one value per sub-env, anything else
+        the same value to all (as gymnasium's vector envs do)."""
+        if not isinstance(values, list | tuple):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"set_attr {name!r}: {len(values)} values for {self.num_envs} sub-envs")
+        self._send("set", [(name, [values[i] for i in s]) for s in self._slices])
 
     def close_extras(self, **kwargs: Any) -> None:
         for pipe, process in zip(self._pipes, self._processes, strict=True):

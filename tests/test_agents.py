@@ -248,6 +248,26 @@ def test_bf16_computes_output_layers_in_fp32(name, env3):
         assert states and all(v.dtype == th.float32 for v in states)
 
 
+@pytest.mark.parametrize("name", AGENTS)
+def test_bf16_computes_the_same_function(name, env3):
+    """The bf16 networks compute what the fp32 ones do with the same weights, up to bf16 rounding
+    (a wrapper that skipped a layer, e.g. the last ReLU of SB3's actor trunk, would be far off)."""
+    fp32 = build(name, env3)
+    bf16 = build(name, env3, overrides=(("precision", "bf16"),))
+    bf16.policy.load_state_dict(fp32.policy.state_dict())
+    obs = th.as_tensor(np.tile(env3.reset(), (32, 1)))  # [96, 42]: a batch large enough for bf16
+    actions = th.rand(96, 4) * 2 - 1
+    for model in (fp32, bf16):
+        model.policy.set_training_mode(True)
+    with th.no_grad():
+        pairs = [
+            (fp32.actor.get_action_dist_params(obs)[0], bf16.actor.get_action_dist_params(obs)[0]),
+            *zip(fp32.critic(obs, actions), bf16.critic(obs, actions), strict=True),
+        ]
+    for a, b in pairs:
+        assert (a - b).abs().max() <= 0.05 * a.abs().max() + 1e-3, (a - b).abs().max()
+
+
 _SOFT = {"route_first", "last_logits", "output"}
 OUTPUT_LAYERS = {  # per agent: the actor's and each Q network's output and routing-logit layers
     "mt_sac": ({"mu", "log_std"}, {"6"}),  # SB3's Q network: Linear-ReLU x 3, then Linear 6

@@ -156,13 +156,16 @@ def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:
 def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
     from mtbench.report.routing import collect_routing
 
-    title = "Soft-module routing"
+    title = "Routing"
     routings = collect_routing(col)
     if not routings:
-        return Part(title, [Text("No run with a saved model of a routing network (soft modules) is here.")])
+        return Part(
+            title,
+            [Text("No run with a saved model of a routing network (such as the soft modules) is here.")],
+        )
     blocks: list[Block] = [
         Text(
-            "Routing probabilities of each soft-module run's policy on observations from rolling out its "
+            "Routing probabilities of each routing network's policy on observations from rolling out its "
             "own deterministic policy (one evaluation env of the suite, the same goals for every run). "
             "Heatmap: mean probability per task of each routing entry; t-SNE: one point per observation, "
             "coloured by task."

@@ -1,4 +1,5 @@
-"""Routing of soft-module policies, read from saved models: per-task heatmaps and a t-SNE.
+"""Routing of policies whose network routes between modules, read from saved models: per-task
+heatmaps and a t-SNE.
 
 A run qualifies when its ``model.zip`` loads and its actor's network is a
 :class:`mtbench.policies.RoutingNetwork` (it has a ``routing(x, task)`` method: the soft modules,
@@ -53,7 +54,10 @@ def _load_routed(run: Run, left_out: list[str]) -> MultiTaskSAC | None:
     try:
         model = MultiTaskSAC.load(model_file, device="cpu")
     except Exception as exc:  # not fatal: the report goes on without this run's routing
-        left_out.append(f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); no routing plots")
+        left_out.append(
+            f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); its routing, if it has any, "
+            "is not shown"
+        )
         return None
     return model if isinstance(getattr(model.actor, "net", None), RoutingNetwork) else None
 
