@@ -165,14 +165,14 @@ def main() -> None:
     pool = LocalPool(workers=args.workers)
     grid = Grid.prepare(request, pool)
     plan = None
-    workers, threads = args.workers, 1
+    workers, layout = args.workers, "every run had finished before this invocation"
     if grid.pending:
         print("Calibrating on this machine (a few updates of every agent) ...", flush=True)
         plan = grid.plan(pool)
-        workers, threads = plan.workers, plan.threads
+        workers, layout = plan.workers, f"{plan.workers} worker(s) x {plan.threads} torch thread(s)"
         print(
-            f"{len(grid.pending)} of {len(grid.specs)} runs to do, {workers} at a time x {threads} torch "
-            f"thread(s): about {duration(plan.grid_seconds)}",
+            f"{len(grid.pending)} of {len(grid.specs)} runs to do, {layout}: "
+            f"about {duration(plan.grid_seconds)}",
             flush=True,
         )
     started = time.perf_counter()
@@ -195,8 +195,8 @@ def main() -> None:
         f"evaluation with {args.eval_episodes} episode(s) per task before training and every "
         f"{args.eval_every} steps per task; final success is the mean of the last {args.last} "
         f"evaluations. Other settings changed: {settings}; everything else is the agent's default. "
-        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {workers} worker(s) x {threads} "
-        f"torch thread(s). Training time of all runs (from `eval.jsonl`, startup excluded): "
+        f"Machine: {collect('cpu')['cpu']}, {platform.machine()}, {layout}. "
+        f"Training time of all runs (from `eval.jsonl`, startup excluded): "
         f"{run_minutes:.0f} min, so about {run_minutes / workers:.0f} min on {workers} "
         f"worker(s); this invocation took {total / 60:.0f} min (runs already finished in "
         f"`{args.out}` are skipped).\n\n```\n{command}\n```\n\n{result}\n"

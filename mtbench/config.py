@@ -310,9 +310,7 @@ def check_fields(config: Any, prefix: str = "") -> None:
         name = prefix + field.name
         value = _conform(name, getattr(config, field.name), hints.get(field.name, Any), _example(field))
         object.__setattr__(config, field.name, value)
-        optional = field.default is None or (
-            field.name in hints and type(None) in get_args(hints[field.name])
-        )
+        optional = type(None) in get_args(hints.get(field.name, Any))
         if value is not None and (message := _limit_error(name, value, field.metadata, optional)):
             raise UsageError(message)
 

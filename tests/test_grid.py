@@ -41,7 +41,8 @@ def test_python_api_runs_a_grid_and_reports_it(tmp_path):
     [
         (lambda: Grid.prepare(GridRequest(agents=("nope",), suite="mt10")), "unknown agent 'nope'"),
         (lambda: Grid.prepare(GridRequest(agents=(), suite="mt10")), "the grid is empty"),
-        (lambda: GridRequest(agents=("mt_sac",), suite="t", checkpoint_every=-1).run_specs(), "checkpoint"),
+        (lambda: GridRequest(agents=("mt_sac",), suite="mt10", checkpoint_every=-1).run_specs(),
+         "checkpoint_every"),
         (lambda: LocalPool(workers=0), "workers must be at least 1"),
         (lambda: RayCluster(cpus_per_run=0), "cpus_per_run must be > 0"),
         (lambda: Grid.prepare(GridRequest(agents=("mt_sac",), suite="mt10", device="cuda"), RayCluster()),
