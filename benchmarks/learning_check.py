@@ -27,8 +27,9 @@ import numpy as np
 from mtbench.bench import replace_marked
 from mtbench.estimate import duration
 from mtbench.executors import LocalPool
-from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds, parse_settings
+from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds
 from mtbench.provenance import collect
+from mtbench.variants import parse_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SUITE = "fixed:reach-v3,window-close-v3"
@@ -67,8 +68,8 @@ class AgentResult:
 def summarise(grid: Grid, last: int) -> list[AgentResult]:
     """Per agent, from the run directories; ``last``: how many evaluation points make "final"."""
     results = []
-    for agent in dict.fromkeys(c.agent for c in grid.configs):
-        dirs = [rd for rd, c in zip(grid.run_dirs, grid.configs, strict=True) if c.agent == agent]
+    for agent in dict.fromkeys(c.name for c in grid.configs):
+        dirs = [rd for rd, c in zip(grid.run_dirs, grid.configs, strict=True) if c.name == agent]
         runs = [rd.read_eval() for rd in dirs]
         precisions = {json.loads(rd.provenance_file.read_text())["precision"] for rd in dirs}
         tasks = list(runs[0][0]["success_rate"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,7 @@ from mtbench.errors import UsageError
 from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
 from mtbench.suites import all_tasks, benchmarks, parse_suite
+from mtbench.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps
 
 if TYPE_CHECKING:  # the commands import these when they run: --help stays free of torch
     from mtbench.estimate import Plan
@@ -137,7 +139,12 @@ def print_plan(plan: Plan, labels: list[str], smoke: bool) -> None:
 
 @app.command()
 def run(
-    agents: Annotated[str, typer.Option(help="Comma-separated agent names, or 'all'.")] = "mt_sac",
+    agents: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated names of agents, variants or named grids (mtbench agents), or 'all'."
+        ),
+    ] = "mt_sac",
     suite: Annotated[
         str, typer.Option(help="mt10, mt50, mt1:<task> or a comma-separated task list.")
     ] = "mt10",
@@ -157,6 +164,20 @@ def run(
             "--set",
             help="Any training setting as name=value (--set loss_weighting=none), or an agent "
             "setting as agent.name=value (--set agent.routing_input=task).",
+        ),
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=AGENT:SETTING=VALUE[,SETTING=VALUE...]: a variant of an agent, with settings as "
+            "--set takes them, run and reported under NAME (name it in --agents; repeatable)."
+        ),
+    ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SETTING=V1,V2[,...]: every agent of the grid becomes one variant per value, named "
+            "AGENT+SETTING=VALUE (repeatable: all combinations)."
         ),
     ] = None,
     agent_module: Annotated[
@@ -190,7 +211,7 @@ def run(
 
     Runs execute in parallel (--workers, or --executor ray), checkpoint every few minutes, and an
     interrupted grid resumes where it stopped when the same command is run again."""
-    from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds, parse_settings
+    from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds
 
     try:
         options = {"steps_per_task": steps_per_task, "eval_every": eval_every, "eval_episodes": eval_episodes}
@@ -206,12 +227,16 @@ def run(
             seeds=parse_seeds(seeds),
             preset=preset,
             overrides=overrides,
+            variants=tuple(Variant.parse(v) for v in variant or []),
+            sweeps=parse_sweeps(sweep or []),
             out=out,
             device=device,
             agent_modules=modules,
             checkpoint_every=checkpoint_every,
         )
         grid = Grid.prepare(request, pool)  # every run validated before anything is written
+        if report:
+            grid.check_comparable()
     except UsageError as exc:
         raise fail(str(exc)) from None
     print_grid(grid)
@@ -270,9 +295,25 @@ def print_grid(grid: Grid) -> None:
             "[bold yellow]SMOKE BUDGET[/]: the quick preset shows that everything runs; its success "
             "rates say little about how well the agents learn.",
         )
+    seeds: dict[str, list[int]] = {}
+    for c in grid.configs:
+        seeds.setdefault(c.name, []).append(c.seed)
+    variants = {c.name: c for c in grid.configs if c.variant}
+    for name, numbers in seeds.items():
+        c = variants.get(name)
+        label = _variant_text(Variant(name, c.agent, tuple(c.variant_settings.items()))) if c else name
+        console.print(f"  {label}: seed(s) {', '.join(map(str, numbers))}", highlight=False)
     for rd, done in zip(grid.run_dirs, grid.finished, strict=True):
         if done:
             console.print(f"skipping finished run {rd.path}", highlight=False)
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
+
+
+def _variant_text(variant: Variant) -> str:
+    return f"{variant.name} (= {variant.agent} with {_settings_text(dict(variant.settings))})"
 
 
 def exit_unless_done(result: GridResult) -> None:
@@ -348,7 +389,7 @@ def bench(
 
     try:
         parsed = parse_suite(suite)
-        names = parse_agents(agents)
+        names = tuple(available_agents()) if agents.strip() == "all" else parse_agents(agents)
         precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
         if not precisions or set(precisions) - {"fp32", "bf16"}:
             raise UsageError(f"--precision {precision!r}: give fp32, bf16 or fp32,bf16")
@@ -412,6 +453,15 @@ def list_agents(
     console.print(table)
     for name, cause in load_errors().items():
         err_console.print(f"[yellow]agent plugin {name!r} failed to load:[/] {cause}", highlight=False)
+    console.print("[bold]Named grids[/] (--agents NAME):")
+    for name, grid in NAMED_GRIDS.items():
+        members = [m if "=" not in m else _variant_text(Variant.parse(m)) for m in grid.members]
+        console.print(f"  [bold]{name}[/]: {grid.description}: {'; '.join(members)}", highlight=False)
+    console.print(
+        "Variants of your own: --variant NAME=AGENT:SETTING=VALUE[,...] and NAME in --agents; "
+        "sweeps: --sweep SETTING=V1,V2",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -28,6 +28,9 @@ SPREAD_EVAL_STEPS = 100_000
 """Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
 (starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
+PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
+"""TrainConfig fields that must agree for runs to be compared (the budget and evaluation protocol)."""
+
 
 def setting(
     default: Any, *, gt: float | None = None, ge: float | None = None, le: float | None = None, why: str = ""
@@ -347,7 +350,7 @@ class RunConfig:
     tasks: tuple[str, ...]
     """Task names in task-id order."""
     agent: str
-    """Registered agent name."""
+    """Registered agent name (a variant's base agent)."""
     seed: int
     """Seed of networks, replay sampling, exploration and env goals."""
     preset: str
@@ -358,6 +361,20 @@ class RunConfig:
     """Budget, evaluation protocol and SAC hyperparameters."""
     agent_config: Any
     """The agent's own hyperparameters (its config dataclass)."""
+    variant: str | None = None
+    """The variant's name (None: the agent itself); its run folder and report row use it."""
+    variant_settings: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    """What the variant sets (``--set`` names), as given; ``train`` and ``agent_config`` hold the
+    result (not hashed: it only repeats them)."""
+
+    @property
+    def name(self) -> str:
+        """The run's name in folders and reports: the variant's, else the agent's."""
+        return self.variant or self.agent
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"tasks": list(self.tasks)}
+        """config.json; a plain agent's has no variant keys (as before variants existed)."""
+        data = dataclasses.asdict(self) | {"tasks": list(self.tasks)}
+        if self.variant is None:
+            del data["variant"], data["variant_settings"]
+        return data

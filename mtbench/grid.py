@@ -11,23 +11,28 @@ a :class:`GridResult`. :func:`run_grid` does all three::
     request = GridRequest(agents=("mt_sac", "soft_module"), suite="mt10", seeds=(0, 1), preset="quick")
     result = run_grid(request)
     build_report(result.paths, "reports/mine")
+
+A grid's members are registered agents, variants (:class:`mtbench.variants.Variant`: an agent with
+settings of its own under its own name, treated as an agent by run folders, configs and reports),
+named grids (``paper``, ``paper-ablations``) and ``all``; ``GridRequest.sweeps`` turns every member
+into one variant per combination of the swept values.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtbench.config import RunConfig
+from mtbench.config import PROTOCOL_KEYS, RunConfig
 from mtbench.errors import UsageError
 from mtbench.estimate import Plan
 from mtbench.executors import Executor, LocalPool, OnEvent, Outcome
-from mtbench.registry import available_agents, load_errors
+from mtbench.registry import available_agents
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check
+from mtbench.variants import Variant, expand
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -46,41 +51,21 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def parse_agents(text: str) -> tuple[str, ...]:
-    """``"all"`` or a comma-separated list of agent names (checked when the grid is prepared)."""
-    if text.strip() == "all":
-        if not available_agents():
-            raise UsageError(f"no agent is registered; broken plugins: {load_errors() or 'none'}")
-        return tuple(available_agents())
+    """Comma-separated names of agents, variants or named grids, or ``all`` (expanded and checked
+    when the grid is prepared)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError(f"no agent in --agents {text!r}; valid agents: {', '.join(available_agents())}")
     return tuple(dict.fromkeys(names))
 
 
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``name=value`` items (``--set``) -> overrides (values parsed as JSON, else text).
-
-    Names are TrainConfig fields, or ``agent.<field>`` for a field of the agent's own config.
-    """
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects name=value, got {item!r}")
-        key = key.strip().replace("-", "_")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
-
-
 @dataclass(frozen=True, kw_only=True)
 class GridRequest:
-    """Every (agent, seed) run of ``agents`` x ``seeds`` on one suite."""
+    """Every (member, seed) run of ``agents`` x ``seeds`` on one suite (see :meth:`members`)."""
 
     agents: tuple[str, ...]
-    """Registered agent names."""
+    """Names of registered agents, of ``variants`` or of named grids
+    (:data:`mtbench.variants.NAMED_GRIDS`), or ``all`` (every registered agent and variant)."""
     suite: str
     """Suite name (see ``mtbench suites``)."""
     seeds: tuple[int, ...] = (0,)
@@ -88,6 +73,10 @@ class GridRequest:
     """Budget and protocol (see ``mtbench presets``)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Settings to change: TrainConfig fields, or ``agent.<field>`` for the agents' own configs."""
+    variants: tuple[Variant, ...] = ()
+    """Variants that ``agents`` may name."""
+    sweeps: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Settings to sweep: every member becomes one variant per combination of these values."""
     out: Path = Path("runs")
     """Root folder of run directories."""
     device: str = "auto"
@@ -97,6 +86,10 @@ class GridRequest:
     checkpoint_every: float = 300.0
     """Wall seconds between checkpoints (at episode ends); 0: every episode."""
 
+    def members(self) -> list[Variant]:
+        """The grid's agents and variants, expanded and checked (:func:`mtbench.variants.expand`)."""
+        return expand(self.agents, self.variants, self.sweeps)
+
     def run_specs(self) -> list[RunSpec]:
         if self.checkpoint_every < 0:
             raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -104,7 +97,9 @@ class GridRequest:
         return [
             RunSpec(
                 suite=self.suite,
-                agent=agent,
+                agent=member.agent,
+                variant=None if member.is_agent else member.name,
+                variant_settings=member.settings,
                 seed=seed,
                 preset=self.preset,
                 overrides=settings,
@@ -113,7 +108,7 @@ class GridRequest:
                 agent_modules=self.agent_modules,
                 checkpoint_every=self.checkpoint_every,
             )
-            for agent in self.agents
+            for member in self.members()
             for seed in self.seeds
         ]
 
@@ -166,7 +161,26 @@ class Grid:
         return [i for i, done in enumerate(self.finished) if not done]
 
     def labels(self, indices: list[int]) -> list[str]:
-        return [f"{self.configs[i].agent} seed {self.configs[i].seed}" for i in indices]
+        return [f"{self.configs[i].name} seed {self.configs[i].seed}" for i in indices]
+
+    def check_comparable(self) -> None:
+        """Raise UsageError unless one report can compare every run: a variant that changes the
+        budget or evaluation protocol (:data:`mtbench.config.PROTOCOL_KEYS`) cannot share one."""
+        protocols: dict[tuple, list[str]] = {}
+        for config in self.configs:
+            protocol = tuple(getattr(config.train, key) for key in PROTOCOL_KEYS)
+            protocols.setdefault(protocol, []).append(config.name)
+        if len(protocols) > 1:
+            keys = [k for i, k in enumerate(PROTOCOL_KEYS) if len({p[i] for p in protocols}) > 1]
+            groups = "; ".join(
+                f"{', '.join(dict.fromkeys(names))}: "
+                + ", ".join(f"{k}={p[PROTOCOL_KEYS.index(k)]}" for k in keys)
+                for p, names in protocols.items()
+            )
+            raise UsageError(
+                f"one report cannot compare runs with different budgets or evaluation protocols ({groups}); "
+                "set them alike for all, or run with --no-report"
+            )
 
     def plan(self, executor: Executor) -> Plan:
         """Calibrate the pending runs' agents here and fit them into this machine (or the cluster)."""

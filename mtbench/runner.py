@@ -56,11 +56,16 @@ class RunSpec:
 
     suite: str
     agent: str
+    """Registered agent name (a variant's base agent)."""
     seed: int
     preset: str = "paper"
     overrides: tuple[tuple[str, Any], ...] = ()
     """Settings to change, as (name, value) pairs: TrainConfig fields, or ``agent.<field>`` for the
     agent's own config."""
+    variant: str | None = None
+    """The variant's name (see :class:`mtbench.grid.Variant`); None: the agent itself."""
+    variant_settings: tuple[tuple[str, Any], ...] = ()
+    """The variant's own settings, as ``overrides``; they win over ``overrides``."""
     out: str = "runs"
     """Root folder of run directories."""
     device: str = "auto"
@@ -81,9 +86,16 @@ def resolve(spec: RunSpec) -> RunConfig:
     if spec.seed < 0:
         raise UsageError(f"seed must be >= 0, got {spec.seed}")
     prefix = "agent."
-    agent_overrides = {k[len(prefix) :]: v for k, v in spec.overrides if k.startswith(prefix)}
-    train_overrides = {k: v for k, v in spec.overrides if not k.startswith(prefix)}
-    train = apply_overrides(preset.train_config(suite), agent.train_defaults | train_overrides)
+    overrides = dict(spec.overrides) | dict(spec.variant_settings)
+    agent_overrides = {k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)}
+    train_overrides = {k: v for k, v in overrides.items() if not k.startswith(prefix)}
+    try:
+        train = apply_overrides(preset.train_config(suite), agent.train_defaults | train_overrides)
+        agent_config = apply_overrides(agent.config, agent_overrides, prefix="agent.", owner=agent.name)
+    except UsageError as exc:
+        if spec.variant is None:
+            raise
+        raise UsageError(f"variant {spec.variant!r} of {agent.name}: {exc}") from None
     return RunConfig(
         suite=suite.name,
         tasks=suite.tasks,
@@ -92,7 +104,9 @@ def resolve(spec: RunSpec) -> RunConfig:
         preset=preset.name,
         smoke=preset.smoke,
         train=train,
-        agent_config=apply_overrides(agent.config, agent_overrides, prefix="agent.", owner=agent.name),
+        agent_config=agent_config,
+        variant=spec.variant,
+        variant_settings=dict(spec.variant_settings) if spec.variant else {},
     )
 
 
@@ -107,12 +121,24 @@ def resolve_device(device: str) -> str:
 
 
 def run_dir_of(spec: RunSpec, config: RunConfig) -> RunDir:
-    return RunDir(run_path(Path(spec.out), parse_suite(config.suite).dirname, config.agent, config.seed))
+    return RunDir(run_path(Path(spec.out), parse_suite(config.suite).dirname, config.name, config.seed))
 
 
 def _config_json(config: RunConfig) -> dict[str, Any]:
     """The config as it reads back from config.json (tuples become lists)."""
     return json.loads(json.dumps(config.to_json()))
+
+
+def _differences(stored: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: stored -> wanted`` for every (nested, dotted) key whose values differ."""
+    lines = []
+    for key in sorted(stored.keys() | wanted.keys()):
+        old, new = stored.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            lines.append(f"{prefix}{key}: {json.dumps(old)[:60]} there, {json.dumps(new)[:60]} now")
+    return lines
 
 
 def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
@@ -133,10 +159,10 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
         ) from None
     wanted = _config_json(config)
     if stored is not None and stored != wanted:
-        changed = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
         raise UsageError(
-            f"{rd.path} holds a run with a different configuration (differs in: {', '.join(changed)}); "
-            "use another --out folder or delete that run directory"
+            f"{rd.path} holds a run with a different configuration (differs in: "
+            f"{'; '.join(_differences(stored, wanted))}); use another --out folder or delete that run "
+            "directory"
         )
     return config, rd, stored is not None and rd.is_done()
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mtbench import registry
 from mtbench.cli import app
-from mtbench.grid import parse_agents
+from mtbench.variants import expand
 from tests.helpers import TWO_TASKS
 
 runner = CliRunner()
@@ -45,7 +45,8 @@ def test_entry_point_plugin_appears_everywhere(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     registry.refresh()
     assert "wide_sac" in registry.available_agents()
-    assert "wide_sac" in parse_agents("all") and "mt_sac" in parse_agents("all")
+    members = [m.name for m in expand(("all",), (), {})]
+    assert "wide_sac" in members and "mt_sac" in members
     listing = runner.invoke(app, ["agents"])
     assert listing.exit_code == 0 and "wide_sac" in listing.stdout and "2x1024" in listing.stdout
     out = tmp_path / "runs"

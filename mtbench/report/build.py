@@ -18,7 +18,7 @@ import numpy as np
 from mtbench import atomic
 from mtbench.errors import UsageError
 from mtbench.report import figures, published, stats
-from mtbench.report.data import Collection, collect, curve_scores, final_scores
+from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
 
 DEFAULT_REFERENCE = "mt_sac"
@@ -109,6 +109,11 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
         ],
     ]
     blocks.append(Table(["setting", "value"], rows))
+    variants = {name: _variant_summary(col, run) for name, run in col.variants.items()}
+    if variants:
+        blocks.append(Text("Variants (an agent with settings of its own, compared like an agent):"))
+        rows = [[name, v["agent"], _settings_text(v)] for name, v in variants.items()]
+        blocks.append(Table(["variant", "base agent", "differs from the base agent in"], rows))
     few = [a for a in col.agents if len(col.runs_of(a)) < 3]
     if few:
         blocks.append(
@@ -119,7 +124,31 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
     )
     if col.left_out:
         blocks.append(Bullets(col.left_out))
-    return Part("Setup", blocks, {"left_out": list(col.left_out)})
+    return Part("Setup", blocks, {"left_out": list(col.left_out), "variants": variants})
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's resolved settings under their ``--set`` names."""
+    return config["train"] | {f"agent.{k}": v for k, v in config["agent_config"].items()}
+
+
+def _variant_summary(col: Collection, run: Run) -> dict[str, Any]:
+    """A variant's base agent, its own settings, and where its resolved settings differ from its
+    base agent's (None when the base agent has no runs here)."""
+    summary = {"agent": run.base, "settings": run.config.get("variant_settings", {}), "differs": None}
+    if run.base in col.agents:
+        base, mine = _settings(col.runs_of(run.base)[0].config), _settings(run.config)
+        summary["differs"] = {
+            k: mine.get(k) for k in sorted(base.keys() | mine.keys()) if base.get(k) != mine.get(k)
+        }
+    return summary
+
+
+def _settings_text(variant: dict[str, Any]) -> str:
+    if variant["differs"] is None:
+        given = ", ".join(f"{k}={json.dumps(v)}" for k, v in variant["settings"].items())
+        return f"sets {given} (its base agent has no runs here)"
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in variant["differs"].items()) or "nothing"
 
 
 def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:
@@ -255,13 +284,16 @@ def _profiles(ctx: _Context) -> Part:
 
 def _improvement(ctx: _Context, reference: str | None) -> Part:
     title = "Probability of improvement"
-    pairs = stats.improvement_pairs(ctx.col.agents, reference)
+    bases = {name: run.base for name, run in ctx.col.variants.items()}
+    pairs = stats.improvement_pairs(ctx.col.agents, reference, bases)
     if not pairs:
         return Part(title, [Text("Only one agent: nothing to compare.")])
     poi, cis = stats.improvement(ctx.final, pairs, ctx.reps, ctx.seed)
     figures.improvement_figure(poi, cis, ctx.colors, ctx.fig_dir / "improvement.png")
     summary = {k: _interval_json(float(poi[k]), *cis[k]) for k in poi}
     against = f"the reference agent {reference}" if reference else "each other (all pairs)"
+    if reference and any(base in ctx.col.agents for base in bases.values()):
+        against += ", and each variant with its base agent"
     blocks: list[Block] = [
         Text(f"P(X > Y): probability that X beats Y on a random task, agents compared with {against}."),
         Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(float(poi[k]), *cis[k])] for k in poi]),

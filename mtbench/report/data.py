@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from mtbench.config import PROTOCOL_KEYS
 from mtbench.errors import UsageError
 from mtbench.rundir import EVAL_KEYS, RunDir
 from mtbench.suites import EPISODE_STEPS
 
-PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
-"""Training settings that must agree for runs to be compared (the evaluation protocol and budget)."""
 CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train"}
 TRAIN_KEYS = {*PROTOCOL_KEYS, "warmup_steps_per_task", "gradient_steps"}
 
@@ -37,6 +36,12 @@ class Run:
 
     @property
     def agent(self) -> str:
+        """The run's row in the report: its variant's name, else its agent's."""
+        return self.config.get("variant") or self.config["agent"]
+
+    @property
+    def base(self) -> str:
+        """The registered agent it ran (a variant's base agent)."""
         return self.config["agent"]
 
     @property
@@ -62,6 +67,13 @@ class Collection:
     def agents(self) -> list[str]:
         """Agent names, sorted (also the colour order of every figure)."""
         return sorted({r.agent for r in self.runs})
+
+    @property
+    def variants(self) -> dict[str, Run]:
+        """Variant name -> one of its runs (its config says its base agent and settings)."""
+        return {
+            r.agent: r for r in sorted(self.runs, key=lambda r: r.seed, reverse=True) if r.agent != r.base
+        }
 
     def runs_of(self, agent: str) -> list[Run]:
         return sorted((r for r in self.runs if r.agent == agent), key=lambda r: r.seed)
@@ -130,9 +142,10 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
         left_out.append(f"{path}: config.json unreadable ({exc}); run ignored")
         return None
     records = _read_records(rd, config["tasks"], left_out)
+    name = config.get("variant") or config["agent"]
     if not rd.is_done():
         left_out.append(
-            f"{path}: {config['agent']} seed {config['seed']} still in progress or interrupted (no DONE; "
+            f"{path}: {name} seed {config['seed']} still in progress or interrupted (no DONE; "
             f"{len(records)} evaluation point(s) so far); run ignored"
         )
         return None
@@ -143,7 +156,7 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
         records = [r for r in records if r["env_steps_per_task"] <= budget]
     if not records or records[-1]["env_steps_per_task"] != budget:
         left_out.append(
-            f"{path}: {config['agent']} seed {config['seed']} has no evaluation at its budget of {budget} "
+            f"{path}: {name} seed {config['seed']} has no evaluation at its budget of {budget} "
             "steps per task (eval.jsonl truncated?); run ignored"
         )
         return None

@@ -78,11 +78,17 @@ def interval_estimates(
         return library.get_interval_estimates(dict(scores), func, reps=reps)
 
 
-def improvement_pairs(agents: list[str], reference: str | None) -> list[tuple[str, str]]:
-    """(X, Y) pairs: every agent against ``reference``, or all ordered pairs when it is None."""
+def improvement_pairs(
+    agents: list[str], reference: str | None, bases: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(X, Y) pairs: every agent against ``reference`` and every variant against its base agent
+    (``bases``: variant -> base, where the base is among ``agents``), or all ordered pairs when
+    ``reference`` is None."""
     if reference is None:
         return [(x, y) for x in agents for y in agents if x != y]
-    return [(x, reference) for x in agents if x != reference]
+    pairs = [(x, reference) for x in agents if x != reference]
+    pairs += [(x, base) for x, base in (bases or {}).items() if x in agents and base in agents]
+    return list(dict.fromkeys(pairs))
 
 
 def improvement(
