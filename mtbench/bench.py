@@ -54,7 +54,9 @@ class Row:
         return None if self.reference is None else self.value / self.reference
 
 
-def stock_sac(env: VecEnv, batch_size_per_task: int, learning_starts_per_task: int = 100) -> SAC:
+def stock_sac(
+    env: VecEnv, batch_size_per_task: int, learning_starts_per_task: int = 100, device: str = "cpu"
+) -> SAC:
     """Stock SB3 SAC with the mt_sac network and batch size, uniform replay."""
     return SAC(
         "MlpPolicy",
@@ -63,13 +65,19 @@ def stock_sac(env: VecEnv, batch_size_per_task: int, learning_starts_per_task: i
         buffer_size=10_000 * env.num_envs,
         learning_starts=learning_starts_per_task * env.num_envs,
         policy_kwargs=dict(net_arch=HIDDEN),
-        device="cpu",
+        device=device,
         seed=0,
     )
 
 
 def agent_model(
-    name: str, env: VecEnv, suite: Suite, batch_size_per_task: int, precision: str, warmup_per_task: int = 100
+    name: str,
+    env: VecEnv,
+    suite: Suite,
+    batch_size_per_task: int,
+    precision: str,
+    warmup_per_task: int = 100,
+    device: str = "cpu",
 ) -> OffPolicyAlgorithm:
     """A registered agent with its default settings (batch, precision and warm-up as given)."""
     overrides = (
@@ -79,7 +87,7 @@ def agent_model(
         ("warmup_steps_per_task", warmup_per_task),
     )
     config = resolve(RunSpec(suite=suite.name, agent=name, seed=0, preset="quick", overrides=overrides))
-    return available_agents()[name].build(env, config, 0, "cpu")
+    return available_agents()[name].build(env, config, 0, device)
 
 
 def update_flops(model: OffPolicyAlgorithm) -> int:

@@ -296,13 +296,13 @@ def print_grid(grid: Grid) -> None:
             "rates say little about how well the agents learn.",
         )
     seeds: dict[str, list[int]] = {}
+    labels: dict[str, str] = {}
     for c in grid.configs:
         seeds.setdefault(c.name, []).append(c.seed)
-    variants = {c.name: c for c in grid.configs if c.variant}
+        variant = Variant(c.name, c.agent, tuple(c.variant_settings.items()))
+        labels[c.name] = _variant_text(variant) if c.variant else c.name
     for name, numbers in seeds.items():
-        c = variants.get(name)
-        label = _variant_text(Variant(name, c.agent, tuple(c.variant_settings.items()))) if c else name
-        console.print(f"  {label}: seed(s) {', '.join(map(str, numbers))}", highlight=False)
+        console.print(f"  {labels[name]}: seed(s) {', '.join(map(str, numbers))}", highlight=False)
     for rd, done in zip(grid.run_dirs, grid.finished, strict=True):
         if done:
             console.print(f"skipping finished run {rd.path}", highlight=False)

@@ -52,5 +52,12 @@ def ready_for_updates(model: OffPolicyAlgorithm, num_tasks: int) -> OffPolicyAlg
 
 
 def update_seconds(model: OffPolicyAlgorithm, updates: int = 5, repeats: int = 3) -> float:
-    """Seconds per gradient update (best of ``repeats`` blocks of ``updates``)."""
-    return best_time(lambda: model.train(updates, model.batch_size), repeats) / updates
+    """Seconds per gradient update (best of ``repeats`` blocks of ``updates``; on a GPU each block
+    ends when its kernels have)."""
+
+    def block() -> None:
+        model.train(updates, model.batch_size)
+        if model.device.type == "cuda":
+            th.cuda.synchronize(model.device)
+
+    return best_time(block, repeats) / updates

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -43,3 +49,24 @@ def test_bench_measures_everything_with_ratios(tmp_path):
     assert len(rows) == 4 and all(line.split("|")[3].strip().endswith("x") for line in rows)
     bad = CliRunner().invoke(app, ["bench", "--precision", "fp16"])
     assert bad.exit_code == 2 and "fp16" in bad.output
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_at_toy_sizes_on_the_cpu(tmp_path):
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu_check.sh"
+    env = os.environ | {"OUT": str(tmp_path), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(script), "--tiny"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {row["what"]: row for row in json.loads((tmp_path / "gpu_check.json").read_text())}
+    for what in (
+        "stock SB3 SAC fp32 update, 3 x 400, batch 8 x 2",
+        "soft_module_deep bf16 update, batch 8 x 2",
+        "mt_sac fp32 training on reach-v3,drawer-close-v3",
+        "reach-v3,drawer-close-v3 vector env alone, random actions",
+        "mt_sac training, 2 processes sharing the cpu",
+    ):
+        assert rows[what]["value"] > 0
+    assert sum("paper budget" in what for what in rows) == 2
+    assert "CUDA tests:" in result.stdout and (tmp_path / "gpu_check.md").read_text().startswith(
+        "## GPU check"
+    )

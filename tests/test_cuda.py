@@ -1,0 +1,52 @@
+"""The CUDA path on a real GPU: every agent trains, saves and loads there, and resumes from a
+checkpoint taken there. Skipped without CUDA (CI has none); ``benchmarks/gpu_check.sh`` runs them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mtbench.checkpoint import Checkpoints
+from mtbench.registry import builtin_agents
+from mtbench.rundir import RunDir
+from mtbench.runner import check, run_one
+from mtbench.sac import MultiTaskSAC
+from tests.helpers import RESUMABLE, Crash, crash_after_eval, run_spec
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+@pytest.mark.parametrize("agent", sorted(builtin_agents()))
+def test_every_agent_trains_on_the_gpu_and_loads_back(agent, tmp_path):
+    rd = RunDir(run_one(run_spec(tmp_path, agent, device="cuda")))
+    records = rd.read_eval()
+    assert rd.is_done() and [r["env_steps_per_task"] for r in records] == [0, 150, 300]
+    provenance = json.loads(rd.provenance_file.read_text())
+    assert provenance["device"] == "cuda" and provenance["precision"] == "bf16"  # auto on a GPU
+    on_gpu = MultiTaskSAC.load(rd.model_file, device="cuda")
+    on_cpu = MultiTaskSAC.load(rd.model_file, device="cpu")
+    assert all(p.is_cuda for p in on_gpu.policy.parameters())
+    obs = np.random.default_rng(0).standard_normal((2, on_cpu.observation_space.shape[0])).astype(np.float32)
+    obs[:, -2:] = np.eye(2)  # one observation of each task
+    assert np.allclose(on_gpu.predict(obs, deterministic=True)[0], on_cpu.predict(obs, deterministic=True)[0],
+                       atol=1e-3)  # fmt: skip
+
+
+def test_a_run_resumes_from_a_checkpoint_taken_on_the_gpu(tmp_path, monkeypatch):
+    spec = run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0, device="cuda")
+    crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
+    with pytest.raises(Crash):
+        run_one(spec)
+    monkeypatch.undo()
+    rd = check(spec)[1]
+    assert [p.name for p in Checkpoints(rd.checkpoints_dir, print).complete()] == ["step_000000001000"]
+    run_one(spec)
+    assert rd.is_done() and [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 250, 500, 750, 1000]
+    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    assert resume["env_steps"] == 1000 and resume["precision"] == "bf16"
