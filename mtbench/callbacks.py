@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from mtbench import atomic
 from mtbench.evaluation import evaluate
 from mtbench.rundir import RunDir
 
@@ -19,7 +20,8 @@ class EvalCallback(BaseCallback):
     """Evaluates before training, every ``eval_every`` env steps per task, and on :meth:`evaluate`.
 
     Each evaluation appends one record to ``eval.jsonl`` and logs ``eval/success_rate`` and
-    ``eval/success_rate/<task>``.
+    ``eval/success_rate/<task>``; an evaluation whose mean success rate beats every earlier one
+    (the first always does) saves the model as ``model_best.zip``, atomically.
 
     :param eval_envs: gymnasium vector env of the suite, separate from the training env.
     :param task_names: task of each sub-env.
@@ -27,6 +29,9 @@ class EvalCallback(BaseCallback):
     :param num_episodes: episodes per task per evaluation.
     :param run_dir: where records go.
     :param rng_state: eval env goal-sampler snapshot restored before each evaluation.
+    :param steps_per_task: the run's budget. The evaluation at the budget is left to the caller,
+        after ``learn``: SB3 calls callbacks before the step's gradient update, so only then is
+        the evaluated policy the one saved as ``model.zip``.
     """
 
     def __init__(
@@ -37,8 +42,10 @@ class EvalCallback(BaseCallback):
         num_episodes: int,
         run_dir: RunDir,
         rng_state: list[Any],
+        steps_per_task: int,
     ):
         super().__init__()
+        self.budget = steps_per_task
         self.eval_envs = eval_envs
         self.task_names = list(task_names)
         self.eval_every = eval_every
@@ -48,6 +55,8 @@ class EvalCallback(BaseCallback):
         self.last_record: dict[str, Any] | None = None
         self.records = 0
         """Records this run has written (eval.jsonl lines)."""
+        self.best = -1.0
+        """Best mean success rate so far (-1: none yet)."""
         self._start = 0.0
         self._elapsed_before = 0.0
         self._next_eval = 0
@@ -63,6 +72,7 @@ class EvalCallback(BaseCallback):
             "next_eval": self._next_eval,
             "last_record": self.last_record,
             "wall_seconds": time.perf_counter() - self._start,
+            "best": self.best,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -71,6 +81,7 @@ class EvalCallback(BaseCallback):
         self._next_eval = state["next_eval"]
         self.last_record = state["last_record"]
         self._elapsed_before = state["wall_seconds"]
+        self.best = state.get("best", -1.0)  # checkpoints from before the best model: saved again
 
     def _on_training_start(self) -> None:
         self._start = time.perf_counter() - self._elapsed_before
@@ -78,7 +89,7 @@ class EvalCallback(BaseCallback):
             self.evaluate()
 
     def _on_step(self) -> bool:
-        if self.steps_per_task >= self._next_eval:
+        if self._next_eval <= self.steps_per_task < self.budget:
             self.evaluate()
         return True
 
@@ -101,6 +112,9 @@ class EvalCallback(BaseCallback):
         }
         self.run_dir.append_eval(record)
         self.records += 1
+        if result.mean_success_rate > self.best:
+            self.best = result.mean_success_rate
+            atomic.write_with(self.run_dir.best_model_file, self.model.save)
         self.logger.record("eval/success_rate", result.mean_success_rate)
         for task, rate in result.success_rate.items():
             self.logger.record(f"eval/success_rate/{task}", rate)

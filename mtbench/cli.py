@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -364,6 +364,45 @@ def report_command(
         _write_report(runs_dirs, out, reps, seed, reference, all_pairs)
     except UsageError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command("eval")
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (<out>/<suite>/<agent>/seed_<n>).")],
+    episodes: Annotated[int | None, typer.Option(help="Episodes per task [default: the run's own].")] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated tasks of the run's suite [default: all].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the goals [default: the run's own].")] = None,
+    checkpoint: Annotated[
+        str, typer.Option(help="final (model.zip), best (model_best.zip) or latest (newest checkpoint).")
+    ] = "final",
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Evaluate a run's saved policy again with Meta-World's protocol: by default on the run's own
+    goals and episodes, so the final policy gives its last evaluation record. Loads only tensors
+    (the network is rebuilt from config.json): safe on run directories from others."""
+    from mtbench.saved import Which, evaluate_saved
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    try:
+        with err_console.status("Evaluating ..."):
+            which = cast("Which", checkpoint)  # checked by evaluate_saved
+            config, result = evaluate_saved(RunDir(run_dir), which, episodes, names, seed)
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    if json_:
+        data = {"run": str(run_dir), "checkpoint": checkpoint, "mean_success_rate": result.mean_success_rate}
+        data |= {"success_rate": result.success_rate, "episode_return": result.episode_return}
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title=f"{config.name} seed {config.seed} on {config.suite}, {checkpoint} policy")
+    for column in ("task", "success rate", "mean return"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, rate in result.success_rate.items():
+        table.add_row(task, f"{rate:.2f}", f"{result.episode_return[task]:.1f}")
+    table.add_row("[bold]mean", f"[bold]{result.mean_success_rate:.2f}", "")
+    console.print(table)
 
 
 @app.command()

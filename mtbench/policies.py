@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import SAC
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.policies import BaseModel, BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -45,7 +46,7 @@ class RoutingNetwork(Protocol):
         ...
 
 
-def policy_routing(model: MultiTaskSAC, observations: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+def policy_routing(model: SAC, observations: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """The routing of ``model``'s actor for observations ``[N, 39 + T]``: matrices and last weights.
 
     :raises TypeError: when the actor's network is not a :class:`RoutingNetwork`.

@@ -1,7 +1,8 @@
 """The run directory: mtbench's plain-file results store (readable without mtbench).
 
 ``<out>/<suite>/<agent>/seed_<n>/`` holds ``config.json``, ``provenance.json``, ``eval.jsonl``
-(one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model), ``tb/``
+(one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model),
+``model_best.zip`` (the model at its best mean success rate so far, written atomically), ``tb/``
 (TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
 (see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last. Its JSON
 files and ``DONE`` are written through :mod:`mtbench.atomic` (a temporary name, renamed into
@@ -53,6 +54,10 @@ class RunDir:
     @property
     def model_file(self) -> Path:
         return self.path / "model.zip"
+
+    @property
+    def best_model_file(self) -> Path:
+        return self.path / "model_best.zip"
 
     @property
     def done_file(self) -> Path:

@@ -177,7 +177,7 @@ def _set_logger(model: OffPolicyAlgorithm, rd: RunDir) -> None:
 
 def _start_over(rd: RunDir, checkpoints: Checkpoints) -> None:
     """Remove what an earlier, unresumable attempt left."""
-    for stale in (rd.eval_file, rd.model_file):
+    for stale in (rd.eval_file, rd.model_file, rd.best_model_file):
         stale.unlink(missing_ok=True)
     shutil.rmtree(rd.tensorboard_dir, ignore_errors=True)
     checkpoints.clear()
@@ -302,7 +302,13 @@ def _train(
     with contextlib.closing(train_env), contextlib.closing(eval_env):
         model = get_agent(config.agent).build(train_env, config, config.seed, device)
         eval_cb = EvalCallback(
-            eval_env, suite.tasks, train.eval_every, train.eval_episodes, rd, save_env_rng(eval_env)
+            eval_env,
+            suite.tasks,
+            train.eval_every,
+            train.eval_episodes,
+            rd,
+            save_env_rng(eval_env),
+            train.steps_per_task,
         )
         state = _resume(rd, checkpoints, model, train_env, notify)
         precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"

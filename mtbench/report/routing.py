@@ -1,7 +1,8 @@
 """Routing of policies whose network routes between modules, read from saved models: per-task
 heatmaps and a t-SNE.
 
-A run qualifies when its ``model.zip`` loads and its actor's network is a
+A run qualifies when its ``model.zip`` loads (safely: :mod:`mtbench.saved` rebuilds the network from
+``config.json`` and reads only tensors) and its actor's network is a
 :class:`mtbench.policies.RoutingNetwork` (it has a ``routing(x, task)`` method: the soft modules,
 or any plugin network that exposes its routing); a model that does not load is listed among what
 the report left out. Observations come from
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.manifold import TSNE
+from stable_baselines3 import SAC
 
 from mtbench.envs import make_vector_env, restore_env_rng, save_env_rng
+from mtbench.errors import UsageError
 from mtbench.policies import RoutingNetwork, policy_routing
 from mtbench.report.data import Collection, Run
 from mtbench.rundir import RunDir
-from mtbench.sac import MultiTaskSAC
+from mtbench.saved import load_policy
 from mtbench.suites import parse_suite
 
 MAX_POINTS = 1000
@@ -47,17 +50,15 @@ class Routing:
         return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
 
 
-def _load_routed(run: Run, left_out: list[str]) -> MultiTaskSAC | None:
-    model_file = RunDir(run.path).model_file
-    if not model_file.exists():
+def _load_routed(run: Run, left_out: list[str]) -> SAC | None:
+    """The run's final policy, loaded safely (:func:`mtbench.saved.load_policy`), when it routes."""
+    rd = RunDir(run.path)
+    if not rd.model_file.exists():
         return None
     try:
-        model = MultiTaskSAC.load(model_file, device="cpu")
-    except Exception as exc:  # not fatal: the report goes on without this run's routing
-        left_out.append(
-            f"{model_file}: could not be loaded ({type(exc).__name__}: {exc}); its routing, if it has any, "
-            "is not shown"
-        )
+        model = load_policy(rd)
+    except UsageError as exc:  # not fatal: the report goes on without this run's routing
+        left_out.append(f"{exc}; its routing, if it has any, is not shown")
         return None
     return model if isinstance(getattr(model.actor, "net", None), RoutingNetwork) else None
 
