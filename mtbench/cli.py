@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -61,22 +62,35 @@ def summary_table(run_paths: list[Path]) -> Table:
     return table
 
 
-def make_progress() -> Progress:
-    """The live display of runs: steps per task, env steps/s, ETA, latest success rate, status."""
+def make_progress(on: Console | None = None) -> Progress:
+    """The live display of runs on ``on`` (default: stdout), within 80 columns: run, bar, steps per
+    task done/total, env steps/s, time left, latest mean success rate, status."""
     return Progress(
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=10),
         MofNCompleteColumn(),
-        TextColumn("steps/task"),
         TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
+        TimeRemainingColumn(compact=True),
         TextColumn("{task.fields[success]}"),
         TextColumn("{task.fields[status]}"),
+        console=on or console,
     )
 
 
+def _message(printer: Console, label: str, event: dict[str, Any]) -> bool:
+    """Print a run's message or retry event; whether ``event`` was one."""
+    if event["event"] not in ("message", "retry"):
+        return False
+    colour = "yellow" if event["event"] == "retry" else "cyan"
+    printer.print(f"[{colour}]{label}[/]: {event['text']}", highlight=False)
+    return True
+
+
+STATUS_COLOURS = {"done": "green", "stopped": "yellow", "failed": "red"}
+
+
 class GridDisplay:
-    """Turns executor events into the rows of a :func:`make_progress` display."""
+    """Turns executor events into the rows of a :func:`make_progress` display (a terminal)."""
 
     def __init__(self, progress: Progress, labels: list[str], totals: list[int]):
         self.progress = progress
@@ -88,19 +102,45 @@ class GridDisplay:
 
     def __call__(self, key: int, event: dict[str, Any]) -> None:
         row, kind = self.rows[key], event["event"]
+        if _message(self.progress.console, self.labels[key], event):
+            return
         if kind == "start":
             self.progress.update(row, status="running")
         elif kind == "progress":
-            success = "" if event["success"] is None else f"success {event['success']:.0%}"
-            rate = f"{event['rate']:.0f} env steps/s"
-            self.progress.update(row, completed=event["steps"], rate=rate, success=success)
-        elif kind in ("message", "retry"):
-            colour = "yellow" if kind == "retry" else "cyan"
-            self.progress.console.print(f"[{colour}]{self.labels[key]}[/]: {event['text']}", highlight=False)
+            success = "" if event["success"] is None else f"{event['success']:.0%}"
+            self.progress.update(
+                row, completed=event["steps"], rate=f"{event['rate']:.0f}/s", success=success
+            )
         elif kind == "end":
-            outcome = event["outcome"]
-            colour = {"done": "green", "stopped": "yellow", "failed": "red"}[outcome.status]
-            self.progress.update(row, status=f"[{colour}]{outcome.status}")
+            status = event["outcome"].status
+            self.progress.update(row, status=f"[{STATUS_COLOURS[status]}]{status}")
+
+
+class LineDisplay:
+    """Executor events as plain lines, for logs and pipes (CI, nohup), where a live display would
+    show only its last frame: every start, message and end, and each run's progress at most every
+    ``every`` seconds."""
+
+    def __init__(self, labels: list[str], totals: list[int], every: float = 30.0):
+        self.labels = labels
+        self.totals = totals
+        self.every = every
+        self.printed = [-every] * len(labels)
+
+    def __call__(self, key: int, event: dict[str, Any]) -> None:
+        kind, label = event["event"], self.labels[key]
+        if _message(console, label, event):
+            return
+        if kind == "start":
+            console.print(f"{label}: running", highlight=False)
+        elif kind == "progress" and time.monotonic() - self.printed[key] >= self.every:
+            self.printed[key] = time.monotonic()
+            success = "" if event["success"] is None else f", mean success {event['success']:.0%}"
+            steps = f"{event['steps']}/{self.totals[key]} steps per task"
+            console.print(f"{label}: {steps}, {event['rate']:.0f} env steps/s{success}", highlight=False)
+        elif kind == "end":
+            status = event["outcome"].status
+            console.print(f"{label}: [{STATUS_COLOURS[status]}]{status}[/]", highlight=False)
 
 
 def print_plan(plan: Plan, labels: list[str], smoke: bool) -> None:
@@ -250,9 +290,13 @@ def run(
         print_plan(plan, labels, grid.configs[0].smoke)
         if dry_run:
             return
-        with make_progress() as progress:
-            totals = [grid.configs[i].train.steps_per_task for i in grid.pending]
-            exit_unless_done(grid.run(pool, plan, GridDisplay(progress, labels, totals)))
+        totals = [grid.configs[i].train.steps_per_task for i in grid.pending]
+        if console.is_terminal:
+            console.print("Columns: run, steps per task, env steps/s, time left, mean success, status")
+            with make_progress() as progress:
+                exit_unless_done(grid.run(pool, plan, GridDisplay(progress, labels, totals)))
+        else:  # a log or a pipe: plain lines, not a live display's frames
+            exit_unless_done(grid.run(pool, plan, LineDisplay(labels, totals)))
     paths = [rd.path for rd in grid.run_dirs]
     console.print(summary_table(paths))
     console.print(f"Run directories under {out}/", highlight=False)

@@ -150,3 +150,48 @@ def test_tiny_mt10_run_end_to_end(tmp_path):
     other = runner.invoke(app, ["run", "--suite", "mt10", "--out", str(out), *TINY, "--eval-episodes", "2"])
     assert other.exit_code == 2 and "different configuration" in other.output and "train" in other.output
     assert json.loads(rd.config_file.read_text()) == config and rd.eval_file.read_text() == before
+
+
+def test_the_live_display_fits_80_columns():
+    import io
+
+    from rich.console import Console
+
+    from mtbench.cli import GridDisplay, make_progress
+
+    screen = Console(width=80, record=True, file=io.StringIO())
+    progress = make_progress(screen)
+    display = GridDisplay(progress, ["soft_module_deep seed 12", "mt_sac seed 0"], [1_500_000, 4000])
+    display(0, {"event": "start"})
+    display(0, {"event": "progress", "steps": 1_499_000, "rate": 12345.6, "success": 1.0})
+    display(1, {"event": "progress", "steps": 4000, "rate": 85.0, "success": None})
+    screen.print(progress.make_tasks_table(progress.tasks))
+    first, second = screen.export_text().splitlines()
+    assert "…" not in first + second and max(len(first), len(second)) <= 80
+    for cell in ("soft_module_deep seed 12", "1499000/1500000", "12346/s", "100%", "running"):
+        assert cell in first
+    assert "4000/4000" in second and "85/s" in second and "queued" in second
+
+
+def test_without_a_terminal_progress_is_plain_lines_every_so_often(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mtbench import cli
+    from mtbench.executors import Outcome
+
+    log = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=log, width=200))
+    display = cli.LineDisplay(["mt_sac seed 0"], [4000], every=3600)
+    display(0, {"event": "start"})
+    for steps in (1000, 2000):  # the second comes within the hour: not printed
+        display(0, {"event": "progress", "steps": steps, "rate": 85.2, "success": 0.5})
+    display(0, {"event": "message", "text": "resumed"})
+    display(0, {"event": "end", "outcome": Outcome("done", "")})
+    assert log.getvalue().splitlines() == [
+        "mt_sac seed 0: running",
+        "mt_sac seed 0: 1000/4000 steps per task, 85 env steps/s, mean success 50%",
+        "mt_sac seed 0: resumed",
+        "mt_sac seed 0: done",
+    ]
