@@ -379,12 +379,18 @@ REPORT_REPS = 50_000
 
 
 def _write_report(
-    roots: list[Path], out: Path, reps: int, seed: int, reference: str | None, all_pairs: bool
+    roots: list[Path],
+    out: Path,
+    reps: int,
+    seed: int,
+    reference: str | None,
+    all_pairs: bool,
+    external: list[Path] | None = None,
 ) -> None:
     from mtbench.report import build_report
 
     with console.status(f"Writing the report into {out}/ (bootstrap: {reps:,} replications) ..."):
-        path = build_report(roots, out, reps, seed, reference, all_pairs)
+        path = build_report(roots, out, reps, seed, reference, all_pairs, external)
     console.print(f"Report: {path} and {path.with_suffix('.pdf')}", highlight=False)
 
 
@@ -402,10 +408,16 @@ def report_command(
     all_pairs: Annotated[
         bool, typer.Option("--all-pairs", help="Probability of improvement for every pair of agents.")
     ] = False,
+    external: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A CSV of published curves to show beside these, not run here (repeatable; see README)."
+        ),
+    ] = None,
 ) -> None:
     """Compare finished runs: rliable statistics, figures, report.md and report.pdf."""
     try:
-        _write_report(runs_dirs, out, reps, seed, reference, all_pairs)
+        _write_report(runs_dirs, out, reps, seed, reference, all_pairs, external or [])
     except UsageError as exc:
         raise fail(str(exc)) from None
 

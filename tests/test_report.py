@@ -323,3 +323,53 @@ def test_routing_figures_from_a_real_soft_module_run(tmp_path):
     assert "figures/routing_soft_module_seed0.png" in md
     assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()
     assert "Only one agent" in md
+
+
+def test_published_curves_from_a_csv_are_shown_beside_ours(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        fabricate(runs, "mt_sac", seed, [0.5, 0.9])
+    csv = tmp_path / "moore.csv"
+    rows = [f"MOORE,{s},{t},{p},{0.004 * p}" for s in (0, 1) for t in TASKS for p in (0, 100, 250)]
+    rows += ["MOORE,0,push-v3,100,0.5"]  # a task outside the suite: left out
+    protocol = "Meta-World+ MT10, v3, 500-step episodes, 10 seeds"
+    csv.write_text(
+        f"# protocol: {protocol}\nmethod,seed,task,env_steps_per_task,success_rate\n" + "\n".join(rows)
+    )
+    result = CliRunner().invoke(
+        app, ["report", str(runs), "--out", str(tmp_path / "report"), "--reps", "200", "--external", str(csv)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    moore = summary["external"]["MOORE (external)"]
+    assert moore["protocol"] == protocol and moore["seeds"] == ["0", "1"] and moore["tasks"] == TASKS
+    assert moore["env_steps_per_task"] == [0, 100, 250] and moore["final_iqm"]["estimate"] == pytest.approx(
+        1.0
+    )
+    assert any("push-v3" in line for line in summary["left_out"])
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Published curves (not run here)" in text and protocol in text
+    assert "MOORE (external)" not in summary["aggregate"]  # not part of our statistics
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("method,seed,task,success_rate\nM,0,reach-v3,0.5", "lacks the column(s) env_steps_per_task"),
+        (
+            "method,seed,task,env_steps_per_task,success_rate\nM,0,reach-v3,10,1.5",
+            "line 2: success_rate must be",
+        ),
+        (
+            "method,seed,task,env_steps_per_task,success_rate\nM,0,reach-v3,ten,0.5",
+            "line 2: could not convert",
+        ),
+    ],
+)
+def test_a_bad_external_file_exits_2_and_writes_nothing(tmp_path, content, fragment):
+    fabricate(tmp_path / "runs", "mt_sac", 0, [0.5, 0.9])
+    (tmp_path / "bad.csv").write_text(content)
+    out = tmp_path / "report"
+    args = ["report", str(tmp_path / "runs"), "--out", str(out), "--external", str(tmp_path / "bad.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and fragment in " ".join(result.output.split()) and not out.exists()

@@ -20,6 +20,7 @@ from mtbench.errors import UsageError
 from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
+from mtbench.report.external import ExternalCurve, read_external
 
 DEFAULT_REFERENCE = "mt_sac"
 
@@ -129,7 +130,7 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
     """A run's resolved settings under their ``--set`` names."""
-    return config["train"] | {f"agent.{k}": v for k, v in config["agent_config"].items()}
+    return config["train"] | {f"agent.{k}": v for k, v in config.get("agent_config", {}).items()}
 
 
 def _variant_summary(col: Collection, run: Run) -> dict[str, Any]:
@@ -246,6 +247,8 @@ class _Context:
     colors: dict[str, Any]
     reps: int
     seed: int
+    external: list[ExternalCurve] = field(default_factory=list)
+    """Published curves to show beside ours (``--external``)."""
 
 
 def _aggregate(ctx: _Context) -> Part:
@@ -304,14 +307,19 @@ def _improvement(ctx: _Context, reference: str | None) -> Part:
 
 def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dict) -> Part:
     points, cis = stats.interval_estimates(curves, stats.iqm_per_point, ctx.reps, ctx.seed)
+    ext = {c.name: c.scores for c in ctx.external}
+    ext_points, ext_cis = (
+        stats.interval_estimates(ext, stats.iqm_per_point, ctx.reps, ctx.seed) if ext else ({}, {})
+    )
     figures.curve_figure(
-        dict.fromkeys(points, steps),
-        points,
-        cis,
+        dict.fromkeys(points, steps) | {c.name: c.steps for c in ctx.external},
+        points | ext_points,
+        cis | ext_cis,
         ctx.colors,
         "env steps per task",
-        "Sample efficiency",
+        "Sample efficiency" + (" (dashed: published, not run here)" if ext else ""),
         ctx.fig_dir / "sample_efficiency.png",
+        dashed=ext,
     )
     hours = max(w[-1] for w in wall.values()) >= 7200
     figures.curve_figure(
@@ -331,6 +339,30 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
             Image("figures/wall_clock.png", "IQM success rate against wall-clock time."),
         ],
     )
+
+
+def _external(ctx: _Context) -> Part:
+    points, cis = stats.interval_estimates(
+        {c.name: c.scores[..., -1:] for c in ctx.external}, stats.iqm_per_point, ctx.reps, ctx.seed
+    )
+    rows: list[list[str]] = []
+    summary: dict[str, dict[str, Any]] = {}
+    for c in ctx.external:
+        final = _interval_json(points[c.name][0], *cis[c.name][:, 0])
+        summary[c.name] = {"protocol": c.protocol, "source": c.source, "seeds": c.seeds, "tasks": c.tasks}
+        summary[c.name] |= {"env_steps_per_task": c.steps.tolist(), "final_iqm": final}
+        tasks = f"{len(c.tasks)} of {len(ctx.col.tasks)}"
+        last = f"{int(c.steps[-1]):,}"
+        rows.append(
+            [c.name, c.protocol, str(len(c.seeds)), tasks, last, _ci(points[c.name][0], *cis[c.name][:, 0])]
+        )
+    text = (
+        "Curves read from --external files, **not run here**: their protocol (from the file) may differ "
+        "from this report's; they are drawn dashed in the sample-efficiency figure. IQM over their seeds "
+        "and the report's tasks they have, at their last evaluation point [95% CI]."
+    )
+    header = ["method", "protocol", "seeds", "tasks", "last point (steps per task)", "IQM there [95% CI]"]
+    return Part("Published curves (not run here)", [Text(text), Table(header, rows)], {"external": summary})
 
 
 def _per_task(ctx: _Context) -> Part:
@@ -365,7 +397,7 @@ def _cost(ctx: _Context) -> Part:
 
 
 def _blocks(
-    col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None
+    col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None, external: list[ExternalCurve]
 ) -> tuple[list[Block], dict[str, Any], dict[str, np.ndarray]]:
     """All sections, numbered in order; the setup section is made last (it lists everything the
     others left out) but comes first."""
@@ -376,12 +408,14 @@ def _blocks(
     arrays = {"steps": steps, "tasks": np.array(col.tasks)}
     arrays |= {f"final/{a}": s for a, s in final.items()} | {f"curve/{a}": s for a, s in curves.items()}
     arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
-    ctx = _Context(col, final, fig_dir, figures.agent_colors(col.agents), reps, seed)
+    colors = figures.agent_colors(col.agents + [c.name for c in external])
+    ctx = _Context(col, final, fig_dir, colors, reps, seed, external)
     parts = [
         _aggregate(ctx),
         _profiles(ctx),
         _improvement(ctx, reference),
         _sample_efficiency(ctx, steps, curves, wall),
+        *([_external(ctx)] if external else []),
         _per_task(ctx),
         _cost(ctx),
         _routing(col, fig_dir, seed),
@@ -415,17 +449,22 @@ def build_report(
     seed: int = 0,
     reference: str | None = None,
     all_pairs: bool = False,
+    external: list[Path] | None = None,
 ) -> Path:
-    """Write the report of the runs under ``roots`` into ``out``; returns the path of report.md."""
+    """Write the report of the runs under ``roots`` into ``out``; returns the path of report.md.
+
+    :param external: CSV files of published curves to show beside ours (:mod:`mtbench.report.external`).
+    """
     if reps < 1:
         raise UsageError(f"--reps must be >= 1, got {reps}")
     out = Path(out)
     _check_out(out, roots)
     col = collect(roots)
+    curves = [c for file in external or [] for c in read_external(Path(file), col.tasks, col.left_out)]
     reference = pick_reference(col.agents, reference, all_pairs)
     with atomic.folder(out) as tmp:  # an earlier report is replaced only by a complete one
         (tmp / "figures").mkdir()
-        blocks, summary, arrays = _blocks(col, tmp / "figures", reps, seed, reference)
+        blocks, summary, arrays = _blocks(col, tmp / "figures", reps, seed, reference, curves)
         summary["generated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         title = f"mtbench report: {col.suite}"
         (tmp / "report.md").write_text(to_markdown(title, blocks))

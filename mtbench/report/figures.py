@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,11 +133,14 @@ def curve_figure(
     xlabel: str,
     title: str,
     path: Path,
+    dashed: Collection[str] = (),
 ) -> None:
-    """IQM success against ``x[agent]`` (env steps or wall-clock) with 95% CI bands."""
+    """IQM success against ``x[agent]`` (env steps or wall-clock) with 95% CI bands; the curves of
+    ``dashed`` (not run here) in dashed lines."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for agent, curve in points.items():
-        ax.plot(x[agent], curve, color=colors[agent], label=agent, lw=2, marker="o", ms=3)
+        style = "--" if agent in dashed else "-"
+        ax.plot(x[agent], curve, color=colors[agent], label=agent, lw=2, ls=style, marker="o", ms=3)
         ax.fill_between(x[agent], intervals[agent][0], intervals[agent][1], color=colors[agent], alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("IQM success rate")
