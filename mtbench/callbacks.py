@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class EvalCallback(BaseCallback):
     """Evaluates before training, every ``eval_every`` env steps per task, and on :meth:`evaluate`.
 
-    Each evaluation appends one record to ``eval.jsonl`` and logs ``eval/success_rate`` and
+    Each evaluation appends one record to ``eval.jsonl`` and logs ``eval/mean_success_rate`` and
     ``eval/success_rate/<task>``; an evaluation whose mean success rate beats every earlier one
     (the first always does) saves the model as ``model_best.zip``, atomically.
 
@@ -115,7 +115,7 @@ class EvalCallback(BaseCallback):
         if result.mean_success_rate > self.best:
             self.best = result.mean_success_rate
             atomic.write_with(self.run_dir.best_model_file, self.model.save)
-        self.logger.record("eval/success_rate", result.mean_success_rate)
+        self.logger.record("eval/mean_success_rate", result.mean_success_rate)
         for task, rate in result.success_rate.items():
             self.logger.record(f"eval/success_rate/{task}", rate)
         self.logger.dump(self.num_timesteps)

@@ -243,6 +243,10 @@ def run(
         float, typer.Option(help="Wall seconds between checkpoints (at episode ends); 0: every episode.")
     ] = 300.0,
     retries: Annotated[int, typer.Option(help="Restarts of a run whose worker died, from a checkpoint.")] = 2,
+    track: Annotated[
+        str | None, typer.Option(help="Also log to an experiment tracker: wandb (pip install wandb).")
+    ] = None,
+    wandb_project: Annotated[str, typer.Option(help="wandb project of --track wandb.")] = "mtbench",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the memory and time estimate, then stop.")
     ] = False,
@@ -273,6 +277,8 @@ def run(
             device=device,
             agent_modules=modules,
             checkpoint_every=checkpoint_every,
+            track=track,
+            wandb_project=wandb_project,
         )
         grid = Grid.prepare(request, pool)  # every run validated before anything is written
         if report:

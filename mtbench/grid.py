@@ -32,6 +32,7 @@ from mtbench.executors import Executor, LocalPool, OnEvent, Outcome
 from mtbench.registry import available_agents
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, check
+from mtbench.tracking import check_tracker
 from mtbench.variants import Variant, expand
 
 
@@ -85,6 +86,9 @@ class GridRequest:
     """Python files whose AgentSpecs are registered before the agents are looked up."""
     checkpoint_every: float = 300.0
     """Wall seconds between checkpoints (at episode ends); 0: every episode."""
+    track: str | None = None
+    """Experiment tracker besides TensorBoard: None or ``wandb`` (one wandb run per run)."""
+    wandb_project: str = "mtbench"
 
     def members(self) -> list[Variant]:
         """The grid's agents and variants, expanded and checked (:func:`mtbench.variants.expand`)."""
@@ -93,6 +97,7 @@ class GridRequest:
     def run_specs(self) -> list[RunSpec]:
         if self.checkpoint_every < 0:
             raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        check_tracker(self.track)
         settings = tuple(sorted(self.overrides.items()))
         return [
             RunSpec(
@@ -107,6 +112,8 @@ class GridRequest:
                 device=self.device,
                 agent_modules=self.agent_modules,
                 checkpoint_every=self.checkpoint_every,
+                track=self.track,
+                wandb_project=self.wandb_project,
             )
             for member in self.members()
             for seed in self.seeds

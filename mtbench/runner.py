@@ -30,7 +30,7 @@ except ImportError:  # not POSIX: runs are not locked
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.logger import KVWriter, Logger, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
@@ -74,6 +74,9 @@ class RunSpec:
     """Python files whose AgentSpecs are registered before the agent is looked up."""
     checkpoint_every: float = 300.0
     """Wall seconds between checkpoints (taken at the next episode boundary); 0: every episode."""
+    track: str | None = None
+    """Experiment tracker besides TensorBoard: None or ``wandb`` (:mod:`mtbench.tracking`)."""
+    wandb_project: str = "mtbench"
 
 
 def resolve(spec: RunSpec) -> RunConfig:
@@ -167,12 +170,20 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     return config, rd, stored is not None and rd.is_done()
 
 
-def _set_logger(model: OffPolicyAlgorithm, rd: RunDir) -> None:
-    """TensorBoard logs in ``tb/`` when tensorboard is installed, otherwise no SB3 log output."""
+def _set_logger(
+    model: OffPolicyAlgorithm, rd: RunDir, spec: RunSpec, config: RunConfig, run_provenance: dict[str, Any]
+) -> None:
+    """SB3's log to TensorBoard (``tb/``, when tensorboard is installed) and, with ``spec.track``,
+    to wandb (:mod:`mtbench.tracking`)."""
+    outputs: list[KVWriter] = []
     if importlib.util.find_spec("tensorboard") is not None:
-        model.set_logger(configure(str(rd.tensorboard_dir), ["tensorboard"]))
-    else:
-        model.set_logger(Logger(folder=None, output_formats=[]))
+        outputs.append(make_output_format("tensorboard", str(rd.tensorboard_dir)))
+    if spec.track == "wandb":
+        from mtbench.tracking import WandbWriter
+
+        name = f"{config.suite}/{config.name}/seed_{config.seed}"
+        outputs.append(WandbWriter(rd.path, name, spec.wandb_project, config.to_json(), run_provenance))
+    model.set_logger(Logger(folder=str(rd.tensorboard_dir) if outputs else None, output_formats=outputs))
 
 
 def _start_over(rd: RunDir, checkpoints: Checkpoints) -> None:
@@ -332,7 +343,7 @@ def _train(
                 message += f", in {precision} (it started in {run_provenance['precision']})"
             notify(message)
         rd.write_json(rd.provenance_file, run_provenance)
-        _set_logger(model, rd)
+        _set_logger(model, rd, spec, config, run_provenance)
         callbacks: list[BaseCallback] = [
             eval_cb,
             CheckpointCallback(checkpoints, spec.checkpoint_every, eval_cb.state),
@@ -340,9 +351,14 @@ def _train(
         if report is not None:
             callbacks.append(ProgressCallback(report, suite.num_tasks, eval_cb))
         total = train.steps_per_task * suite.num_tasks
-        model.learn(
-            total_timesteps=total - model.num_timesteps, callback=callbacks, reset_num_timesteps=state is None
-        )
-        if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
-            eval_cb.evaluate()
-        model.save(rd.model_file)
+        try:
+            model.learn(
+                total_timesteps=total - model.num_timesteps,
+                callback=callbacks,
+                reset_num_timesteps=state is None,
+            )
+            if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
+                eval_cb.evaluate()
+            model.save(rd.model_file)
+        finally:
+            model.logger.close()  # a wandb run ends with its mtbench run (or its attempt)
