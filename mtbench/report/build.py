@@ -37,6 +37,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
 
 
+def _seeds(runs: list[Run]) -> str:
+    """``3 (seeds 0, 1, 2)``, ``1 (seed 0)``."""
+    return f"{len(runs)} (seed{'s' if len(runs) > 1 else ''} {_distinct(r.seed for r in runs)})"
+
+
 def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values))
 
@@ -70,11 +75,13 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
     configs = [r.config for r in runs]
     prov = [r.provenance for r in runs]
     blocks: list[Block] = []
-    if any(c.get("smoke") for c in configs):
+    smoke = _distinct(f"`{c['preset']}`" for c in configs if c.get("smoke"))
+    if smoke:
         blocks.append(
             Text(
-                "**SMOKE BUDGET**: these runs used the `quick` preset (or another smoke budget). They show "
-                "that everything runs; their success rates say little about how well the agents learn."
+                f"**SMOKE BUDGET**: these runs used the smoke preset {smoke} ({train['steps_per_task']:,} "
+                "env steps per task). They show that everything runs; their success rates say little about "
+                "how well the agents learn."
             )
         )
     rows = [
@@ -90,8 +97,12 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
         ["reward version", str(train["reward_version"])],
         [
             "runs per agent",
+            "; ".join(f"{a}: {_seeds(col.runs_of(a))}" for a in col.agents),
+        ],
+        [
+            "precision",
             "; ".join(
-                f"{a}: {len(col.runs_of(a))} (seeds {_distinct(r.seed for r in col.runs_of(a))})"
+                f"{a}: {_distinct(r.provenance.get('precision', 'n/a') for r in col.runs_of(a))}"
                 for a in col.agents
             ),
         ],

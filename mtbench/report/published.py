@@ -33,5 +33,7 @@ OTHER = [
 CAVEAT = (
     "These numbers are not directly comparable with this report when the protocol differs (Meta-World "
     "version, episode length, budget, reward version, seeds, statistic); users of mtrl and Meta-World "
-    "report that several of them could not be reproduced (mtrl #18, Metaworld #352)."
+    "report that several of them could not be reproduced "
+    "([mtrl #18](https://github.com/facebookresearch/mtrl/issues/18), "
+    "[Metaworld #352](https://github.com/Farama-Foundation/Metaworld/issues/352))."
 )

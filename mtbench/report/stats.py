@@ -107,11 +107,13 @@ def per_task(final: Scores) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def best_per_task(means: Mapping[str, np.ndarray]) -> list[set[str]]:
-    """For each task, the agents whose mean success equals the best one (ties all count)."""
+    """For each task, the agents whose mean success equals the best one (ties all count), or none
+    when every agent does (a tie of all, or a single agent: nobody stands out)."""
     agents = list(means)
     table = np.stack([means[a] for a in agents])  # [agents, tasks]
     best = table.max(axis=0)
-    return [
+    tops = [
         {a for a, v in zip(agents, table[:, t], strict=True) if np.isclose(v, best[t])}
         for t in range(table.shape[1])
     ]
+    return [top if len(top) < len(agents) else set() for top in tops]
