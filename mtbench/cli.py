@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -440,17 +441,28 @@ def eval_command(
         str, typer.Option(help="final (model.zip), best (model_best.zip) or latest (newest checkpoint).")
     ] = "final",
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    video: Annotated[
+        Path | None,
+        typer.Option(help="Also record one episode per task as DIR/<task>.gif (headless: MUJOCO_GL=egl)."),
+    ] = None,
+    video_every: Annotated[int, typer.Option(help="Env steps per video frame.")] = 5,
 ) -> None:
     """Evaluate a run's saved policy again with Meta-World's protocol: by default on the run's own
     goals and episodes, so the final policy gives its last evaluation record. Loads only tensors
     (the network is rebuilt from config.json): safe on run directories from others."""
-    from mtbench.saved import Which, evaluate_saved
+    if video is not None:  # MuJoCo picks its GL backend when first imported: headless by default
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    from mtbench.saved import Which, evaluate_saved, record_videos
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    which = cast("Which", checkpoint)  # checked by evaluate_saved
     try:
         with err_console.status("Evaluating ..."):
-            which = cast("Which", checkpoint)  # checked by evaluate_saved
             config, result = evaluate_saved(RunDir(run_dir), which, episodes, names, seed)
+        if video is not None:
+            with err_console.status(f"Recording videos into {video}/ ..."):
+                files = record_videos(RunDir(run_dir), video, which, names, seed, video_every)
+            err_console.print(f"Videos: {', '.join(str(f) for f in files)}", highlight=False)
     except UsageError as exc:
         raise fail(str(exc)) from None
     if json_:

@@ -35,6 +35,7 @@ def make_vector_env(
     reward_version: RewardVersion = "v2",
     processes: int = 1,
     episode_steps: int = EPISODE_STEPS,
+    render_size: int | None = None,
 ) -> TaskVectorEnv:
     """Build the gymnasium vector env of ``suite``: one sub-env per task, one-hot appended.
 
@@ -46,8 +47,10 @@ def make_vector_env(
     :param processes: with more than one (and strategy ``sync``), the sub-envs are split over
         that many processes (at most one per task) that step them in parallel: a
         :class:`ShardedVectorEnv`, with the same goals, transitions and infos.
+    :param render_size: sub-envs render ``rgb_array`` frames of this many pixels square
+        (``envs.call("render")``; MuJoCo's offscreen renderer: headless with ``MUJOCO_GL=egl``).
     """
-    envs: TaskVectorEnv = _make_vector_env(suite, seed, strategy, reward_version, episode_steps)
+    envs: TaskVectorEnv = _make_vector_env(suite, seed, strategy, reward_version, episode_steps, render_size)
     if processes > 1 and strategy == "sync" and suite.num_tasks > 1:
         assert isinstance(envs, gym.vector.SyncVectorEnv)
         env_fns = envs.env_fns  # Meta-World builds MT10/MT50 only as a whole: its constructors are here
@@ -60,7 +63,12 @@ def make_vector_env(
 
 
 def _make_vector_env(
-    suite: Suite, seed: int, strategy: VectorStrategy, reward_version: RewardVersion, episode_steps: int
+    suite: Suite,
+    seed: int,
+    strategy: VectorStrategy,
+    reward_version: RewardVersion,
+    episode_steps: int,
+    render_size: int | None = None,
 ) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
     common: dict[str, Any] = dict(
         use_one_hot=True,
@@ -68,6 +76,8 @@ def _make_vector_env(
         reward_function_version=reward_version,
         max_episode_steps=episode_steps,
     )
+    if render_size is not None:
+        common |= dict(render_mode="rgb_array", width=render_size, height=render_size)
     with warnings.catch_warnings():
         # Meta-World declares float64 bounds on float32 boxes; gymnasium warns once per sub-env
         warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")

@@ -29,7 +29,7 @@ from mtbench.evaluation import EvalResult, Policy, evaluate
 from mtbench.params import spaces_env
 from mtbench.registry import get_agent
 from mtbench.rundir import RunDir
-from mtbench.suites import STATE_DIM, parse_suite
+from mtbench.suites import STATE_DIM, Suite, parse_suite
 
 Which = Literal["final", "best", "latest"]
 WHICH = ("final", "best", "latest")
@@ -140,19 +140,9 @@ def evaluate_saved(
     ``tasks``: only these tasks of the suite, on an env of just them (its goals differ); ``seed``:
     other goals; ``episodes``: per task.
     """
-    config = run_config(rd)
-    suite = parse_suite(config.suite)
     if episodes is not None and episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {episodes}")
-    chosen = suite
-    if tasks:
-        unknown = [t for t in tasks if t not in suite.tasks]
-        if unknown:
-            raise UsageError(
-                f"task {unknown[0]!r} is not in the run's suite {suite.name}; its tasks: "
-                f"{choices(suite.tasks)}"
-            )
-        chosen = parse_suite(("fixed:" if suite.fixed_goals else "") + ",".join(dict.fromkeys(tasks)))
+    config, suite, chosen = _suites(rd, tasks)
     model = load_policy(rd, which)
     train = config.train
     envs = make_vector_env(
@@ -164,14 +154,68 @@ def evaluate_saved(
     )
     with contextlib.closing(envs):
         goals = save_env_rng(envs)
-        result = evaluate(
-            _policy(model, suite.tasks, chosen.tasks),
-            envs,
-            chosen.tasks,
-            episodes or train.eval_episodes,
-            goals,
-        )
+        policy = _policy(model, suite.tasks, chosen.tasks)
+        result = evaluate(policy, envs, chosen.tasks, episodes or train.eval_episodes, goals)
     return config, result
+
+
+def record_videos(
+    rd: RunDir,
+    folder: Path,
+    which: Which = "final",
+    tasks: list[str] | None = None,
+    seed: int | None = None,
+    every: int = 5,
+    size: int = 240,
+) -> list[Path]:
+    """One episode of each task (the first of its evaluation) as ``<folder>/<task>.gif``: a frame
+    every ``every`` env steps, ``size`` pixels square, from MuJoCo's offscreen renderer (headless:
+    ``MUJOCO_GL=egl``). Returns the files."""
+    if every < 1 or size < 16:
+        raise UsageError(f"--video-every must be >= 1 and the frame size >= 16, got {every} and {size}")
+    from PIL import Image
+
+    config, suite, chosen = _suites(rd, tasks)
+    model = load_policy(rd, which)
+    train = config.train
+    seed = config.seed if seed is None else seed
+    envs = make_vector_env(
+        chosen, seed, "sync", train.reward_version, episode_steps=train.episode_steps, render_size=size
+    )
+    act = _policy(model, suite.tasks, chosen.tasks)
+    frames: list[list[np.ndarray]] = [[] for _ in chosen.tasks]
+    with contextlib.closing(envs):
+        obs, _ = envs.reset()
+        for step in range(train.episode_steps):
+            if step % every == 0:
+                for task_frames, frame in zip(frames, envs.call("render"), strict=True):
+                    task_frames.append(frame)
+            obs, *_ = envs.step(act(obs))
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for task, task_frames in zip(chosen.tasks, frames, strict=True):
+        images = [Image.fromarray(f) for f in task_frames]
+        files.append(folder / f"{task}.gif")
+        images[0].save(files[-1], save_all=True, append_images=images[1:], duration=100, loop=0)
+    return files
+
+
+def _suites(rd: RunDir, tasks: list[str] | None) -> tuple[RunConfig, Suite, Suite]:
+    """The run's config, its suite, and the suite of ``tasks`` (all when None), checked."""
+    config = run_config(rd)
+    suite = parse_suite(config.suite)
+    if not tasks:
+        return config, suite, suite
+    unknown = [t for t in tasks if t not in suite.tasks]
+    if unknown:
+        raise UsageError(
+            f"task {unknown[0]!r} is not in the run's suite {suite.name}; its tasks: {choices(suite.tasks)}"
+        )
+    return (
+        config,
+        suite,
+        parse_suite(("fixed:" if suite.fixed_goals else "") + ",".join(dict.fromkeys(tasks))),
+    )
 
 
 def _policy(model: SAC, suite_tasks: tuple[str, ...], tasks: tuple[str, ...]) -> Policy:

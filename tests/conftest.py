@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (mtbench eval --video), before MuJoCo loads
+
 import pytest
 
 from mtbench.envs import make_vector_env

@@ -19,7 +19,7 @@ from mtbench.rundir import RunDir
 from mtbench.runner import run_one
 from mtbench.sac import MultiTaskSAC
 from mtbench.saved import load_policy
-from tests.helpers import RESUMABLE, Crash, crash_after_eval, run_spec
+from tests.helpers import RESUMABLE, TINY, Crash, crash_after_eval, run_spec
 
 runner = CliRunner()
 
@@ -27,7 +27,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> RunDir:
     """A tiny finished mt_sac run (shared: tests copy it before changing it)."""
-    return RunDir(run_one(run_spec(tmp_path_factory.mktemp("runs"))))
+    short = (*TINY, ("episode_steps", 100))  # short episodes: short videos
+    return RunDir(run_one(run_spec(tmp_path_factory.mktemp("runs"), overrides=short)))
 
 
 def _eval(*args: str) -> dict:
@@ -124,3 +125,15 @@ def test_a_crafted_pickle_in_model_zip_is_never_run(finished, tmp_path):
     assert not marker.exists()
     torch.load(io.BytesIO(payload.getvalue()), weights_only=False)  # the payload is live: unpickled, it runs
     assert marker.exists()
+
+
+def test_videos_of_one_episode_per_task(finished, tmp_path):
+    from PIL import Image
+
+    result = runner.invoke(
+        app, ["eval", str(finished.path), "--video", str(tmp_path / "v"), "--video-every", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    for task in ("reach-v3", "drawer-close-v3"):
+        with Image.open(tmp_path / "v" / f"{task}.gif") as gif:
+            assert gif.n_frames == 10 and gif.size == (240, 240)  # 100-step episodes, a frame every 10
