@@ -42,24 +42,41 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+SUMMARY_COLUMNS = 3
+"""Runs up to which the end-of-grid table has a column per run (more: a row per run, without tasks)."""
+
+
 def summary_table(run_paths: list[Path]) -> Table:
-    """Final success rate per task (rows) and run (columns), from the runs' eval.jsonl."""
-    table = Table(title="Final success rate per task")
-    table.add_column("task")
+    """Final success rate per task (rows) and run (columns), from the runs' eval.jsonl; for more
+    than :data:`SUMMARY_COLUMNS` runs, a row per run with its mean (the report has the tasks)."""
     finals = []
     for path in run_paths:
         records = RunDir(path).read_eval()
         finals.append(records[-1] if records else None)
+
+    def cells(r: dict | None) -> list[str]:
+        if r is None:
+            return ["-", "-", "-"]
+        rate = r["env_steps"] / max(r["wall_seconds"], 1e-9)
+        return [f"{r['mean_success_rate']:.2f}", f"{r['wall_seconds']:.0f}", f"{rate:.0f}"]
+
+    if len(run_paths) > SUMMARY_COLUMNS:
+        table = Table(title="Final mean success rate per run")
+        for column in ("run", "mean success", "wall s (incl. eval)", "env steps/s"):
+            table.add_column(column, justify="left" if column == "run" else "right")
+        for path, r in zip(run_paths, finals, strict=True):
+            table.add_row(f"{path.parent.name} {path.name}", *cells(r))
+        return table
+    table = Table(title="Final success rate per task")
+    table.add_column("task")
+    for path in run_paths:
         table.add_column(f"{path.parent.name}\n{path.name}", justify="right")
     tasks = next((list(r["success_rate"]) for r in finals if r), [])
     for task in tasks:
         table.add_row(task, *(f"{r['success_rate'][task]:.2f}" if r else "-" for r in finals))
-    table.add_row("[bold]mean", *(f"[bold]{r['mean_success_rate']:.2f}" if r else "-" for r in finals))
-    table.add_row("wall s (incl. eval)", *(f"{r['wall_seconds']:.0f}" if r else "-" for r in finals))
-    table.add_row(
-        "env steps/s (overall)",
-        *(f"{r['env_steps'] / max(r['wall_seconds'], 1e-9):.0f}" if r else "-" for r in finals),
-    )
+    per_run = [cells(r) for r in finals]
+    for i, label in enumerate(("[bold]mean", "wall s (incl. eval)", "env steps/s (overall)")):
+        table.add_row(label, *(c[i] for c in per_run))
     return table
 
 

@@ -195,3 +195,24 @@ def test_without_a_terminal_progress_is_plain_lines_every_so_often(monkeypatch):
         "mt_sac seed 0: resumed",
         "mt_sac seed 0: done",
     ]
+
+
+def test_the_end_of_grid_table_has_a_row_per_run_when_there_are_many(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from mtbench.cli import summary_table
+    from mtbench.rundir import RunDir
+
+    paths = []
+    for i in range(5):
+        rd = RunDir(tmp_path / f"agent_{i}" / "seed_0")
+        record = {"env_steps_per_task": 10, "env_steps": 20, "wall_seconds": 4.0, "mean_success_rate": 0.5}
+        rd.append_eval(record | {"success_rate": {"reach-v3": 0.5}, "episode_return": {"reach-v3": 1.0}})
+        paths.append(rd.path)
+    screen = Console(width=80, record=True, file=io.StringIO())
+    screen.print(summary_table(paths))
+    lines = screen.export_text().splitlines()
+    assert "…" not in "".join(lines) and sum("agent_" in line for line in lines) == 5
+    assert any("agent_4 seed_0" in line and "0.50" in line and "5" in line for line in lines)
