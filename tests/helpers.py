@@ -26,6 +26,8 @@ TINY = (
     ("warmup_steps_per_task", 100),
 )
 """A budget that trains and evaluates twice in seconds."""
+SHORT_EPISODES = (*TINY, ("episode_steps", 50))
+"""TINY in 50-step episodes: with ``checkpoint_every=0`` a checkpoint at every 50 steps."""
 RESUMABLE = (
     ("batch_size_per_task", 16),
     ("eval_episodes", 1),

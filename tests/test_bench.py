@@ -60,7 +60,7 @@ def test_the_gpu_check_runs_at_toy_sizes_on_the_cpu(tmp_path):
     rows = {row["what"]: row for row in json.loads((tmp_path / "gpu_check.json").read_text())}
     for what in (
         "stock SB3 SAC fp32 update, 3 x 400, batch 8 x 2",
-        "soft_module_deep bf16 update, batch 8 x 2",
+        "soft_module bf16 update, batch 8 x 2",
         "mt_sac fp32 training on reach-v3,drawer-close-v3",
         "reach-v3,drawer-close-v3 vector env alone, random actions",
         "mt_sac training, 2 processes sharing the cpu",

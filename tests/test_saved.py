@@ -19,7 +19,7 @@ from mtbench.rundir import RunDir
 from mtbench.runner import run_one
 from mtbench.sac import MultiTaskSAC
 from mtbench.saved import load_policy
-from tests.helpers import RESUMABLE, TINY, Crash, crash_after_eval, run_spec
+from tests.helpers import SHORT_EPISODES, TINY, Crash, crash_after_eval, run_spec
 
 runner = CliRunner()
 
@@ -58,9 +58,9 @@ def test_the_best_model_is_the_policy_of_the_best_record(finished):
 
 
 def test_the_latest_checkpoint_of_an_unfinished_run_evaluates(tmp_path, monkeypatch):
-    crash_after_eval(monkeypatch, 750)
+    crash_after_eval(monkeypatch, 150)  # after the checkpoints at 50 and 100 steps per task
     with pytest.raises(Crash):
-        run_one(run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0))
+        run_one(run_spec(tmp_path, overrides=SHORT_EPISODES, checkpoint_every=0))
     monkeypatch.undo()
     (rd,) = [RunDir(p.parent) for p in tmp_path.rglob("config.json")]
     assert not rd.model_file.exists()

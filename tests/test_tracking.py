@@ -11,7 +11,7 @@ from mtbench.errors import UsageError
 from mtbench.grid import GridRequest
 from mtbench.rundir import RunDir
 from mtbench.runner import run_one
-from tests.helpers import RESUMABLE, TINY, Crash, crash_after_eval, run_spec
+from tests.helpers import SHORT_EPISODES, Crash, crash_after_eval, run_spec
 
 wandb = pytest.importorskip("wandb")
 
@@ -53,8 +53,8 @@ def _logged(run_dir: Path) -> tuple[set[str], dict]:
 def test_a_tracked_run_logs_train_rollout_and_eval_against_env_steps(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    short = (*TINY, ("episode_steps", 50))  # episodes end, so SB3 logs rollout/*
-    rd = RunDir(run_one(run_spec(tmp_path, overrides=short, track="wandb", wandb_project="mtbench-test")))
+    spec = run_spec(tmp_path, overrides=SHORT_EPISODES, track="wandb", wandb_project="mtbench-test")
+    rd = RunDir(run_one(spec))  # episodes end, so SB3 logs rollout/*
     keys, config = _logged(rd.path)
     assert {
         "eval/mean_success_rate",
@@ -74,8 +74,8 @@ def test_an_unknown_tracker_is_refused():
 def test_a_resumed_run_goes_on_in_the_same_wandb_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    spec = run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0, track="wandb")
-    crash_after_eval(monkeypatch, 750)
+    spec = run_spec(tmp_path, overrides=SHORT_EPISODES, checkpoint_every=0, track="wandb")
+    crash_after_eval(monkeypatch, 150)  # after the checkpoints at 50 and 100 steps per task
     with pytest.raises(Crash):
         run_one(spec)
     monkeypatch.undo()
