@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtbench.errors import UsageError
-from mtbench.registry import available_agents, get_agent
+from mtbench.registry import available_agents, get_agent, load_errors
 
 
 def split_list(text: str) -> list[str]:
@@ -173,6 +173,8 @@ def expand(
     names: list[str] = []
     for name in requested:
         if name == ALL:
+            if not agents:
+                raise UsageError(f"no agent is registered; broken plugins: {load_errors() or 'none'}")
             names += [*agents, *(v.name for v in variants)]
         elif name in NAMED_GRIDS:
             for member in NAMED_GRIDS[name].members:
