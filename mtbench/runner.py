@@ -63,7 +63,7 @@ class RunSpec:
     """Settings to change, as (name, value) pairs: TrainConfig fields, or ``agent.<field>`` for the
     agent's own config."""
     variant: str | None = None
-    """The variant's name (see :class:`mtbench.grid.Variant`); None: the agent itself."""
+    """The variant's name (see :class:`mtbench.variants.Variant`); None: the agent itself."""
     variant_settings: tuple[tuple[str, Any], ...] = ()
     """The variant's own settings, as ``overrides``; they win over ``overrides``."""
     out: str = "runs"
@@ -133,7 +133,7 @@ def _config_json(config: RunConfig) -> dict[str, Any]:
 
 
 def _differences(stored: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key: stored -> wanted`` for every (nested, dotted) key whose values differ."""
+    """``key: <stored> there, <wanted> now`` for every (nested, dotted) key whose values differ."""
     lines = []
     for key in sorted(stored.keys() | wanted.keys()):
         old, new = stored.get(key), wanted.get(key)
