@@ -20,7 +20,7 @@ from mtbench.errors import UsageError
 from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
 from mtbench.suites import all_tasks, benchmarks, parse_suite
-from mtbench.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps
+from mtbench.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps, settings_text
 
 if TYPE_CHECKING:  # the commands import these when they run: --help stays free of torch
     from mtbench.estimate import Plan
@@ -376,12 +376,8 @@ def print_grid(grid: Grid) -> None:
             console.print(f"skipping finished run {rd.path}", highlight=False)
 
 
-def _settings_text(settings: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
-
-
 def _variant_text(variant: Variant) -> str:
-    return f"{variant.name} (= {variant.agent} with {_settings_text(dict(variant.settings))})"
+    return f"{variant.name} (= {variant.agent} with {settings_text(dict(variant.settings))})"
 
 
 def exit_unless_done(result: GridResult) -> None:

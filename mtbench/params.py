@@ -10,7 +10,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from mtbench.config import PRESETS, RunConfig
-from mtbench.registry import AgentSpec
+from mtbench.registry import AgentSpec, get_agent
 from mtbench.suites import STATE_DIM, Suite
 
 
@@ -28,12 +28,17 @@ def spaces_env(num_tasks: int) -> DummyVecEnv:
     return DummyVecEnv([lambda: SpacesOnly(num_tasks)] * num_tasks)
 
 
+def build_on_spaces(config: RunConfig, device: str = "cpu") -> SAC:
+    """The agent of ``config`` (in fp32, with a one-row replay buffer) on an env with its suite's
+    spaces only: its networks without Meta-World envs or a buffer's memory."""
+    train = dataclasses.replace(config.train, buffer_size_per_task=1, precision="fp32")
+    return get_agent(config.agent).build(
+        spaces_env(len(config.tasks)), dataclasses.replace(config, train=train), config.seed, device
+    )
+
+
 def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> SAC:
     """``agent`` with its default settings for ``suite`` (in fp32), on an env with the suite's spaces only."""
-    env = spaces_env(suite.num_tasks)
-    train = dataclasses.replace(
-        PRESETS["quick"].train_config(suite), buffer_size_per_task=1, precision="fp32"
-    )
     config = RunConfig(
         suite=suite.name,
         tasks=suite.tasks,
@@ -41,10 +46,10 @@ def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> SAC:
         seed=seed,
         preset="quick",
         smoke=True,
-        train=train,
+        train=PRESETS["quick"].train_config(suite),
         agent_config=agent.config,
     )
-    return agent.build(env, config, seed, "cpu")
+    return build_on_spaces(config)
 
 
 def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:

@@ -12,7 +12,6 @@ refuses anything but tensors and plain containers.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import zipfile
 from pathlib import Path
@@ -26,7 +25,7 @@ from mtbench.config import RunConfig, apply_overrides, get_preset
 from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import UsageError, choices
 from mtbench.evaluation import EvalResult, Policy, evaluate
-from mtbench.params import spaces_env
+from mtbench.params import build_on_spaces
 from mtbench.registry import get_agent
 from mtbench.rundir import RunDir
 from mtbench.suites import STATE_DIM, Suite, parse_suite
@@ -106,10 +105,7 @@ def load_policy(rd: RunDir, which: Which = "final", device: str = "cpu") -> SAC:
         state = _policy_state(file, device)
     except Exception as exc:  # weights_only refuses pickled code; a broken zip or file, likewise
         raise UsageError(f"{file} holds no loadable policy weights ({type(exc).__name__}: {exc})") from None
-    train = dataclasses.replace(config.train, buffer_size_per_task=1, precision="fp32")
-    model = get_agent(config.agent).build(
-        spaces_env(len(config.tasks)), dataclasses.replace(config, train=train), config.seed, device
-    )
+    model = build_on_spaces(config, device)
     try:
         model.policy.load_state_dict(state)
     except RuntimeError as exc:

@@ -71,6 +71,11 @@ def parse_sweeps(items: list[str]) -> dict[str, tuple[Any, ...]]:
     return sweeps
 
 
+def settings_text(settings: dict[str, Any]) -> str:
+    """``name=value, ...`` with values as JSON (``loss_weighting="none"``), as ``--set`` takes them."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
+
+
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 """Names a variant may have: safe as a folder name on every OS, and in a shell."""
 

@@ -21,6 +21,7 @@ from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
 from mtbench.report.external import ExternalCurve, read_external
+from mtbench.variants import settings_text
 
 DEFAULT_REFERENCE = "mt_sac"
 
@@ -158,9 +159,8 @@ def _variant_summary(col: Collection, run: Run) -> dict[str, Any]:
 
 def _settings_text(variant: dict[str, Any]) -> str:
     if variant["differs"] is None:
-        given = ", ".join(f"{k}={json.dumps(v)}" for k, v in variant["settings"].items())
-        return f"sets {given} (its base agent has no runs here)"
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in variant["differs"].items()) or "nothing"
+        return f"sets {settings_text(variant['settings'])} (its base agent has no runs here)"
+    return settings_text(variant["differs"]) or "nothing"
 
 
 def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:

@@ -37,7 +37,7 @@ class Run:
     @property
     def agent(self) -> str:
         """The run's row in the report: its variant's name, else its agent's."""
-        return self.config.get("variant") or self.config["agent"]
+        return _name(self.config)
 
     @property
     def base(self) -> str:
@@ -81,6 +81,10 @@ class Collection:
     @property
     def protocol(self) -> dict[str, Any]:
         return {k: self.runs[0].config["train"][k] for k in PROTOCOL_KEYS}
+
+
+def _name(config: dict[str, Any]) -> str:
+    return config.get("variant") or config["agent"]
 
 
 def _number(value: Any) -> bool:
@@ -142,7 +146,7 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
         left_out.append(f"{path}: config.json unreadable ({exc}); run ignored")
         return None
     records = _read_records(rd, config["tasks"], left_out)
-    name = config.get("variant") or config["agent"]
+    name = _name(config)
     if not rd.is_done():
         left_out.append(
             f"{path}: {name} seed {config['seed']} still in progress or interrupted (no DONE; "
