@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mtbench.bench import replace_marked
+from mtbench.config import PRESETS
 from mtbench.estimate import duration
 from mtbench.executors import LocalPool
 from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds
@@ -34,10 +35,8 @@ from mtbench.variants import parse_settings
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SUITE = "fixed:reach-v3,window-close-v3"
 """Two tasks whose untrained success is 0 and that SAC learns in about 10k steps with a fixed goal."""
-STEPS = 10_000
-BATCH = 64
-LEARNING_RATE = 1e-3
-EVAL_EVERY = 1_000
+DEMO = PRESETS["demo"]
+"""The check's budget and protocol (README's first run uses the same preset)."""
 
 
 def _print_event(labels: list[str]):
@@ -111,20 +110,23 @@ def main() -> None:
     parser.add_argument("--agents", default="all")
     parser.add_argument("--suite", default=SUITE)
     parser.add_argument("--seeds", default="0-2")
-    parser.add_argument("--steps-per-task", type=int, default=STEPS)
-    parser.add_argument("--warmup-steps", type=int, default=1_000)
-    parser.add_argument("--batch-size-per-task", type=int, default=BATCH)
+    parser.add_argument("--steps-per-task", type=int, default=DEMO.steps_per_task["default"])
+    parser.add_argument("--warmup-steps", type=int, default=DEMO.warmup_steps_per_task)
+    parser.add_argument("--batch-size-per-task", type=int, default=DEMO.train_settings["batch_size_per_task"])
     parser.add_argument(
         "--learning-rate",
         type=float,
-        default=LEARNING_RATE,
+        default=DEMO.train_settings["learning_rate"],
         help="Adam learning rate (the presets' 3e-4 needs more steps than this budget)",
     )
     parser.add_argument(
-        "--eval-episodes", type=int, default=1, help="1: fixed-goal episodes are deterministic"
+        "--eval-episodes",
+        type=int,
+        default=DEMO.eval_episodes,
+        help="1: fixed-goal episodes are deterministic",
     )
     parser.add_argument(
-        "--eval-every", type=int, default=EVAL_EVERY, help="steps per task between evaluations"
+        "--eval-every", type=int, default=DEMO.eval_every, help="steps per task between evaluations"
     )
     parser.add_argument(
         "--last", type=int, default=3, help="final success = mean of this many last evaluations"
@@ -158,7 +160,7 @@ def main() -> None:
         agents=parse_agents(args.agents),
         suite=args.suite,
         seeds=seeds,
-        preset="quick",
+        preset=DEMO.name,
         overrides=overrides,
         out=Path(args.out),
         device="cpu",

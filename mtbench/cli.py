@@ -47,36 +47,42 @@ SUMMARY_COLUMNS = 3
 
 
 def summary_table(run_paths: list[Path]) -> Table:
-    """Final success rate per task (rows) and run (columns), from the runs' eval.jsonl; for more
-    than :data:`SUMMARY_COLUMNS` runs, a row per run with its mean (the report has the tasks)."""
-    finals = []
-    for path in run_paths:
-        records = RunDir(path).read_eval()
-        finals.append(records[-1] if records else None)
+    """Success rate before training -> final, per task (rows) and run (columns), from the runs'
+    eval.jsonl; for more than :data:`SUMMARY_COLUMNS` runs, a row per run with its mean (the
+    report has the tasks)."""
+    records = [RunDir(path).read_eval() for path in run_paths]
+    ends = [(r[0], r[-1]) if r else None for r in records]
 
-    def cells(r: dict | None) -> list[str]:
-        if r is None:
-            return ["-", "-", "-"]
-        rate = r["env_steps"] / max(r["wall_seconds"], 1e-9)
-        return [f"{r['mean_success_rate']:.2f}", f"{r['wall_seconds']:.0f}", f"{rate:.0f}"]
+    def change(end: tuple[dict, dict] | None, task: str | None = None) -> str:
+        if end is None:
+            return "-"
+        first, last = (r["success_rate"][task] if task else r["mean_success_rate"] for r in end)
+        return f"{first:.2f} → {last:.2f}"
+
+    def cost(end: tuple[dict, dict] | None) -> list[str]:
+        if end is None:
+            return ["-", "-"]
+        last = end[1]
+        return [f"{last['wall_seconds']:.0f}", f"{last['env_steps'] / max(last['wall_seconds'], 1e-9):.0f}"]
 
     if len(run_paths) > SUMMARY_COLUMNS:
-        table = Table(title="Final mean success rate per run")
+        table = Table(title="Mean success rate per run: before training → final")
         for column in ("run", "mean success", "wall s (incl. eval)", "env steps/s"):
             table.add_column(column, justify="left" if column == "run" else "right")
-        for path, r in zip(run_paths, finals, strict=True):
-            table.add_row(f"{path.parent.name} {path.name}", *cells(r))
+        for path, end in zip(run_paths, ends, strict=True):
+            table.add_row(f"{path.parent.name} {path.name}", change(end), *cost(end))
         return table
-    table = Table(title="Final success rate per task")
+    table = Table(title="Success rate per task: before training → final")
     table.add_column("task")
     for path in run_paths:
         table.add_column(f"{path.parent.name}\n{path.name}", justify="right")
-    tasks = next((list(r["success_rate"]) for r in finals if r), [])
+    tasks = next((list(end[1]["success_rate"]) for end in ends if end), [])
     for task in tasks:
-        table.add_row(task, *(f"{r['success_rate'][task]:.2f}" if r else "-" for r in finals))
-    per_run = [cells(r) for r in finals]
-    for i, label in enumerate(("[bold]mean", "wall s (incl. eval)", "env steps/s (overall)")):
-        table.add_row(label, *(c[i] for c in per_run))
+        table.add_row(task, *(change(end, task) for end in ends))
+    table.add_row("[bold]mean", *(change(end) for end in ends))
+    costs = [cost(end) for end in ends]
+    for i, label in enumerate(("wall s (incl. eval)", "env steps/s (overall)")):
+        table.add_row(label, *(c[i] for c in costs))
     return table
 
 
@@ -360,8 +366,8 @@ def print_grid(grid: Grid) -> None:
     )
     if config.smoke:
         console.print(
-            "[bold yellow]SMOKE BUDGET[/]: the quick preset shows that everything runs; its success "
-            "rates say little about how well the agents learn.",
+            f"[bold yellow]SMOKE BUDGET[/]: the {config.preset} preset shows that everything runs "
+            "(demo: that agents learn easy tasks); its success rates do not rank the agents.",
         )
     seeds: dict[str, list[int]] = {}
     labels: dict[str, str] = {}

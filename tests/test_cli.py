@@ -100,7 +100,8 @@ def test_tiny_mt10_run_end_to_end(tmp_path):
     out = tmp_path / "runs"
     result = runner.invoke(app, ["run", "--suite", "mt10", "--agents", "mt_sac", "--out", str(out), *TINY])
     assert result.exit_code == 0, result.output
-    assert "SMOKE BUDGET" in result.output and "Final success rate per task" in result.output
+    assert "SMOKE BUDGET" in result.output
+    assert "Success rate per task: before training → final" in " ".join(result.output.split())
     rd = RunDir(out / "mt10" / "mt_sac" / "seed_0")
     assert {p.name for p in rd.path.iterdir()} >= {
         "config.json",
@@ -208,11 +209,16 @@ def test_the_end_of_grid_table_has_a_row_per_run_when_there_are_many(tmp_path):
     paths = []
     for i in range(5):
         rd = RunDir(tmp_path / f"agent_{i}" / "seed_0")
-        record = {"env_steps_per_task": 10, "env_steps": 20, "wall_seconds": 4.0, "mean_success_rate": 0.5}
-        rd.append_eval(record | {"success_rate": {"reach-v3": 0.5}, "episode_return": {"reach-v3": 1.0}})
+        for steps, success in ((0, 0.0), (10, 0.5)):
+            record = {"env_steps_per_task": steps, "env_steps": 2 * steps, "wall_seconds": 4.0}
+            rd.append_eval(
+                record
+                | {"mean_success_rate": success, "success_rate": {"reach-v3": success}}
+                | {"episode_return": {"reach-v3": 1.0}}
+            )
         paths.append(rd.path)
     screen = Console(width=80, record=True, file=io.StringIO())
     screen.print(summary_table(paths))
     lines = screen.export_text().splitlines()
     assert "…" not in "".join(lines) and sum("agent_" in line for line in lines) == 5
-    assert any("agent_4 seed_0" in line and "0.50" in line and "5" in line for line in lines)
+    assert any("agent_4 seed_0" in line and "0.00 → 0.50" in line and " 5 " in line for line in lines)

@@ -164,6 +164,17 @@ def test_paper_preset_follows_the_authors_per_suite(suite, buffer):
     assert (plus.episode_steps, plus.reward_version, plus.precision) == (500, "v2", "fp32")
 
 
+def test_the_demo_preset_trains_as_the_learning_check_and_overrides_still_win():
+    """demo: the learning check's budget, learning rate and batch (whose table shows SAC learning
+    reach-v3); a smoke budget; --set beats what the preset sets, as for any preset field."""
+    spec = RunSpec(suite="fixed:reach-v3,window-close-v3", agent="mt_sac", seed=0, preset="demo")
+    demo = resolve(spec)
+    assert demo.smoke and (demo.train.learning_rate, demo.train.batch_size_per_task) == (1e-3, 64)
+    assert (demo.train.steps_per_task, demo.train.eval_every, demo.train.eval_episodes) == (10_000, 1_000, 1)
+    assert resolve(replace(spec, preset="quick")).train.learning_rate == 3e-4
+    assert resolve(replace(spec, overrides=(("learning_rate", 5e-4),))).train.learning_rate == 5e-4
+
+
 def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
     built = []
 

@@ -81,8 +81,8 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
         blocks.append(
             Text(
                 f"**SMOKE BUDGET**: these runs used the smoke preset {smoke} ({train['steps_per_task']:,} "
-                "env steps per task). They show that everything runs; their success rates say little about "
-                "how well the agents learn."
+                "env steps per task). They show that everything runs (`demo`: that agents learn easy tasks); "
+                "their success rates do not rank the agents."
             )
         )
     rows = [
