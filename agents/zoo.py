@@ -87,6 +87,16 @@ class SoftModuleConfig:
     """Routing conditioned on f(s) * h(z) (paper) or on the task embedding h(z) alone (ablation)."""
 
 
+@dataclass(frozen=True)
+class PCGradConfig:
+    """Network under PCGrad."""
+
+    network: Literal["multi_head", "shared"] = "multi_head"
+    """MT-MH-SAC's shared trunk with a linear head per task (Meta-World+) or MT-SAC's plain MLP."""
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Widths of the shared layers (Meta-World+: 3 x 400)."""
+
+
 SINGLE_TASK_SAC = AgentSpec(
     name="single_task_sac",
     description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
@@ -138,4 +148,11 @@ SOFT_MODULE_DEEP = AgentSpec(
     config=SoftModuleConfig(num_layers=4, num_modules=4, module_size=128),
     build=lazy_build("mtbench_agents.soft_module"),
     train_defaults=BALANCED,
+)
+PCGRAD = AgentSpec(
+    name="pcgrad",
+    description="PCGrad: MT-MH-SAC whose task gradients are projected off each other's conflicts",
+    paper="Yu et al., Gradient Surgery for Multi-Task Learning, NeurIPS 2020, arXiv 2001.06782",
+    config=PCGradConfig(),
+    build=lazy_build("mtbench_agents.pcgrad"),
 )

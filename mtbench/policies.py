@@ -196,9 +196,11 @@ def task_net_sac(
     device: str,
     network_class: type[nn.Module],
     network_kwargs: dict[str, Any],
+    algorithm: type[MultiTaskSAC] = MultiTaskSAC,
 ) -> MultiTaskSAC:
-    """A :class:`MultiTaskSAC` with :class:`TaskNetPolicy` for the run ``config``."""
-    return MultiTaskSAC(
+    """A :class:`MultiTaskSAC` (or the subclass ``algorithm``) with :class:`TaskNetPolicy` for the
+    run ``config``."""
+    return algorithm(
         TaskNetPolicy,
         env,
         policy_kwargs=dict(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, get_args
 
 import torch as th
@@ -199,6 +200,97 @@ class MultiTaskSAC(SAC):
         if self.max_grad_norm is not None:
             th.nn.utils.clip_grad_norm_(module.parameters(), self.max_grad_norm)
 
+    def combine_task_losses(
+        self, loss: th.Tensor, task_loss: Callable[[int], th.Tensor], module: nn.Module
+    ) -> None:
+        """The extension point for how the tasks' losses become one update: set the gradients of
+        ``module``'s trainable parameters (the actor, or the critics) for the optimizer's step.
+
+        Called once per gradient step for the critics and once for the actor, after their
+        gradients were zeroed and before they are clipped and stepped; the temperatures are
+        updated before, apart. Override it to change how tasks share an update (e.g. PCGrad,
+        ``mtbench_agents.pcgrad``); the default backpropagates ``loss``, the weighted mean of the
+        task losses over the batch.
+
+        :param loss: the batch's loss (scalar), computed from the forward passes that the
+            temperature update shares; backpropagate it or ignore it.
+        :param task_loss: ``task_loss(t)``, task ``t``'s loss alone (its weight included), from
+            new forward passes on its samples only: one call per task costs about one forward and
+            backward pass of the batch in all. On task-stratified batches the mean over tasks equals
+            ``loss`` in value.
+        :param module: the network whose gradients to set (its frozen parameters excluded).
+        """
+        loss.backward()
+
+    def _gradient_step(self, batch: Any, q_networks: list[nn.Module]) -> th.Tensor:
+        """One update of temperatures, critics and actor on ``batch``; ``[3]`` losses (actor,
+        critic, temperature), detached."""
+        task = self.task_ids(batch.observations)  # [N]
+        # an n-step buffer (SB3 >= 2.8) gives gamma ** n per sample, as SB3's SAC reads it
+        discounts = getattr(batch, "discounts", None)
+        discounts = self.gamma if discounts is None else discounts
+
+        # temperature: each task's log alpha moves only with that task's samples
+        actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+        log_prob = log_prob.reshape(-1, 1)  # [N, 1]
+        log_alpha = self.log_ent_coef[task].unsqueeze(1)  # [N, 1]
+        alpha_loss = -(log_alpha * (log_prob + self.target_entropy).detach()).mean()
+        alpha = self.alpha[task].unsqueeze(1)  # [N, 1], value before this update
+        weights = task_loss_weights(self.log_ent_coef.detach(), self.loss_weighting)[task].unsqueeze(1)
+        self.ent_coef_optimizer.zero_grad()
+        alpha_loss.backward()
+        self.ent_coef_optimizer.step()
+
+        # critic: weighted soft TD regression, mean(w (q - target)^2) per Q network with no 0.5
+        # factor (authors' code; it matters when the gradient clip binds); timeouts were
+        # already masked out of `dones`
+        with th.no_grad():
+            next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+            next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
+            next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
+            target_q = batch.rewards + (1 - batch.dones) * discounts * next_q  # [N, 1]
+
+        def critic_loss_of(rows: th.Tensor | None = None) -> th.Tensor:
+            obs, actions, target, w = (batch.observations, batch.actions, target_q, weights)
+            if rows is not None:
+                obs, actions, target, w = obs[rows], actions[rows], target[rows], w[rows]
+            return th.stack([(w * (q - target) ** 2).mean() for q in self.critic(obs, actions)]).sum()
+
+        critic_loss = critic_loss_of()
+        self.critic.optimizer.zero_grad()
+        self.combine_task_losses(critic_loss, lambda t: critic_loss_of(task == t), self.critic)
+        for q_net in q_networks:
+            self._clip(q_net)
+        self.critic.optimizer.step()
+
+        # actor: weighted policy loss against the smaller of the two Q estimates; the critic
+        # parameters are frozen meanwhile, so no gradient is computed for them
+        def actor_loss_of(rows: th.Tensor | None = None) -> th.Tensor:
+            obs, actions, log_p, w, a = (batch.observations, actions_pi, log_prob, weights, alpha)
+            if rows is not None:  # a forward pass of the actor on these rows only
+                obs, w, a = obs[rows], w[rows], a[rows]
+                actions, log_p = self.actor.action_log_prob(obs)
+                log_p = log_p.reshape(-1, 1)
+            q = th.cat(self.critic(obs, actions), dim=1).min(dim=1, keepdim=True).values
+            return (w * (a * log_p - q)).mean()
+
+        self.critic.requires_grad_(False)
+        actor_loss = actor_loss_of()
+        self.actor.optimizer.zero_grad()
+        self.combine_task_losses(actor_loss, lambda t: actor_loss_of(task == t), self.actor)
+        self.critic.requires_grad_(True)
+        self._clip(self.actor)
+        self.actor.optimizer.step()
+
+        self._n_updates += 1
+        if self._n_updates % self.target_update_interval == 0:
+            with th.no_grad():  # target <- (1 - tau) target + tau online, all tensors at once
+                th._foreach_lerp_(
+                    list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau
+                )
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        return th.stack([actor_loss, critic_loss, alpha_loss]).detach()
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
@@ -207,57 +299,7 @@ class MultiTaskSAC(SAC):
 
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            task = self.task_ids(batch.observations)  # [N]
-            # an n-step buffer (SB3 >= 2.8) gives gamma ** n per sample, as SB3's SAC reads it
-            discounts = getattr(batch, "discounts", None)
-            discounts = self.gamma if discounts is None else discounts
-
-            # temperature: each task's log alpha moves only with that task's samples
-            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
-            log_prob = log_prob.reshape(-1, 1)  # [N, 1]
-            log_alpha = self.log_ent_coef[task].unsqueeze(1)  # [N, 1]
-            alpha_loss = -(log_alpha * (log_prob + self.target_entropy).detach()).mean()
-            alpha = self.alpha[task].unsqueeze(1)  # [N, 1], value before this update
-            weights = task_loss_weights(self.log_ent_coef.detach(), self.loss_weighting)[task].unsqueeze(1)
-            self.ent_coef_optimizer.zero_grad()
-            alpha_loss.backward()
-            self.ent_coef_optimizer.step()
-
-            # critic: weighted soft TD regression, mean(w (q - target)^2) per Q network with no 0.5
-            # factor (authors' code; it matters when the gradient clip binds); timeouts were
-            # already masked out of `dones`
-            with th.no_grad():
-                next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
-                next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
-                next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
-                target_q = batch.rewards + (1 - batch.dones) * discounts * next_q  # [N, 1]
-            current_q = self.critic(batch.observations, batch.actions)
-            critic_loss = th.stack([(weights * (q - target_q) ** 2).mean() for q in current_q]).sum()
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            for q_net in q_networks:
-                self._clip(q_net)
-            self.critic.optimizer.step()
-
-            # actor: weighted policy loss against the smaller of the two Q estimates; the critic
-            # parameters are frozen meanwhile, so no gradient is computed for them
-            self.critic.requires_grad_(False)
-            q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1).min(dim=1, keepdim=True).values
-            actor_loss = (weights * (alpha * log_prob - q_pi)).mean()
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.critic.requires_grad_(True)
-            self._clip(self.actor)
-            self.actor.optimizer.step()
-
-            self._n_updates += 1
-            if self._n_updates % self.target_update_interval == 0:
-                with th.no_grad():  # target <- (1 - tau) target + tau online, all tensors at once
-                    th._foreach_lerp_(
-                        list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau
-                    )
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-            losses.append(th.stack([actor_loss, critic_loss, alpha_loss]).detach())
+            losses.append(self._gradient_step(batch, q_networks))
 
         means = th.stack(losses).mean(dim=0).tolist()
         alphas = self.alpha.cpu().numpy()

@@ -37,7 +37,7 @@ def env3():
 
 def test_all_paper_agents_registered():
     expected = {"single_task_sac", "mt_sac", "mt_mh_sac", "mix_expert", "hard_routing", "soft_module"}
-    assert set(AGENTS) == expected | {"soft_module_deep"}
+    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad"}
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -273,6 +273,7 @@ OUTPUT_LAYERS = {  # per agent: the actor's and each Q network's output and rout
     "mt_sac": ({"mu", "log_std"}, {"6"}),  # SB3's Q network: Linear-ReLU x 3, then Linear 6
     "single_task_sac": ({"net.mlp.layers.3"}, {"mlp.layers.3"}),
     "mt_mh_sac": ({"net.heads.layers.0"}, {"heads.layers.0"}),
+    "pcgrad": ({"net.heads.layers.0"}, {"heads.layers.0"}),  # MT-MH-SAC's network
     "mix_expert": ({"net.layers.3", "net.gate"}, {"layers.3", "gate"}),
     "hard_routing": ({"net.output"}, {"output"}),
     "soft_module": ({f"net.{n}" for n in _SOFT}, _SOFT),

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mtbench_agents.zoo import MT_SAC
 from typer.testing import CliRunner
 
 from mtbench import registry
 from mtbench.cli import app
 from mtbench.variants import expand
+from mtbench_agents.zoo import MT_SAC
 from tests.helpers import TWO_TASKS
 
 runner = CliRunner()
