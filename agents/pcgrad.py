@@ -25,8 +25,9 @@ from torch import nn
 from mtbench.config import RunConfig
 from mtbench.policies import task_net_sac
 from mtbench.sac import MultiTaskSAC
-from mtbench_agents.mt_mh_sac import MultiHeadNet
-from mtbench_agents.mt_sac import mlp_policy_kwargs
+
+from .mt_mh_sac import MultiHeadNet
+from .mt_sac import mlp_policy_kwargs
 
 EPS = 1e-8
 """Added to ``|g_j|^2`` in the projection coefficient (Meta-World+)."""

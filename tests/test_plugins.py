@@ -157,3 +157,42 @@ def test_docs_show_the_tested_example():
     code = EXAMPLE.read_text()
     block = doc.split("```python\n", 1)[1].split("```", 1)[0]
     assert block.strip() and block.strip() in code
+
+
+UPDATE_EXAMPLE = EXAMPLE.parent / "unit_gradients.py"
+
+
+def test_an_update_plugin_runs_and_sets_the_gradients_it_says(tmp_path):
+    """docs/examples/unit_gradients.py, through combine_task_losses: a run finishes, and the
+    gradient it hands the optimizer is the mean of the tasks' unit-norm gradients."""
+    import torch as th
+
+    from mtbench.params import build_without_envs
+    from mtbench.suites import parse_suite
+
+    out = tmp_path / "runs"
+    args = ["run", "--agent-module", str(UPDATE_EXAMPLE), "--agents", "unit_gradients"]
+    result = runner.invoke(app, [*args, "--suite", TWO_TASKS, "--out", str(out), *TINY, "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert (out / "reach-v3+drawer-close-v3" / "unit_gradients" / "seed_0" / "DONE").exists()
+
+    registry.load_agent_module(UPDATE_EXAMPLE)
+    model = build_without_envs(registry.get_agent("unit_gradients"), parse_suite(TWO_TASKS))
+    params = [p for p in model.critic.parameters() if p.requires_grad]
+    obs = th.cat([th.randn(4, 39), th.eye(2).repeat_interleave(2, dim=0)], dim=1)
+    actions = th.rand(4, 4) * 2 - 1
+
+    def task_loss(t: int) -> th.Tensor:  # task 1's loss 100 times task 0's scale
+        q = th.cat(model.critic(obs[2 * t : 2 * t + 2], actions[2 * t : 2 * t + 2]), dim=1)
+        return q.sum() * (1 if t == 0 else 100)
+
+    per_task = [th.cat([g.reshape(-1) for g in th.autograd.grad(task_loss(t), params)]) for t in range(2)]
+    expected = sum(g / g.norm() for g in per_task) / 2
+    model.combine_task_losses(th.tensor(0.0), task_loss, model.critic)
+    assert th.allclose(th.cat([p.grad.reshape(-1) for p in params]), expected, atol=1e-6)
+
+
+def test_docs_show_the_update_example():
+    doc = (EXAMPLE.parent.parent / "agents.md").read_text()
+    block = doc.split("```python\n")[2].split("```", 1)[0]
+    assert "combine_task_losses" in block and block.strip() in UPDATE_EXAMPLE.read_text()
