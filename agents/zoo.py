@@ -97,6 +97,16 @@ class PCGradConfig:
     """Widths of the shared layers (Meta-World+: 3 x 400)."""
 
 
+@dataclass(frozen=True)
+class MooreConfig:
+    """Orthogonal experts."""
+
+    num_experts: int | None = None
+    """Experts k; None: 6 on a 50-task suite (MT50), else 4 (the MOORE paper's counts)."""
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Layer widths of every expert (Meta-World+: 3 x 400, no activation after the last)."""
+
+
 SINGLE_TASK_SAC = AgentSpec(
     name="single_task_sac",
     description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
@@ -155,4 +165,11 @@ PCGRAD = AgentSpec(
     paper="Yu et al., Gradient Surgery for Multi-Task Learning, NeurIPS 2020, arXiv 2001.06782",
     config=PCGradConfig(),
     build=lazy_build("mtbench_agents.pcgrad"),
+)
+MOORE = AgentSpec(
+    name="moore",
+    description="MOORE: 4 (MT50: 6) orthonormalised 3x400 experts mixed per task, tanh, linear task heads",
+    paper="Hendawy et al., Multi-Task RL with Mixture of Orthogonal Experts, ICLR 2024, arXiv 2311.11385",
+    config=MooreConfig(),
+    build=lazy_build("mtbench_agents.moore"),
 )

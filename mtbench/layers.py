@@ -64,14 +64,17 @@ def authors_init(network: nn.Module) -> None:
         for module in network.modules():
             if not isinstance(module, nn.Linear | BatchedLinear):
                 continue
+            bias = module.bias  # None: a bias-free Linear
             if id(module) in outputs:
                 module.weight.uniform_(-3e-3, 3e-3)
-                module.bias.uniform_(-3e-3, 3e-3)
+                if bias is not None:
+                    bias.uniform_(-3e-3, 3e-3)
             else:
                 out_features = module.weight.shape[0 if isinstance(module, nn.Linear) else -1]
                 bound = 1.0 / math.sqrt(out_features)
                 module.weight.uniform_(-bound, bound)
-                module.bias.fill_(0.1)
+                if bias is not None:
+                    bias.fill_(0.1)
 
 
 def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequential:

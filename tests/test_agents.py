@@ -37,7 +37,7 @@ def env3():
 
 def test_all_paper_agents_registered():
     expected = {"single_task_sac", "mt_sac", "mt_mh_sac", "mix_expert", "hard_routing", "soft_module"}
-    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad"}
+    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad", "moore"}
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -274,6 +274,7 @@ OUTPUT_LAYERS = {  # per agent: the actor's and each Q network's output and rout
     "single_task_sac": ({"net.mlp.layers.3"}, {"mlp.layers.3"}),
     "mt_mh_sac": ({"net.heads.layers.0"}, {"heads.layers.0"}),
     "pcgrad": ({"net.heads.layers.0"}, {"heads.layers.0"}),  # MT-MH-SAC's network
+    "moore": ({"net.heads.layers.0", "net.task_weights"}, {"heads.layers.0", "task_weights"}),
     "mix_expert": ({"net.layers.3", "net.gate"}, {"layers.3", "gate"}),
     "hard_routing": ({"net.output"}, {"output"}),
     "soft_module": ({f"net.{n}" for n in _SOFT}, _SOFT),
@@ -300,14 +301,15 @@ def test_authors_init(name, env3):
         for module_name, m in network.named_modules():
             if isinstance(m, th.nn.Linear | BatchedLinear):
                 bound = 1 / np.sqrt(m.weight.shape[0 if isinstance(m, th.nn.Linear) else -1])
-                if th.all(m.bias == 0.1):
+                if m.bias is not None and th.all(m.bias == 0.1):
                     hidden += 1
                     assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
                 else:
                     small.add(module_name)
-                    assert m.weight.abs().max() <= 3e-3 and m.bias.abs().max() <= 3e-3
+                    assert m.weight.abs().max() <= 3e-3 and (m.bias is None or m.bias.abs().max() <= 3e-3)
         assert small == outputs and hidden >= 2
     for a, b in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
         assert th.equal(a, b)
     default = build(name, env3)  # PyTorch's init: no bias of exactly 0.1
-    assert not any(th.all(m.bias == 0.1) for m in default.policy.modules() if hasattr(m, "bias"))
+    biases = [m.bias for m in default.policy.modules() if getattr(m, "bias", None) is not None]
+    assert not any(th.all(b == 0.1) for b in biases)
