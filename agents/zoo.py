@@ -107,6 +107,16 @@ class MooreConfig:
     """Layer widths of every expert (Meta-World+: 3 x 400, no activation after the last)."""
 
 
+@dataclass(frozen=True)
+class PacoConfig:
+    """Parameter sets."""
+
+    num_parameter_sets: int | None = None
+    """Parameter sets K of every layer; None: 20 on a 50-task suite (MT50), else 5 (the paper's)."""
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden widths (ReLU after each; Meta-World+: 3 x 400)."""
+
+
 SINGLE_TASK_SAC = AgentSpec(
     name="single_task_sac",
     description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
@@ -172,4 +182,11 @@ MOORE = AgentSpec(
     paper="Hendawy et al., Multi-Task RL with Mixture of Orthogonal Experts, ICLR 2024, arXiv 2311.11385",
     config=MooreConfig(),
     build=lazy_build("mtbench_agents.moore"),
+)
+PACO = AgentSpec(
+    name="paco",
+    description="PaCo: each task's 3x400 network a learned combination of 5 (MT50: 20) shared parameter sets",
+    paper="Sun et al., PaCo: Parameter-Compositional Multi-Task RL, NeurIPS 2022, arXiv 2210.11653",
+    config=PacoConfig(),
+    build=lazy_build("mtbench_agents.paco"),
 )

@@ -13,9 +13,12 @@ import contextlib
 import itertools
 import math
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch as th
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 @contextlib.contextmanager
@@ -43,7 +46,7 @@ def sb3_output_layer(network: nn.Module) -> nn.Linear | None:
     return None
 
 
-def mark_output(layer: nn.Module) -> nn.Module:
+def mark_output(layer: ModuleT) -> ModuleT:
     """Mark ``layer`` as an output or routing-logit layer (``init=authors`` sets it uniform(+-3e-3))."""
     vars(layer)["output_layer"] = True  # a plain attribute (nn.Module's setattr is typed for modules)
     return layer

@@ -37,7 +37,7 @@ def env3():
 
 def test_all_paper_agents_registered():
     expected = {"single_task_sac", "mt_sac", "mt_mh_sac", "mix_expert", "hard_routing", "soft_module"}
-    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad", "moore"}
+    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad", "moore", "paco"}
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -274,6 +274,7 @@ OUTPUT_LAYERS = {  # per agent: the actor's and each Q network's output and rout
     "single_task_sac": ({"net.mlp.layers.3"}, {"mlp.layers.3"}),
     "mt_mh_sac": ({"net.heads.layers.0"}, {"heads.layers.0"}),
     "pcgrad": ({"net.heads.layers.0"}, {"heads.layers.0"}),  # MT-MH-SAC's network
+    "paco": ({"net.layers.3", "net.task_embedding"}, {"layers.3", "task_embedding"}),
     "moore": ({"net.heads.layers.0", "net.task_weights"}, {"heads.layers.0", "task_weights"}),
     "mix_expert": ({"net.layers.3", "net.gate"}, {"layers.3", "gate"}),
     "hard_routing": ({"net.output"}, {"output"}),
