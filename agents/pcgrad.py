@@ -44,7 +44,7 @@ def project_conflicting(grads: th.Tensor, order: th.Tensor) -> th.Tensor:
     for j in order.tolist():
         g_j = grads[j]
         coefficient = (projected @ g_j / (g_j @ g_j + EPS)).clamp(max=0.0)  # [T], <= 0
-        projected -= coefficient[:, None] * g_j
+        projected.addr_(coefficient, g_j, alpha=-1.0)  # projected -= coefficient g_j^T, in place
     return projected
 
 
@@ -55,12 +55,12 @@ class PCGradSAC(MultiTaskSAC):
         self, loss: th.Tensor, task_loss: Callable[[int], th.Tensor], module: nn.Module
     ) -> None:
         params = [p for p in module.parameters() if p.requires_grad]
-        rows = []
+        task_grads = params[0].new_empty(self.num_tasks, sum(p.numel() for p in params))  # [T, P]
         for t in range(self.num_tasks):
             grads = th.autograd.grad(task_loss(t), params, materialize_grads=True)  # unused: zeros
-            rows.append(th.cat([g.reshape(-1) for g in grads]))  # [P]
+            th.cat([g.reshape(-1) for g in grads], out=task_grads[t])
         order = th.randperm(self.num_tasks, device=self.device)
-        update = project_conflicting(th.stack(rows), order).mean(dim=0)  # [P]
+        update = project_conflicting(task_grads, order).mean(dim=0)  # [P]
         for p, g in zip(params, update.split([p.numel() for p in params]), strict=True):
             p.grad = g.view_as(p)
 
