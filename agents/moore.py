@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from mtbench.config import RunConfig
-from mtbench.layers import BatchedLinear, TaskGrouping, TaskMLP, full_precision, mark_output
+from mtbench.layers import BatchedLinear, TaskGrouping, TaskMLP, full_precision
 from mtbench.policies import task_net_sac
 from mtbench.sac import MultiTaskSAC
 
@@ -55,7 +55,7 @@ class MooreNet(nn.Module):
         self.num_tasks = num_tasks
         sizes = [input_dim, *hidden_sizes]
         self.experts = nn.ModuleList(BatchedLinear(num_experts, a, b) for a, b in itertools.pairwise(sizes))
-        self.task_weights = mark_output(nn.Linear(num_tasks, num_experts, bias=False))
+        self.task_weights = nn.Linear(num_tasks, num_experts, bias=False)
         self.heads = TaskMLP(num_tasks, hidden_sizes[-1], (), output_dim)
 
     def representations(self, x: th.Tensor) -> th.Tensor:

@@ -56,7 +56,7 @@ class PacoNet(nn.Module):
     ):
         super().__init__()
         self.num_tasks = num_tasks
-        self.task_embedding = mark_output(nn.Linear(num_tasks, num_parameter_sets))  # w_t
+        self.task_embedding = nn.Linear(num_tasks, num_parameter_sets)  # w_t
         sizes = [input_dim, *hidden_sizes, output_dim]
         self.layers = nn.ModuleList(
             CompositionalLinear(num_parameter_sets, a, b) for a, b in itertools.pairwise(sizes)

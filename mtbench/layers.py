@@ -128,7 +128,7 @@ class TaskGrouping:
         n = task.shape[0]
         per_task = n // num_tasks
         layout = th.arange(num_tasks, device=task.device).repeat_interleave(per_task)
-        self.stratified = n % num_tasks == 0 and bool(th.equal(task, layout))
+        self.stratified = n > 0 and n % num_tasks == 0 and bool(th.equal(task, layout))
         if self.stratified:
             self.size = per_task
             return

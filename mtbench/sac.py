@@ -13,7 +13,7 @@ from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
 from mtbench.config import Init, LossWeighting, Precision
-from mtbench.layers import authors_init, sb3_output_layer
+from mtbench.layers import TaskGrouping, authors_init, sb3_output_layer
 from mtbench.timing import matmul_gflops
 
 BF16_MIN_SPEEDUP = 1.5
@@ -216,8 +216,9 @@ class MultiTaskSAC(SAC):
             temperature update shares; backpropagate it or ignore it.
         :param task_loss: ``task_loss(t)``, task ``t``'s loss alone (its weight included), from
             new forward passes on its samples only: one call per task costs about one forward and
-            backward pass of the batch in all. On task-stratified batches the mean over tasks equals
-            ``loss`` in value.
+            backward pass of the batch in all. On task-stratified batches the mean over tasks
+            equals ``loss``: exactly for the critics, in expectation for the actor (whose actions
+            are sampled anew).
         :param module: the network whose gradients to set (its frozen parameters excluded).
         """
         loss.backward()
@@ -250,7 +251,13 @@ class MultiTaskSAC(SAC):
             next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
             target_q = batch.rewards + (1 - batch.dones) * discounts * next_q  # [N, 1]
 
-        def critic_loss_of(rows: th.Tensor | None = None) -> th.Tensor:
+        def rows_of(t: int) -> slice | th.Tensor:
+            """Task ``t``'s rows: a slice of a task-stratified (task-major) batch, else a mask."""
+            grouping = TaskGrouping(task, self.num_tasks)
+            size = grouping.size if grouping.stratified else 0
+            return slice(t * size, (t + 1) * size) if size else task == t
+
+        def critic_loss_of(rows: slice | th.Tensor | None = None) -> th.Tensor:
             obs, actions, target, w = (batch.observations, batch.actions, target_q, weights)
             if rows is not None:
                 obs, actions, target, w = obs[rows], actions[rows], target[rows], w[rows]
@@ -258,14 +265,14 @@ class MultiTaskSAC(SAC):
 
         critic_loss = critic_loss_of()
         self.critic.optimizer.zero_grad()
-        self.combine_task_losses(critic_loss, lambda t: critic_loss_of(task == t), self.critic)
+        self.combine_task_losses(critic_loss, lambda t: critic_loss_of(rows_of(t)), self.critic)
         for q_net in q_networks:
             self._clip(q_net)
         self.critic.optimizer.step()
 
         # actor: weighted policy loss against the smaller of the two Q estimates; the critic
         # parameters are frozen meanwhile, so no gradient is computed for them
-        def actor_loss_of(rows: th.Tensor | None = None) -> th.Tensor:
+        def actor_loss_of(rows: slice | th.Tensor | None = None) -> th.Tensor:
             obs, actions, log_p, w, a = (batch.observations, actions_pi, log_prob, weights, alpha)
             if rows is not None:  # a forward pass of the actor on these rows only
                 obs, w, a = obs[rows], w[rows], a[rows]
@@ -275,10 +282,12 @@ class MultiTaskSAC(SAC):
             return (w * (a * log_p - q)).mean()
 
         self.critic.requires_grad_(False)
-        actor_loss = actor_loss_of()
-        self.actor.optimizer.zero_grad()
-        self.combine_task_losses(actor_loss, lambda t: actor_loss_of(task == t), self.actor)
-        self.critic.requires_grad_(True)
+        try:
+            actor_loss = actor_loss_of()
+            self.actor.optimizer.zero_grad()
+            self.combine_task_losses(actor_loss, lambda t: actor_loss_of(rows_of(t)), self.actor)
+        finally:
+            self.critic.requires_grad_(True)
         self._clip(self.actor)
         self.actor.optimizer.step()
 

@@ -319,3 +319,41 @@ def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
     state = th.get_rng_state()
     assert sac._cpu_bf16_speedup.__wrapped__() > 0  # uncached: the measurement itself
     assert th.equal(th.get_rng_state(), state)  # else the first run of a process would differ
+
+
+class _RecordingTaskLosses(MultiTaskSAC):
+    """Backpropagates as the default does, recording the batch's loss and every task's loss."""
+
+    def combine_task_losses(self, loss, task_loss, module):
+        self.seen.append(
+            (module is self.critic, float(loss), [float(task_loss(t)) for t in range(self.num_tasks)])
+        )
+        loss.backward()
+
+
+def _recorded_update(bump_task: int | None) -> list:
+    from mtbench.params import spaces_env
+    from mtbench.timing import ready_for_updates
+
+    model = _RecordingTaskLosses(
+        "MlpPolicy", spaces_env(3), batch_size_per_task=8, buffer_size_per_task=50,
+        learning_starts_per_task=0, seed=0, device="cpu", policy_kwargs=dict(net_arch=[16, 16]),
+    )  # fmt: skip
+    ready_for_updates(model, 3)
+    if bump_task is not None:
+        model.replay_buffer.rewards[:, bump_task] += 1000.0
+    model.seen = []
+    th.manual_seed(0)
+    np.random.seed(0)
+    model.train(1, model.batch_size)
+    return model.seen
+
+
+def test_the_task_losses_of_the_extension_point_are_each_tasks_own():
+    """task_loss(t) of combine_task_losses sees task t's samples only (changing task 2's rewards
+    changes only its critic loss), and the critics' task losses average to the batch's loss."""
+    (critic, critic_loss, tasks), (actor, _, actor_tasks) = _recorded_update(None)
+    assert critic and not actor and len(tasks) == len(actor_tasks) == 3
+    assert np.mean(tasks) == pytest.approx(critic_loss, rel=1e-5)
+    bumped = _recorded_update(bump_task=2)[0][2]
+    assert bumped[:2] == pytest.approx(tasks[:2], rel=1e-6) and bumped[2] > 100 * tasks[2]
