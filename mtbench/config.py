@@ -98,7 +98,7 @@ class TrainConfig:
     precision: Precision = "auto"
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
     (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
-    the run's provenance.json records which)."""
+    the run's provenance.json records which; a run resumed on the same machine and device keeps it)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

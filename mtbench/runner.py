@@ -18,7 +18,7 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,26 @@ def _resume(
     raise _StartOver
 
 
+def _keeping_precision(
+    config: RunConfig, rd: RunDir, checkpoints: Checkpoints, now: dict[str, Any]
+) -> RunConfig:
+    """``config`` to build the model of a run with: one resumed with ``precision=auto`` on the
+    machine and device its checkpoint was written on keeps the precision it trained in there.
+
+    Measuring again could decide differently near :data:`mtbench.sac.BF16_MIN_SPEEDUP` and switch
+    precision mid-run; on another machine or device ``auto`` decides afresh.
+    """
+    if config.train.precision != "auto" or not checkpoints.complete() or not rd.provenance_file.exists():
+        return config
+    started = json.loads(rd.provenance_file.read_text())
+    segments = [(started.get("hostname"), started.get("device"), started.get("precision"))]
+    segments += [(r.get("host"), r.get("device"), r.get("precision")) for r in started.get("resumes", [])]
+    host, device, precision = segments[-1]  # the latest segment wrote the checkpoint
+    if (host, device) != (now["hostname"], now["device"]) or precision is None:
+        return config
+    return replace(config, train=replace(config.train, precision=precision))
+
+
 def run_one(spec: RunSpec, report: Report | None = None) -> Path:
     """Train and evaluate one run into its run directory and return the directory's path.
 
@@ -311,7 +331,8 @@ def _train(
         processes=train.eval_processes(suite.num_tasks, torch.get_num_threads())
     )  # its cores
     with contextlib.closing(train_env), contextlib.closing(eval_env):
-        model = get_agent(config.agent).build(train_env, config, config.seed, device)
+        build_config = _keeping_precision(config, rd, checkpoints, run_provenance)
+        model = get_agent(config.agent).build(train_env, build_config, config.seed, device)
         eval_cb = EvalCallback(
             eval_env,
             suite.tasks,
@@ -328,18 +349,19 @@ def _train(
             run_provenance |= {"parameters": model_parameters(model), "precision": precision}
         else:
             eval_cb.load_state(state)
-            run_provenance = json.loads(rd.provenance_file.read_text())
             resume = {
                 "env_steps": model.num_timesteps,
                 "mid_episode": state["mid_episode"],
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "host": platform.node(),
+                "host": run_provenance["hostname"],
+                "device": device,
                 "precision": precision,
             }
+            run_provenance = json.loads(rd.provenance_file.read_text())
             run_provenance["resumes"] = [*run_provenance.get("resumes", []), resume]
             steps = model.num_timesteps // suite.num_tasks
             message = f"resumed from the checkpoint at {steps} steps per task"
-            if precision != run_provenance.get("precision", precision):  # precision=auto on another machine
+            if precision != run_provenance.get("precision", precision):  # precision=auto elsewhere
                 message += f", in {precision} (it started in {run_provenance['precision']})"
             notify(message)
         rd.write_json(rd.provenance_file, run_provenance)

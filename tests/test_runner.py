@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtbench import config, runner, sac
+from mtbench import config, provenance, runner, sac
 from mtbench.atomic import write_text
 from mtbench.checkpoint import Checkpoints
 from mtbench.envs import make_vector_env
@@ -115,21 +115,28 @@ def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
     assert resume["env_steps"] == 1000 and resume["mid_episode"] is False
 
 
-def test_a_resume_records_the_precision_auto_resolved_to(tmp_path, monkeypatch):
+@pytest.mark.parametrize("machine", ["same", "other"])
+def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, monkeypatch, machine):
+    """``auto`` is measured: near the threshold a second measurement can decide differently. A run
+    resumed where it started keeps its precision; on another machine ``auto`` decides afresh."""
     small = (*RESUMABLE, ("agent.hidden_sizes", (64, 64)))
     spec = run_spec(tmp_path, overrides=small, checkpoint_every=0)
-    monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the machine it started on
+    monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the measurement when it started
     crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
     with pytest.raises(Crash):
         run_one(spec)
     monkeypatch.undo()
-    monkeypatch.setattr(sac, "bf16_pays", lambda device: False)  # the machine it resumes on
+    monkeypatch.setattr(sac, "bf16_pays", lambda device: False)  # the measurement when it resumes
+    if machine == "other":
+        monkeypatch.setattr(provenance.socket, "gethostname", lambda: "another-host")
     events: list[dict] = []
     path = run_one(spec, events.append)
-    provenance = json.loads((path / "provenance.json").read_text())
-    assert provenance["precision"] == "bf16"
-    assert [r["precision"] for r in provenance["resumes"]] == ["fp32"]
-    assert any("in fp32 (it started in bf16)" in e.get("text", "") for e in events)
+    provenance_json = json.loads((path / "provenance.json").read_text())
+    assert provenance_json["precision"] == "bf16"
+    (resume,) = provenance_json["resumes"]
+    assert (resume["precision"], resume["device"]) == ("bf16" if machine == "same" else "fp32", "cpu")
+    switched = any("in fp32 (it started in bf16)" in e.get("text", "") for e in events)
+    assert switched == (machine == "other")
 
 
 def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):
