@@ -200,6 +200,8 @@ def test_report_files(runs, tmp_path):
         np.testing.assert_allclose(arrays["final/mt_sac"], FINALS["mt_sac"])
         assert arrays["curve/soft_module"].shape == (3, 2, 3)
     assert "**0.63 ± 0.12**" in text  # soft_module is best on reach-v3
+    assert "| moore | 61.4 | 83.2 | 61.2 | 72.0 |" in text  # Meta-World+'s table beside the paper's
+    assert "| pcgrad | - | - | - | - |" in text and "| mt_mh_sac | 85.0 | 67.4 | 35.5 | 34.2 |" in text
 
     reader = PdfReader(out / "report.pdf")
     assert len(reader.pages) == PDF_SECTIONS

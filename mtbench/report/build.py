@@ -232,20 +232,12 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
 
 
 def _published() -> Part:
-    header = ["method", *published.SOFT_MODULE_COLUMNS]
-    rows = [
-        [agent, *("-" if v is None else f"{v:.1f}" for v in values)]
-        for agent, values in published.SOFT_MODULE_TABLE.items()
-    ]
-    return Part(
-        "Published results (context only)",
-        [
-            Text(published.CAVEAT),
-            Text(f"Success rate in percent. Protocol: {published.SOFT_MODULE_PROTOCOL}."),
-            Table(header, rows),
-            Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]),
-        ],
-    )
+    blocks: list[Block] = [Text(published.CAVEAT)]
+    for protocol, columns, table in published.TABLES:
+        rows = [[agent, *("-" if v is None else f"{v:.1f}" for v in row)] for agent, row in table.items()]
+        blocks += [Text(f"Success rate in percent. Protocol: {protocol}."), Table(["method", *columns], rows)]
+    blocks.append(Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]))
+    return Part("Published results (context only)", blocks)
 
 
 @dataclass(frozen=True)
