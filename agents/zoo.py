@@ -15,6 +15,8 @@ from mtbench.registry import AgentSpec, lazy_build
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020"
 BALANCED = {"loss_weighting": "log_alpha"}
 """Balanced multi-task SAC, as the authors' soft-module configs (``temp_reweight: true``)."""
+METAWORLD_PLUS = {"init": "metaworld_plus"}
+"""Meta-World+'s initialisation, for the agents whose reference numbers are Meta-World+'s."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ PCGRAD = AgentSpec(
     paper="Yu et al., Gradient Surgery for Multi-Task Learning, NeurIPS 2020, arXiv 2001.06782",
     config=PCGradConfig(),
     build=lazy_build("mtbench_agents.pcgrad"),
+    train_defaults=METAWORLD_PLUS,
 )
 MOORE = AgentSpec(
     name="moore",
@@ -182,6 +185,7 @@ MOORE = AgentSpec(
     paper="Hendawy et al., Multi-Task RL with Mixture of Orthogonal Experts, ICLR 2024, arXiv 2311.11385",
     config=MooreConfig(),
     build=lazy_build("mtbench_agents.moore"),
+    train_defaults=METAWORLD_PLUS,
 )
 PACO = AgentSpec(
     name="paco",
@@ -189,4 +193,5 @@ PACO = AgentSpec(
     paper="Sun et al., PaCo: Parameter-Compositional Multi-Task RL, NeurIPS 2022, arXiv 2210.11653",
     config=PacoConfig(),
     build=lazy_build("mtbench_agents.paco"),
+    train_defaults=METAWORLD_PLUS,
 )

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
 Precision = Literal["fp32", "bf16", "auto"]
-Init = Literal["torch", "authors"]
+Init = Literal["torch", "authors", "metaworld_plus"]
 RewardVersion = Literal["v1", "v2"]
 VectorStrategy = Literal["sync", "async"]
 
@@ -91,8 +91,10 @@ class TrainConfig:
     v1, the paper's: 150)."""
     init: Init = "torch"
     """Network initialisation: torch (PyTorch's default; the soft modules' routing-logit and output
-    layers uniform(+-3e-3)) or authors (their fan-in init, bound 1/sqrt(out_features), biases 0.1,
-    for hidden layers; uniform(+-3e-3) for output and routing-logit layers)."""
+    layers uniform(+-3e-3)), authors (Yang et al.'s fan-in init, bound 1/sqrt(out_features), biases
+    0.1, for hidden layers; uniform(+-3e-3) for output and routing-logit layers) or metaworld_plus
+    (He-uniform hidden weights, zero biases; output layers uniform(+-1e-3) in the actor and
+    uniform(+-3e-3) in the critics; pcgrad, moore and paco's default)."""
     vector_strategy: VectorStrategy = "sync"
     """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
     precision: Precision = "auto"

@@ -4,7 +4,8 @@ Per-task parameters (heads, single-task networks) are one ``[T, in, out]`` weigh
 batched matmul over tasks after grouping the samples by task, never a Python loop over tasks and
 never a per-sample copy of weight matrices. Modules and experts are one ``[M, in, out]`` weight.
 Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for every slice;
-:func:`authors_init` is the authors' alternative (``init=authors``).
+:func:`authors_init` is Yang et al.'s alternative (``init=authors``), :func:`metaworld_plus_init`
+Meta-World+'s (``init=metaworld_plus``).
 """
 
 from __future__ import annotations
@@ -47,9 +48,18 @@ def sb3_output_layer(network: nn.Module) -> nn.Linear | None:
 
 
 def mark_output(layer: ModuleT) -> ModuleT:
-    """Mark ``layer`` as an output or routing-logit layer (``init=authors`` sets it uniform(+-3e-3))."""
+    """Mark ``layer`` as an output or routing-logit layer (``init=authors`` and ``metaworld_plus``
+    give it a small uniform init)."""
     vars(layer)["output_layer"] = True  # a plain attribute (nn.Module's setattr is typed for modules)
     return layer
+
+
+def _output_layers(network: nn.Module) -> set[int]:
+    """Ids of ``network``'s output and routing-logit layers (:func:`mark_output`, :func:`sb3_output_layer`)."""
+    outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
+    if (head := sb3_output_layer(network)) is not None:
+        outputs.add(id(head))
+    return outputs
 
 
 def authors_init(network: nn.Module) -> None:
@@ -60,9 +70,7 @@ def authors_init(network: nn.Module) -> None:
     (marked with :func:`mark_output`, or :func:`sb3_output_layer`): weights and biases
     uniform(+-3e-3).
     """
-    outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
-    if (head := sb3_output_layer(network)) is not None:
-        outputs.add(id(head))
+    outputs = _output_layers(network)
     with th.no_grad():
         for module in network.modules():
             if not isinstance(module, nn.Linear | BatchedLinear):
@@ -78,6 +86,32 @@ def authors_init(network: nn.Module) -> None:
                 module.weight.uniform_(-bound, bound)
                 if bias is not None:
                     bias.fill_(0.1)
+
+
+def metaworld_plus_init(network: nn.Module, output_bound: float) -> None:
+    """Meta-World+'s initialisation (its ``NeuralNetworkConfig`` defaults and SAC heads), in place.
+
+    Hidden layers (task embeddings and mixing weights included): He-uniform weights, uniform in
+    +-sqrt(6 / fan_in), and zero biases. Output layers (marked with :func:`mark_output`, or
+    :func:`sb3_output_layer`): weights and biases uniform(+-``output_bound``); Meta-World+ uses 1e-3
+    for the actor and 3e-3 for the critics.
+    """
+    outputs = _output_layers(network)
+    with th.no_grad():
+        for module in network.modules():
+            if not isinstance(module, nn.Linear | BatchedLinear):
+                continue
+            bias = module.bias  # None: a bias-free Linear
+            if id(module) in outputs:
+                module.weight.uniform_(-output_bound, output_bound)
+                if bias is not None:
+                    bias.uniform_(-output_bound, output_bound)
+            else:
+                fan_in = module.weight.shape[1]  # Linear [out, in]; BatchedLinear [count, in, out]
+                bound = math.sqrt(6.0 / fan_in)
+                module.weight.uniform_(-bound, bound)
+                if bias is not None:
+                    bias.zero_()
 
 
 def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequential:

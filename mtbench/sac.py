@@ -13,7 +13,7 @@ from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
 from mtbench.config import Init, LossWeighting, Precision
-from mtbench.layers import TaskGrouping, authors_init, sb3_output_layer
+from mtbench.layers import TaskGrouping, authors_init, metaworld_plus_init, sb3_output_layer
 from mtbench.timing import matmul_gflops
 
 BF16_MIN_SPEEDUP = 1.5
@@ -108,8 +108,10 @@ class MultiTaskSAC(SAC):
     :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
     :param precision: ``fp32``; ``bf16`` (bf16 matmuls inside the networks, fp32 parameters,
         optimizer state, targets and losses); ``auto``: bf16 where it pays (:func:`bf16_pays`).
-    :param init: ``torch`` (the networks' own initialisation) or ``authors``
-        (:func:`mtbench.layers.authors_init` on every network; the target critics copy the critics).
+    :param init: ``torch`` (the networks' own initialisation), ``authors``
+        (:func:`mtbench.layers.authors_init` on every network) or ``metaworld_plus``
+        (:func:`mtbench.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
+        the critics); the target critics copy the critics.
     :param sac_kwargs: any other :class:`stable_baselines3.SAC` argument (learning_rate, gamma,
         tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
     """
@@ -145,7 +147,7 @@ class MultiTaskSAC(SAC):
             raise ValueError(f"precision must be fp32, bf16 or auto, not {precision!r}")
         self.precision = precision
         if init not in get_args(Init):
-            raise ValueError(f"init must be torch or authors, not {init!r}")
+            raise ValueError(f"init must be one of {', '.join(get_args(Init))}, not {init!r}")
         self.init = init
         sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
         # fused Adam: one pass over each parameter instead of several (about 5x faster on CPU)
@@ -168,19 +170,25 @@ class MultiTaskSAC(SAC):
         init = float(self.log_ent_coef.detach()[0])
         self.log_ent_coef = th.full((self.num_tasks,), init, device=self.device).requires_grad_(True)
         self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-        if self.init == "authors":
-            for module in self.networks():
-                authors_init(module)
+        if self.init != "torch":
+            outputs = ((self.actor, 1e-3), (self.critic, 3e-3), (self.critic_target, 3e-3))
+            for owner, output_bound in outputs:  # the target too: the random stream stays as it was
+                for module in self.networks(owner):
+                    if self.init == "authors":
+                        authors_init(module)
+                    else:
+                        metaworld_plus_init(module, output_bound)
             self.critic_target.load_state_dict(self.critic.state_dict())
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
         if self.use_bf16:
             for module in self.networks():
                 autocast_bf16(module, self.device.type)
 
-    def networks(self) -> list[nn.Module]:
-        """Every network of the actor, critics and target critics (the Q networks one by one)."""
+    def networks(self, *owners: nn.Module) -> list[nn.Module]:
+        """Every network of ``owners`` (default: the actor, critics and target critics), the Q
+        networks one by one."""
         found = []
-        for owner in (self.actor, self.critic, self.critic_target):
+        for owner in owners or (self.actor, self.critic, self.critic_target):
             for child in owner.children():
                 for module in child if isinstance(child, nn.ModuleList) else [child]:
                     if any(p.requires_grad for p in module.parameters()):

@@ -316,3 +316,42 @@ def test_authors_init(name, env3):
     default = build(name, env3)  # PyTorch's init: no bias of exactly 0.1
     biases = [m.bias for m in default.policy.modules() if getattr(m, "bias", None) is not None]
     assert not any(th.all(b == 0.1) for b in biases)
+
+
+META_WORLD_PLUS = {"pcgrad", "moore", "paco"}
+"""The agents whose reference numbers are Meta-World+'s: its initialisation is their default."""
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_metaworld_plus_init(name, env3):
+    """init=metaworld_plus, as Meta-World+'s networks: hidden weights He-uniform, uniform in
+    +-sqrt(6 / fan_in) (flax's kernels are [in, out]: fan-in is the input width), biases 0; output
+    layers uniform(+-1e-3) in the actor and uniform(+-3e-3) in the critics; the target critics
+    start equal to the critics. pcgrad, moore and paco have it by default."""
+    if name not in OUTPUT_LAYERS:
+        pytest.skip(f"{name} is not a built-in agent")
+    default = resolve(RunSpec(suite=THREE_TASKS, agent=name, seed=0, preset="quick")).train.init
+    assert default == ("metaworld_plus" if name in META_WORLD_PLUS else "torch")
+    model = build(name, env3, overrides=(("init", "metaworld_plus"),))
+    actor_outputs, q_outputs = OUTPUT_LAYERS[name]
+    for network, outputs, output_bound in (
+        (model.actor, actor_outputs, 1e-3),
+        *((q, q_outputs, 3e-3) for q in model.critic.q_networks),
+    ):
+        found = set()
+        for module_name, m in network.named_modules():
+            if not isinstance(m, th.nn.Linear | BatchedLinear):
+                continue
+            fan_in = m.weight.shape[1] if isinstance(m, th.nn.Linear) else m.weight.shape[-2]
+            if module_name in outputs:
+                found.add(module_name)
+                bound = output_bound
+                assert m.bias is None or m.bias.abs().max() <= bound
+            else:
+                bound = np.sqrt(6 / fan_in)
+                assert m.bias is None or th.all(m.bias == 0)
+            top = m.weight.abs().max()  # near the bound, unless too few weights to tell
+            assert top <= bound and (m.weight.numel() < 100 or top > 0.9 * bound), module_name
+        assert found == outputs
+    for a, b in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
+        assert th.equal(a, b)
