@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch as th
@@ -54,12 +54,24 @@ def mark_output(layer: ModuleT) -> ModuleT:
     return layer
 
 
-def _output_layers(network: nn.Module) -> set[int]:
-    """Ids of ``network``'s output and routing-logit layers (:func:`mark_output`, :func:`sb3_output_layer`)."""
+def _init_layers(
+    network: nn.Module, output_bound: float, hidden: Callable[[nn.Linear | BatchedLinear], None]
+) -> None:
+    """Output and routing-logit layers of ``network`` (:func:`mark_output`, :func:`sb3_output_layer`):
+    weights and biases uniform(+-``output_bound``); every other linear layer: ``hidden(layer)``."""
     outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
     if (head := sb3_output_layer(network)) is not None:
         outputs.add(id(head))
-    return outputs
+    with th.no_grad():
+        for module in network.modules():
+            if not isinstance(module, nn.Linear | BatchedLinear):
+                continue
+            if id(module) not in outputs:
+                hidden(module)
+                continue
+            module.weight.uniform_(-output_bound, output_bound)
+            if module.bias is not None:  # None: a bias-free Linear
+                module.bias.uniform_(-output_bound, output_bound)
 
 
 def authors_init(network: nn.Module) -> None:
@@ -70,22 +82,15 @@ def authors_init(network: nn.Module) -> None:
     (marked with :func:`mark_output`, or :func:`sb3_output_layer`): weights and biases
     uniform(+-3e-3).
     """
-    outputs = _output_layers(network)
-    with th.no_grad():
-        for module in network.modules():
-            if not isinstance(module, nn.Linear | BatchedLinear):
-                continue
-            bias = module.bias  # None: a bias-free Linear
-            if id(module) in outputs:
-                module.weight.uniform_(-3e-3, 3e-3)
-                if bias is not None:
-                    bias.uniform_(-3e-3, 3e-3)
-            else:
-                out_features = module.weight.shape[0 if isinstance(module, nn.Linear) else -1]
-                bound = 1.0 / math.sqrt(out_features)
-                module.weight.uniform_(-bound, bound)
-                if bias is not None:
-                    bias.fill_(0.1)
+
+    def hidden(module: nn.Linear | BatchedLinear) -> None:
+        weight = module.weight
+        bound = 1.0 / math.sqrt(weight.shape[0 if isinstance(module, nn.Linear) else -1])
+        weight.uniform_(-bound, bound)
+        if module.bias is not None:
+            module.bias.fill_(0.1)
+
+    _init_layers(network, 3e-3, hidden)
 
 
 def metaworld_plus_init(network: nn.Module, output_bound: float) -> None:
@@ -96,22 +101,15 @@ def metaworld_plus_init(network: nn.Module, output_bound: float) -> None:
     :func:`sb3_output_layer`): weights and biases uniform(+-``output_bound``); Meta-World+ uses 1e-3
     for the actor and 3e-3 for the critics.
     """
-    outputs = _output_layers(network)
-    with th.no_grad():
-        for module in network.modules():
-            if not isinstance(module, nn.Linear | BatchedLinear):
-                continue
-            bias = module.bias  # None: a bias-free Linear
-            if id(module) in outputs:
-                module.weight.uniform_(-output_bound, output_bound)
-                if bias is not None:
-                    bias.uniform_(-output_bound, output_bound)
-            else:
-                fan_in = module.weight.shape[1]  # Linear [out, in]; BatchedLinear [count, in, out]
-                bound = math.sqrt(6.0 / fan_in)
-                module.weight.uniform_(-bound, bound)
-                if bias is not None:
-                    bias.zero_()
+
+    def hidden(module: nn.Linear | BatchedLinear) -> None:
+        weight = module.weight
+        bound = math.sqrt(6.0 / weight.shape[1])  # fan-in: Linear [out, in], BatchedLinear [count, in, out]
+        weight.uniform_(-bound, bound)
+        if module.bias is not None:
+            module.bias.zero_()
+
+    _init_layers(network, output_bound, hidden)
 
 
 def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequential:
