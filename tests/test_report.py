@@ -185,12 +185,16 @@ def test_per_task_table_by_hand():
 
 def test_report_files(runs, tmp_path):
     out = tmp_path / "reports" / "demo"
+    provenance = next(runs.rglob("provenance.json"))  # one run from an installed copy: no commit
+    provenance.write_text(json.dumps(json.loads(provenance.read_text()) | {"git_commit": None}))
     md_path = build_report([runs], out, reps=300, seed=0)
     text = md_path.read_text()
     for link in re.findall(r"\]\(([^)]+)\)", text):
         assert link.startswith("https://") or (out / link).is_file(), link  # figures are local files
     assert "SMOKE BUDGET" in text
     assert "10 episodes per task of 500 steps" in text  # runs from before episode_steps: v3's 500
+    code = next(line for line in text.splitlines() if line.startswith("| code |"))
+    assert "abc" in code and "unknown (not run from a git checkout)" in code and "None" not in code
     summary = json.loads((out / "summary.json").read_text())
     assert summary["per_task"]["soft_module"]["reach-v3"]["mean"] == pytest.approx(np.mean([0.6, 0.8, 0.5]))
     iqm = summary["aggregate"]["soft_module"]["IQM"]["estimate"]

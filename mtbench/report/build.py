@@ -112,7 +112,10 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
         [
             "code",
             _distinct(
-                f"{str(p.get('git_commit'))[:10]}{' (dirty)' if p.get('git_dirty') else ''}" for p in prov
+                f"{p['git_commit'][:10]}{' (dirty)' if p.get('git_dirty') else ''}"
+                if p.get("git_commit")
+                else "unknown (not run from a git checkout)"
+                for p in prov
             ),
         ],
         ["machines", _distinct(f"{p.get('cpu', 'n/a')}, device {p.get('device', 'n/a')}" for p in prov)],
