@@ -68,10 +68,10 @@ def _init_layers(
                 continue
             if id(module) not in outputs:
                 hidden(module)
-                continue
-            module.weight.uniform_(-output_bound, output_bound)
-            if module.bias is not None:  # None: a bias-free Linear
-                module.bias.uniform_(-output_bound, output_bound)
+            else:
+                module.weight.uniform_(-output_bound, output_bound)
+                if module.bias is not None:  # None: a bias-free Linear
+                    module.bias.uniform_(-output_bound, output_bound)
 
 
 def authors_init(network: nn.Module) -> None:
