@@ -182,6 +182,19 @@ def test_the_demo_preset_trains_as_the_learning_check_and_overrides_still_win():
     assert resolve(replace(spec, overrides=(("learning_rate", 5e-4),))).train.learning_rate == 5e-4
 
 
+def test_the_paper_cpu_preset_is_the_paper_preset_with_the_demo_learning_rate_and_batch():
+    """paper-cpu (issue 26's CPU protocol): every resolved setting equals paper's but the two named."""
+    spec = RunSpec(suite="fixed:mt10", agent="mt_sac", seed=0, preset="paper")
+    paper, cpu = resolve(spec), resolve(replace(spec, preset="paper-cpu"))
+    differing = {
+        name: (getattr(paper.train, name), getattr(cpu.train, name))
+        for name in config.TrainConfig.__dataclass_fields__
+        if getattr(paper.train, name) != getattr(cpu.train, name)
+    }
+    assert differing == {"learning_rate": (3e-4, 1e-3), "batch_size_per_task": (128, 64)}
+    assert not cpu.smoke and cpu.train.steps_per_task == 1_500_000
+
+
 def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
     built = []
 
