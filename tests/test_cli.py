@@ -49,7 +49,10 @@ def test_parse_seeds(text, seeds):
         (["--seeds", "a"], "malformed seed 'a'"),
         (["--seeds", "4-1"], "empty seed range '4-1'"),
         (["--seeds", "1,-2"], "malformed seed '-2'"),
-        (["--preset", "fast"], "unknown preset 'fast'; valid presets: paper, paper-cpu, metaworld-plus, quick"),
+        (
+            ["--preset", "fast"],
+            "unknown preset 'fast'; valid presets: paper, paper-cpu, metaworld-plus, quick",
+        ),
         (["--steps-per-task", "0"], "steps_per_task must be a positive integer, got 0"),
         (["--eval-every", "-5"], "eval_every must be a positive integer, got -5"),
         (["--eval-episodes", "0"], "eval_episodes must be a positive integer, got 0"),

@@ -25,7 +25,7 @@ from tests.helpers import TWO_TASKS, run_spec
 
 TASKS = TWO_TASKS.split(",")
 STEPS = (0, 50, 100)
-PDF_SECTIONS = 9
+PDF_SECTIONS = 10
 
 
 def fabricate(
@@ -152,6 +152,45 @@ def test_statistics_equal_rliable_under_the_same_seed():
     np.testing.assert_allclose(ours[1]["a"], theirs[1]["a"])
 
 
+def test_per_run_aggregates_equal_rliable_on_the_runs_x_1_matrix():
+    """The headline: rliable called directly on each run's mean over tasks (a runs x 1 matrix)."""
+    rng = np.random.default_rng(2)
+    scores = {"a": rng.random((5, 7)), "b": rng.random((10, 7))}
+    per_run = {k: stats.per_run(v) for k, v in scores.items()}
+    assert per_run["b"].shape == (10, 1)
+    reps, seed = 500, 3
+    ours = stats.interval_estimates(per_run, stats.aggregates, reps, seed)
+    np.random.seed(seed)
+    direct = {k: v.mean(axis=1)[:, None] for k, v in scores.items()}
+    theirs = library.get_interval_estimates(
+        direct,
+        lambda x: np.array(
+            [
+                metrics.aggregate_median(x),
+                metrics.aggregate_iqm(x),
+                metrics.aggregate_mean(x),
+                metrics.aggregate_optimality_gap(x),
+            ]
+        ),
+        reps=reps,
+    )
+    np.random.seed(None)
+    for a in scores:
+        np.testing.assert_allclose(ours[0][a], theirs[0][a])
+        np.testing.assert_allclose(ours[1][a], theirs[1][a])
+
+
+def test_per_run_iqm_keeps_what_the_per_pair_iqm_trims_away():
+    """4 runs x 5 tasks, one task solved in every run (4 of 20 pairs, under a quarter): the IQM over
+    pairs trims the 5 lowest and 5 highest of 20, all 1.0s among them, and is 0; each run's mean is
+    0.2, so the IQM over runs is 0.2."""
+    scores = np.zeros((4, 5))
+    scores[:, 2] = 1.0
+    assert stats.aggregates(scores)[1] == 0.0
+    assert stats.aggregates(stats.per_run(scores))[1] == pytest.approx(0.2)
+    assert stats.aggregates(stats.per_run(scores))[2] == pytest.approx(0.2)  # the mean agrees
+
+
 def test_intervals_reproducible_and_global_rng_restored():
     scores = {"a": np.random.default_rng(0).random((3, 5))}
     np.random.seed(123)
@@ -197,25 +236,34 @@ def test_report_files(runs, tmp_path):
     assert "abc" in code and "unknown (not run from a git checkout)" in code and "None" not in code
     summary = json.loads((out / "summary.json").read_text())
     assert summary["per_task"]["soft_module"]["reach-v3"]["mean"] == pytest.approx(np.mean([0.6, 0.8, 0.5]))
-    iqm = summary["aggregate"]["soft_module"]["IQM"]["estimate"]
-    assert iqm == pytest.approx(metrics.aggregate_iqm(np.array(FINALS["soft_module"])))
-    assert f"{iqm:.3f}" in text
+    per_run = np.mean(FINALS["soft_module"], axis=1, keepdims=True)  # [runs, 1]
+    iqm = summary["aggregate_over_runs"]["soft_module"]["IQM"]["estimate"]
+    assert iqm == pytest.approx(metrics.aggregate_iqm(per_run))
+    pairs = summary["aggregate_over_run_task_pairs"]["soft_module"]["IQM"]["estimate"]
+    assert pairs == pytest.approx(metrics.aggregate_iqm(np.array(FINALS["soft_module"])))
+    assert f"{iqm:.3f}" in text and f"{pairs:.3f}" in text
+    assert set(summary["aggregation"]) >= {"aggregate_over_runs", "aggregate_over_run_task_pairs"}
     with np.load(out / "scores.npz") as arrays:
         np.testing.assert_allclose(arrays["final/mt_sac"], FINALS["mt_sac"])
+        np.testing.assert_allclose(arrays["final_per_run/mt_sac"], np.mean(FINALS["mt_sac"], axis=1)[:, None])
         assert arrays["curve/soft_module"].shape == (3, 2, 3)
     assert "**0.63 ± 0.12**" in text  # soft_module is best on reach-v3
     assert "| moore | 61.4 | 83.2 | 61.2 | 72.0 |" in text  # Meta-World+'s table beside the paper's
     assert "| pcgrad | - | - | - | - |" in text and "| mt_mh_sac | 85.0 | 67.4 | 35.5 | 34.2 |" in text
+    assert "| soft_module | 81.2 | 65.9 |" in text  # the parameter-scaling study's
+    own = "| this report | Meta-World v3 | v2 | 500 | 50 per task | 100 | 10 | at any step | final | 3 |"
+    assert own in text  # the report's protocol with the published ones' fields
 
     reader = PdfReader(out / "report.pdf")
     assert len(reader.pages) == PDF_SECTIONS
     pdf_text = "\n".join(page.extract_text() for page in reader.pages)
     assert "Aggregate final success" in pdf_text
     flat = " ".join(pdf_text.split())
-    for agent in FINALS:  # every cell of the aggregate table
-        for metric in stats.METRICS:
-            e = summary["aggregate"][agent][metric]
-            assert f"{e['estimate']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]" in flat
+    for key in ("aggregate_over_runs", "aggregate_over_run_task_pairs"):  # every cell of both tables
+        for agent in FINALS:
+            for metric in stats.METRICS:
+                e = summary[key][agent][metric]
+                assert f"{e['estimate']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]" in flat
     assert not list(out.parent.glob(".demo.*"))  # no temporary folders left behind
 
 
@@ -351,13 +399,12 @@ def test_published_curves_from_a_csv_are_shown_beside_ours(tmp_path):
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     moore = summary["external"]["MOORE (external)"]
     assert moore["protocol"] == protocol and moore["seeds"] == ["0", "1"] and moore["tasks"] == TASKS
-    assert moore["env_steps_per_task"] == [0, 100, 250] and moore["final_iqm"]["estimate"] == pytest.approx(
-        1.0
-    )
+    assert moore["env_steps_per_task"] == [0, 100, 250]
+    assert moore["final_iqm_over_runs"]["estimate"] == pytest.approx(1.0)
     assert any("push-v3" in line for line in summary["left_out"])
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Published curves (not run here)" in text and protocol in text
-    assert "MOORE (external)" not in summary["aggregate"]  # not part of our statistics
+    assert "MOORE (external)" not in summary["aggregate_over_runs"]  # not part of our statistics
 
 
 @pytest.mark.parametrize(

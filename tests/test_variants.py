@@ -44,7 +44,7 @@ def test_an_agent_a_variant_and_a_sweep_run_into_one_report(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     rows = {"mt_sac", "fast", "mt_sac+gamma=0.9"}
-    assert set(summary["aggregate"]) == rows
+    assert set(summary["aggregate_over_runs"]) == set(summary["aggregate_over_run_task_pairs"]) == rows
     for variant in rows - {"mt_sac"}:  # each variant against its base agent
         assert 0.0 <= summary["probability_of_improvement"][f"{variant},mt_sac"]["estimate"] <= 1.0
     assert summary["variants"]["fast"] == {

@@ -21,6 +21,7 @@ from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
 from mtbench.report.external import ExternalCurve, read_external
+from mtbench.suites import FIXED_PREFIX
 from mtbench.variants import settings_text
 
 DEFAULT_REFERENCE = "mt_sac"
@@ -234,13 +235,40 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
     return Part(title, blocks)
 
 
-def _published() -> Part:
-    blocks: list[Block] = [Text(published.CAVEAT)]
-    for protocol, columns, table in published.TABLES:
-        rows = [[agent, *("-" if v is None else f"{v:.1f}" for v in row)] for agent, row in table.items()]
-        blocks += [Text(f"Success rate in percent. Protocol: {protocol}."), Table(["method", *columns], rows)]
+def own_protocol(col: Collection) -> published.Protocol:
+    """This report's runs described with the fields of the published protocols."""
+    train = col.protocol
+    return published.Protocol(
+        env="Meta-World v3",
+        reward=str(train["reward_version"]),
+        horizon=str(train["episode_steps"]),
+        goals="fixed: one per task" if col.suite.startswith(FIXED_PREFIX) else "50 per task",
+        steps_per_task=f"{train['steps_per_task']:,}",
+        eval_episodes=str(train["eval_episodes"]),
+        success="at any step",
+        checkpoint="final",
+        seeds=_distinct(len(col.runs_of(a)) for a in col.agents),
+        statistic="IQM and mean over runs of the mean over tasks",
+    )
+
+
+def _published(col: Collection) -> Part:
+    protocols = [["this report", *published.protocol_row(own_protocol(col))]]
+    protocols += [[t.name, *published.protocol_row(t.protocol)] for t in published.TABLES]
+    blocks: list[Block] = [
+        Text(published.CAVEAT),
+        Table(["source", *published.PROTOCOL_FIELDS], protocols),
+    ]
+    for table in published.TABLES:
+        rows = [
+            [agent, *("-" if v is None else f"{v:.1f}" for v in row)] for agent, row in table.rows.items()
+        ]
+        blocks += [
+            Text(f"**{table.name}**, success rate in percent, not run here. Source: {table.source}."),
+            Table(["method", *table.columns], rows),
+        ]
     blocks.append(Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]))
-    return Part("Published results (context only)", blocks)
+    return Part("Published results (not run here; context only)", blocks)
 
 
 @dataclass(frozen=True)
@@ -249,6 +277,9 @@ class _Context:
 
     col: Collection
     final: dict[str, np.ndarray]
+    """``{agent: [runs, tasks]}`` final success."""
+    per_run: dict[str, np.ndarray]
+    """``{agent: [runs, 1]}`` final success averaged over tasks: the headline statistics' scores."""
     fig_dir: Path
     colors: dict[str, Any]
     reps: int
@@ -257,36 +288,82 @@ class _Context:
     """Published curves to show beside ours (``--external``)."""
 
 
-def _aggregate(ctx: _Context) -> Part:
+AGGREGATION = {
+    "aggregate_over_runs": "the headline: median, IQM, mean and optimality gap over runs of each run's "
+    "final success averaged over its tasks (rliable on a runs x 1 matrix per agent)",
+    "aggregate_over_run_task_pairs": "the same four over (run, task) pairs (rliable on runs x tasks)",
+    "probability_of_improvement": "per task (rliable on runs x tasks), averaged over tasks",
+    "performance profiles and sample-efficiency curves": "over runs, as the headline",
+}
+"""summary.json's key ``aggregation``: which statistic each key holds."""
+
+HEADLINE = (
+    "Headline statistics are over runs: each run's final success averaged over its tasks, one score "
+    "per run (a runs x 1 matrix per agent, through rliable), as Meta-World+ and the parameter-scaling "
+    'study report them. "Aggregates over (run, task) pairs" gives the same four over (run, task) '
+    "pairs, a different statistic: its IQM trims away the solved tasks while fewer than a quarter of "
+    "the pairs are solved. Probability of improvement needs tasks and is computed per task."
+)
+
+
+def _aggregate_part(
+    ctx: _Context, scores: dict[str, np.ndarray], name: str, title: str
+) -> tuple[list[Block], dict]:
+    """The aggregate table and figure (``figures/<name>.png``) of ``scores`` and their summary."""
     agents = ctx.col.agents
-    points, intervals = stats.interval_estimates(ctx.final, stats.aggregates, ctx.reps, ctx.seed)
-    figures.aggregate_figure(points, intervals, ctx.colors, ctx.fig_dir / "aggregate.png")
+    points, intervals = stats.interval_estimates(scores, stats.aggregates, ctx.reps, ctx.seed)
+    figures.aggregate_figure(points, intervals, ctx.colors, title, ctx.fig_dir / f"{name}.png")
     summary = {
         a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)}
         for a in agents
     }
     rows = [[a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))] for a in agents]
+    return [Table(["agent", *stats.METRICS], rows)], summary
+
+
+def _aggregate(ctx: _Context) -> Part:
+    table, summary = _aggregate_part(ctx, ctx.per_run, "aggregate", "Final success over runs")
+    text = (
+        "Final success rate, one score per run (its mean over tasks); point estimate [95% CI]. "
+        "Optimality gap = 1 - mean success (lower is better). With one score per run, rliable's median "
+        "(the median over tasks of the mean over runs) is the mean, and so is the IQM of fewer than 4 runs."
+    )
     blocks: list[Block] = [
-        Text(
-            "Final success rate over all runs and tasks; point estimate [95% CI]. Optimality gap = "
-            "1 - mean success (lower is better)."
-        ),
-        Table(["agent", *stats.METRICS], rows),
-        Image("figures/aggregate.png", "Aggregate metrics with 95% stratified-bootstrap CIs."),
+        Text(HEADLINE),
+        Text(text),
+        *table,
+        Image("figures/aggregate.png", "Aggregate metrics over runs with 95% stratified-bootstrap CIs."),
     ]
-    return Part("Aggregate final success", blocks, {"aggregate": summary})
+    return Part("Aggregate final success (over runs)", blocks, {"aggregate_over_runs": summary})
+
+
+def _aggregate_pairs(ctx: _Context) -> Part:
+    table, summary = _aggregate_part(
+        ctx, ctx.final, "aggregate_pairs", "Final success over (run, task) pairs"
+    )
+    text = (
+        "The same four aggregates over every (run, task) pair's final success (rliable's default view "
+        "of a runs x tasks matrix), not over runs: a second view, not the headline."
+    )
+    blocks: list[Block] = [
+        Text(text),
+        *table,
+        Image("figures/aggregate_pairs.png", "Aggregate metrics over (run, task) pairs with 95% CIs."),
+    ]
+    return Part("Aggregates over (run, task) pairs", blocks, {"aggregate_over_run_task_pairs": summary})
 
 
 def _profiles(ctx: _Context) -> Part:
-    profiles, cis = stats.interval_estimates(ctx.final, stats.score_distribution, ctx.reps, ctx.seed)
+    profiles, cis = stats.interval_estimates(ctx.per_run, stats.score_distribution, ctx.reps, ctx.seed)
     figures.profile_figure(profiles, cis, ctx.colors, ctx.fig_dir / "profiles.png")
     return Part(
         "Performance profiles",
         [
             Text(
-                "Fraction of (run, task) final success rates above each threshold; higher curves are better."
+                "Fraction of runs whose final success (mean over tasks) is above each threshold; higher "
+                "curves are better."
             ),
-            Image("figures/profiles.png", "Performance profiles with 95% CI bands."),
+            Image("figures/profiles.png", "Performance profiles over runs with 95% CI bands."),
         ],
     )
 
@@ -304,7 +381,10 @@ def _improvement(ctx: _Context, reference: str | None) -> Part:
     if reference and any(base in ctx.col.agents for base in bases.values()):
         against += ", and each variant with its base agent"
     blocks: list[Block] = [
-        Text(f"P(X > Y): probability that X beats Y on a random task, agents compared with {against}."),
+        Text(
+            f"P(X > Y): probability that X's final success on a random task beats Y's on it, averaged over "
+            f"tasks (computed per task, since it needs tasks; ties count half); compared with {against}."
+        ),
         Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(float(poi[k]), *cis[k])] for k in poi]),
         Image("figures/improvement.png", "Probability of improvement with 95% CIs; 0.5 = no difference."),
     ]
@@ -312,8 +392,10 @@ def _improvement(ctx: _Context, reference: str | None) -> Part:
 
 
 def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dict) -> Part:
-    points, cis = stats.interval_estimates(curves, stats.iqm_per_point, ctx.reps, ctx.seed)
-    ext = {c.name: c.scores for c in ctx.external}
+    runs = {a: stats.per_run(c) for a, c in curves.items()}  # [runs, 1, P]
+    points, cis = stats.interval_estimates(runs, stats.iqm_per_point, ctx.reps, ctx.seed)
+    means = {a: stats.mean_per_point(c) for a, c in runs.items()}
+    ext = {c.name: stats.per_run(c.scores) for c in ctx.external}
     ext_points, ext_cis = (
         stats.interval_estimates(ext, stats.iqm_per_point, ctx.reps, ctx.seed) if ext else ({}, {})
     )
@@ -325,6 +407,7 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
         "env steps per task",
         "Sample efficiency" + (" (dashed: published, not run here)" if ext else ""),
         ctx.fig_dir / "sample_efficiency.png",
+        means=means,
         dashed=ext,
     )
     hours = max(w[-1] for w in wall.values()) >= 7200
@@ -336,27 +419,35 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
         f"wall-clock {'hours' if hours else 'minutes'} (mean over runs, including evaluation)",
         "Success against wall-clock time",
         ctx.fig_dir / "wall_clock.png",
+        means=means,
+    )
+    text = (
+        "Success at every evaluation point, one score per run (its mean over tasks): IQM over runs with "
+        "95% CI bands, and the mean over runs as a dotted line."
     )
     return Part(
         "Sample efficiency",
         [
-            Text("IQM of success over runs and tasks at every evaluation point, with 95% CI bands."),
-            Image("figures/sample_efficiency.png", "IQM success rate against env steps per task."),
-            Image("figures/wall_clock.png", "IQM success rate against wall-clock time."),
+            Text(text),
+            Image("figures/sample_efficiency.png", "Per-run IQM (dotted: mean) against env steps per task."),
+            Image("figures/wall_clock.png", "Per-run IQM (dotted: mean) against wall-clock time."),
         ],
     )
 
 
 def _external(ctx: _Context) -> Part:
     points, cis = stats.interval_estimates(
-        {c.name: c.scores[..., -1:] for c in ctx.external}, stats.iqm_per_point, ctx.reps, ctx.seed
+        {c.name: stats.per_run(c.scores[..., -1:]) for c in ctx.external},
+        stats.iqm_per_point,
+        ctx.reps,
+        ctx.seed,
     )
     rows: list[list[str]] = []
     summary: dict[str, dict[str, Any]] = {}
     for c in ctx.external:
         final = _interval_json(points[c.name][0], *cis[c.name][:, 0])
         summary[c.name] = {"protocol": c.protocol, "source": c.source, "seeds": c.seeds, "tasks": c.tasks}
-        summary[c.name] |= {"env_steps_per_task": c.steps.tolist(), "final_iqm": final}
+        summary[c.name] |= {"env_steps_per_task": c.steps.tolist(), "final_iqm_over_runs": final}
         tasks = f"{len(c.tasks)} of {len(ctx.col.tasks)}"
         last = f"{int(c.steps[-1]):,}"
         rows.append(
@@ -365,7 +456,7 @@ def _external(ctx: _Context) -> Part:
     text = (
         "Curves read from --external files, **not run here**: their protocol (from the file) may differ "
         "from this report's; they are drawn dashed in the sample-efficiency figure. IQM over their seeds "
-        "and the report's tasks they have, at their last evaluation point [95% CI]."
+        "of each seed's mean over the report's tasks they have, at their last evaluation point [95% CI]."
     )
     header = ["method", "protocol", "seeds", "tasks", "last point (steps per task)", "IQM there [95% CI]"]
     return Part("Published curves (not run here)", [Text(text), Table(header, rows)], {"external": summary})
@@ -408,16 +499,20 @@ def _blocks(
     """All sections, numbered in order; the setup section is made last (it lists everything the
     others left out) but comes first."""
     final = final_scores(col)
+    per_run = {a: stats.per_run(s) for a, s in final.items()}
     steps, curves, wall = curve_scores(col)
     summary: dict[str, Any] = {"suite": col.suite, "tasks": col.tasks, "protocol": col.protocol, "reps": reps}
     summary |= {"bootstrap_seed": seed, "seeds": {a: [r.seed for r in col.runs_of(a)] for a in col.agents}}
+    summary["aggregation"] = AGGREGATION
     arrays = {"steps": steps, "tasks": np.array(col.tasks)}
     arrays |= {f"final/{a}": s for a, s in final.items()} | {f"curve/{a}": s for a, s in curves.items()}
     arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
     colors = figures.agent_colors(col.agents + [c.name for c in external])
-    ctx = _Context(col, final, fig_dir, colors, reps, seed, external)
+    arrays |= {f"final_per_run/{a}": s for a, s in per_run.items()}
+    ctx = _Context(col, final, per_run, fig_dir, colors, reps, seed, external)
     parts = [
         _aggregate(ctx),
+        _aggregate_pairs(ctx),
         _profiles(ctx),
         _improvement(ctx, reference),
         _sample_efficiency(ctx, steps, curves, wall),
@@ -425,7 +520,7 @@ def _blocks(
         _per_task(ctx),
         _cost(ctx),
         _routing(col, fig_dir, seed),
-        _published(),
+        _published(col),
     ]
     blocks: list[Block] = []
     for number, part in enumerate([_setup(col, reps, seed), *parts], start=1):  # setup made last

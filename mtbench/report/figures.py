@@ -69,7 +69,7 @@ def _interval_bars(
     ax.grid(axis="x", alpha=0.3)
 
 
-def aggregate_figure(points: Mapping, intervals: Mapping, colors: Mapping, path: Path) -> None:
+def aggregate_figure(points: Mapping, intervals: Mapping, colors: Mapping, title: str, path: Path) -> None:
     """Median, IQM, mean and optimality gap per agent with 95% CIs."""
     agents = list(points)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 0.45 * len(agents) + 1.4))
@@ -90,18 +90,18 @@ def aggregate_figure(points: Mapping, intervals: Mapping, colors: Mapping, path:
         ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", ".25", ".5", ".75", "1"])
         if m:
             ax.set_yticklabels([])
-    fig.suptitle("Aggregate final success with 95% stratified-bootstrap CIs", y=1.08)
+    fig.suptitle(f"{title} with 95% stratified-bootstrap CIs", y=1.08)
     _save(fig, path)
 
 
 def profile_figure(profiles: Mapping, intervals: Mapping, colors: Mapping, path: Path) -> None:
-    """Performance profiles: fraction of (run, task) pairs with final success above tau."""
+    """Performance profiles: fraction of runs whose final success (mean over tasks) is above tau."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for agent, profile in profiles.items():
         ax.plot(TAUS, profile, color=colors[agent], label=agent, lw=2)
         ax.fill_between(TAUS, intervals[agent][0], intervals[agent][1], color=colors[agent], alpha=0.2)
     ax.set_xlabel(r"success-rate threshold $\tau$")
-    ax.set_ylabel(r"fraction of runs $\times$ tasks with success > $\tau$")
+    ax.set_ylabel(r"fraction of runs with mean success > $\tau$")
     ax.set_title("Performance profiles (95% CI bands)")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.03, 1.03)  # a profile of all-zero scores lies at 0 but stays visible
@@ -137,17 +137,20 @@ def curve_figure(
     xlabel: str,
     title: str,
     path: Path,
+    means: Mapping[str, np.ndarray] | None = None,
     dashed: Collection[str] = (),
 ) -> None:
-    """IQM success against ``x[agent]`` (env steps or wall-clock) with 95% CI bands; the curves of
-    ``dashed`` (not run here) in dashed lines."""
+    """IQM success against ``x[agent]`` (env steps or wall-clock) with 95% CI bands, ``means[agent]``
+    as dotted lines; the curves of ``dashed`` (not run here) in dashed lines."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for agent, curve in points.items():
         style = "--" if agent in dashed else "-"
         ax.plot(x[agent], curve, color=colors[agent], label=agent, lw=2, ls=style, marker="o", ms=3)
         ax.fill_between(x[agent], intervals[agent][0], intervals[agent][1], color=colors[agent], alpha=0.2)
+    for agent, mean in (means or {}).items():
+        ax.plot(x[agent], mean, color=colors[agent], lw=1.2, ls=":")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("IQM success rate")
+    ax.set_ylabel("success rate, per run: IQM" + (" (dotted: mean)" if means else ""))
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.grid(alpha=0.3)

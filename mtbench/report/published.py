@@ -1,45 +1,149 @@
-"""Published success rates (percent) for context, with the protocol each was measured under.
+"""Published success rates (percent), not run here, each table with the protocol it was measured under.
 
-Sources: the project's reference notes (a secondary extraction of the papers) and, for
-Meta-World+'s re-runs, a summary of that paper; verify against the papers before quoting them as
-exact.
+Sources: the project's reference notes (a secondary extraction of the papers), a summary of
+Meta-World+, and the data labels of the parameter-scaling study's figures (rainx0r/mtrl); verify
+against the papers before quoting them as exact. Every protocol states the fields that decide
+whether two numbers compare (:data:`PROTOCOL_FIELDS`); "not stated" where the source does not say.
 """
 
 from __future__ import annotations
 
-SOFT_MODULE_PROTOCOL = (
-    "Yang et al. 2020, Table 1: Meta-World v1, 150-step episodes, MT10 15M / MT50 50M total env steps, "
-    "3 seeds, mean success; Fixed = fixed goals, Cond = goal-conditioned (random goals)"
+from dataclasses import astuple, dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Protocol:
+    """How a success rate was measured: the fields that decide whether two numbers compare."""
+
+    env: str
+    """Meta-World version."""
+    reward: str
+    """Reward function version."""
+    horizon: str
+    """Steps per episode."""
+    goals: str
+    """Fixed (one per task), 50 stored per task, or a new one every reset."""
+    steps_per_task: str
+    eval_episodes: str
+    """Evaluation episodes per task at each evaluation."""
+    success: str
+    """When an episode counts as solved."""
+    checkpoint: str
+    """The evaluation reported: final, or the best over training."""
+    seeds: str
+    statistic: str
+
+
+PROTOCOL_FIELDS = (
+    "env",
+    "reward",
+    "horizon",
+    "goals",
+    "steps per task",
+    "eval episodes",
+    "success",
+    "checkpoint",
+    "seeds",
+    "statistic",
 )
-SOFT_MODULE_COLUMNS = ("MT10-Fixed", "MT10-Cond", "MT50-Fixed", "MT50-Cond")
-SOFT_MODULE_TABLE: dict[str, tuple[float | None, ...]] = {
-    "mt_sac": (44.0, 42.6, 31.4, 28.3),
-    "mt_mh_sac": (85.0, 67.4, 35.5, 34.2),
-    "mix_expert": (42.8, 40.0, 36.1, 37.5),
-    "hard_routing": (20.8, 27.0, 22.9, 29.1),
-    "soft_module": (87.0, 71.8, 59.5, 60.4),
-    "soft_module_deep": (86.7, 68.4, 60.0, 61.0),
-    "single_task_sac": (None, 78.5, None, None),
-}
-METAWORLD_PLUS_PROTOCOL = (
-    "Meta-World+ (McLean et al. 2025, arXiv 2505.11289), its re-implementations in JAX "
-    "(rainx0r/metaworld-algorithms): Meta-World v3, 500-step episodes, 2M steps per task, 50 eval "
-    "episodes per task, 10 seeds, IQM; v1 and v2 = reward version. Read from a summary of the paper "
-    "(papernotes.org, NeurIPS 2025 note), not from the paper's own table, which could not be read "
-    "here; its soft_module row agrees with the project's reference notes. No number was found for "
-    "PCGrad"
+"""Column headings of :class:`Protocol`'s fields, in order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """One published table: its source, protocol, columns and rows (agent -> percent or None)."""
+
+    name: str
+    source: str
+    protocol: Protocol
+    columns: tuple[str, ...]
+    rows: dict[str, tuple[float | None, ...]]
+
+
+def protocol_row(protocol: Protocol) -> list[str]:
+    """The fields of ``protocol`` in :data:`PROTOCOL_FIELDS` order."""
+    return list(astuple(protocol))
+
+
+SOFT_MODULE = Published(
+    name="Yang et al. 2020",
+    source="Yang et al. 2020 (Soft Modularization), Table 1, from the project's reference notes; "
+    "Fixed = one fixed goal per task, Cond = goal-conditioned",
+    protocol=Protocol(
+        env="Meta-World v1",
+        reward="v1",
+        horizon="150",
+        goals="Fixed: one per task; Cond: random",
+        steps_per_task="MT10 1.5M, MT50 1M",
+        eval_episodes="3 (authors' configs)",
+        success="at any step (authors' code)",
+        checkpoint="not stated",
+        seeds="3",
+        statistic="mean over seeds",
+    ),
+    columns=("MT10-Fixed", "MT10-Cond", "MT50-Fixed", "MT50-Cond"),
+    rows={
+        "mt_sac": (44.0, 42.6, 31.4, 28.3),
+        "mt_mh_sac": (85.0, 67.4, 35.5, 34.2),
+        "mix_expert": (42.8, 40.0, 36.1, 37.5),
+        "hard_routing": (20.8, 27.0, 22.9, 29.1),
+        "soft_module": (87.0, 71.8, 59.5, 60.4),
+        "soft_module_deep": (86.7, 68.4, 60.0, 61.0),
+        "single_task_sac": (None, 78.5, None, None),
+    },
 )
-METAWORLD_PLUS_COLUMNS = ("MT10 v1", "MT10 v2", "MT50 v1", "MT50 v2")
-METAWORLD_PLUS_TABLE: dict[str, tuple[float | None, ...]] = {
-    "soft_module": (71.4, 84.9, 60.6, 65.8),
-    "moore": (61.4, 83.2, 61.2, 72.0),
-    "paco": (26.2, 73.6, 18.6, 58.4),
-    "pcgrad": (None, None, None, None),
-}
-TABLES = [
-    (SOFT_MODULE_PROTOCOL, SOFT_MODULE_COLUMNS, SOFT_MODULE_TABLE),
-    (METAWORLD_PLUS_PROTOCOL, METAWORLD_PLUS_COLUMNS, METAWORLD_PLUS_TABLE),
-]
+METAWORLD_PLUS = Published(
+    name="Meta-World+",
+    source="Meta-World+ (McLean et al. 2025, arXiv 2505.11289), its re-implementations in JAX "
+    "(rainx0r/metaworld-algorithms); read from a summary of the paper (papernotes.org, NeurIPS 2025 "
+    "note), not from the paper's own table, which could not be read here; its soft_module row agrees "
+    "with the project's reference notes; no number was found for PCGrad; v1 and v2 = reward version",
+    protocol=Protocol(
+        env="Meta-World v3",
+        reward="v1 and v2 (columns)",
+        horizon="500",
+        goals="50 per task",
+        steps_per_task="2M",
+        eval_episodes="50",
+        success="at any step",
+        checkpoint="not stated",
+        seeds="10",
+        statistic="IQM over runs of the mean over tasks",
+    ),
+    columns=("MT10 v1", "MT10 v2", "MT50 v1", "MT50 v2"),
+    rows={
+        "soft_module": (71.4, 84.9, 60.6, 65.8),
+        "moore": (61.4, 83.2, 61.2, 72.0),
+        "paco": (26.2, 73.6, 18.6, 58.4),
+        "pcgrad": (None, None, None, None),
+    },
+)
+PARAMETER_SCALING = Published(
+    name="parameter-scaling study",
+    source="the parameter-scaling study (McLean et al. 2025, arXiv 2503.05126): final success read from "
+    "the data labels of rainx0r/mtrl's figures (its commit f5c121f: main results without Q clipping, "
+    "PaCo with max_q_value=5000); batch 128 per task, replay 100k per task",
+    protocol=Protocol(
+        env="Meta-World v3",
+        reward="v2",
+        horizon="500",
+        goals="50 per task",
+        steps_per_task="2M",
+        eval_episodes="50",
+        success="at any step",
+        checkpoint="final",
+        seeds="10 (reference notes)",
+        statistic="IQM over runs of the mean over tasks (runs between the quartiles)",
+    ),
+    columns=("MT10", "MT50"),
+    rows={
+        "mt_mh_sac": (74.8, 54.9),
+        "soft_module": (81.2, 65.9),
+        "moore": (81.0, 64.9),
+        "paco": (73.8, 58.6),
+    },
+)
+TABLES = [SOFT_MODULE, METAWORLD_PLUS, PARAMETER_SCALING]
 OTHER = [
     (
         "As their own papers report them (quoted by the same summary of Meta-World+; their protocols "
@@ -52,9 +156,9 @@ OTHER = [
     ),
 ]
 CAVEAT = (
-    "These numbers are not directly comparable with this report when the protocol differs (Meta-World "
-    "version, episode length, budget, reward version, seeds, statistic); users of mtrl and Meta-World "
-    "report that several of them could not be reproduced "
+    "Not run here. These numbers are not directly comparable with this report where a field of the "
+    "protocol table differs; users of mtrl and Meta-World report that several of them could not be "
+    "reproduced "
     "([mtrl #18](https://github.com/facebookresearch/mtrl/issues/18), "
     "[Metaworld #352](https://github.com/Farama-Foundation/Metaworld/issues/352))."
 )

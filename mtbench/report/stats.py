@@ -1,6 +1,8 @@
 """rliable statistics over score arrays: pure functions, arrays in, numbers out.
 
-Every function takes ``{agent: ndarray(runs x tasks [x points])}`` of success rates in [0, 1].
+Every function takes ``{agent: ndarray(runs x tasks [x points])}`` of success rates in [0, 1]; the
+report's headline statistics pass :func:`per_run` scores (``runs x 1``), its second view the
+(run, task) pairs.
 Intervals are 95% stratified-bootstrap CIs from ``rliable.library.get_interval_estimates``. rliable
 (through arch 7) draws from numpy's global RNG, so each call seeds it with ``seed`` and restores
 the previous global state afterwards: the same arrays and seed give the same intervals, whatever
@@ -33,6 +35,16 @@ def seeded(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def per_run(scores: np.ndarray) -> np.ndarray:
+    """``[runs, 1(, P)]``: each run's mean success over its tasks, from ``scores [runs, tasks(, P)]``.
+
+    The score multi-task papers on Meta-World aggregate (Meta-World+, the parameter-scaling study):
+    rliable's statistics over this one-column matrix are statistics over runs. Over (run, task)
+    pairs the IQM trims away the solved tasks while fewer than a quarter of the pairs are solved.
+    """
+    return scores.mean(axis=1, keepdims=True)
+
+
 def iqm(scores: np.ndarray) -> float:
     """Interquartile mean over all runs and tasks (``rliable.metrics.aggregate_iqm``)."""
     flat = np.sort(scores, axis=None)
@@ -46,6 +58,11 @@ def aggregates(scores: np.ndarray) -> np.ndarray:
     return np.array(
         [np.median(task_means), iqm(scores), task_means.mean(), 1.0 - np.minimum(scores, 1.0).mean()]
     )
+
+
+def mean_per_point(scores: np.ndarray) -> np.ndarray:
+    """``[P]``: mean over runs and tasks at each evaluation point of ``scores [runs, tasks, P]``."""
+    return scores.mean(axis=(0, 1))
 
 
 def iqm_per_point(scores: np.ndarray) -> np.ndarray:
