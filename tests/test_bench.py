@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -74,3 +75,38 @@ def test_the_gpu_check_runs_at_toy_sizes_on_the_cpu(tmp_path):
     assert "CUDA tests:" in result.stdout and (tmp_path / "gpu_check.md").read_text().startswith(
         "## GPU check"
     )
+
+
+@pytest.mark.slow
+def test_the_gpu_evidence_grid_runs_at_toy_size_on_the_cpu(tmp_path):
+    """benchmarks/gpu_evidence.sh --tiny: probe, budget, grid, report, rates and the runs' files."""
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu_evidence.sh"
+    env = os.environ | {"OUT": str(tmp_path / "out"), "PYTHON": sys.executable}
+    args = ["bash", str(script), "--tiny", "--work", str(tmp_path / "work")]
+    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rates = json.loads((tmp_path / "out" / "rates.json").read_text())
+    steps = int(rates["grid"]["steps_per_task"])
+    assert steps > 40 and steps % 40 == 0  # above the warm-up, a multiple of --eval-every
+    assert [(r["agent"], r["seed"]) for r in rates["runs"]] == [("mt_sac", 0), ("mt_mh_sac", 0)]
+    assert all(r["env_steps"] == 2 * steps and r["updates_per_second"] > 0 for r in rates["runs"])
+    summary = json.loads((tmp_path / "out" / "report" / "summary.json").read_text())
+    assert set(summary["aggregate_over_runs"]) == {"mt_sac", "mt_mh_sac"}
+    kept = sorted(p.name for p in (tmp_path / "out" / "runs").rglob("*") if p.is_file())
+    assert kept == sorted(["config.json", "provenance.json", "eval.jsonl", "DONE"] * 2)  # no models
+
+
+def test_the_gpu_evidence_budget_fits_the_slowest_run():
+    """(warm-up rate, training rate) per run: the slowest run's warm-up takes 4000 / 100 = 40 s, the
+    remaining 440 s of 8 minutes at 30 steps per task per second reach 4000 + 13200 = 17200, rounded
+    down to a multiple of 2000."""
+    spec = importlib.util.spec_from_file_location(
+        "gpu_evidence", Path(__file__).parent.parent / "benchmarks" / "gpu_evidence.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.budget([(100.0, 30.0), (200.0, 60.0)], 480.0, 4000, 2000) == 16000
+    assert (
+        module.budget([(100.0, 0.1)], 10.0, 4000, 2000) == 6000
+    )  # never less than one evaluation interval of training
