@@ -5,7 +5,8 @@ A checkpoint is a folder ``<run>/checkpoints/step_<env steps>/`` holding
 - ``model.pt``: every state dict and tensor the algorithm names for saving (SB3's
   ``_get_torch_save_params``: policy with target critics, optimizers, per-task log alphas);
 - ``buffer.<field>.npy``: the filled rows of each replay-buffer array (read back memory-mapped,
-  so resuming needs no second copy of the buffer in memory);
+  so resuming needs no second copy of the buffer in memory); observations without their task
+  one-hot, as the buffer keeps them (checkpoints from before, with the one-hot, still resume);
 - ``state.pt``: step and update counters, episode statistics, the RNG states (python, numpy,
   torch, CUDA, the action space of the warm-up actions, every training sub-env) and the
   callbacks' state (evaluation records written, next evaluation point, wall seconds so far);
@@ -42,12 +43,12 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv
 
 from mtbench import atomic
+from mtbench.buffers import FIELDS as BUFFER_FIELDS
 from mtbench.buffers import TaskStratifiedReplayBuffer
 
 FORMAT = 1
 KEEP = 2
 """Complete checkpoints kept per run: the newest, and the one before as a fallback."""
-BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "ep_info_buffer", "ep_success_buffer")
 
 Notify = Callable[[str], None]
@@ -229,7 +230,10 @@ def _load(path: Path, model: OffPolicyAlgorithm, env: VecEnv) -> dict[str, Any]:
     assert buffer is not None
     for name in BUFFER_FIELDS:
         saved_rows = np.load(path / f"buffer.{name}.npy", mmap_mode="r")
-        getattr(buffer, name)[: len(saved_rows)] = saved_rows
+        target = getattr(buffer, name)
+        if name.endswith("observations") and saved_rows.shape[-1] > target.shape[-1]:
+            saved_rows = saved_rows[..., : target.shape[-1]]  # the layout with one-hots: their state
+        target[: len(saved_rows)] = saved_rows
     buffer.pos, buffer.full = state["buffer"]["pos"], state["buffer"]["full"]
     if isinstance(buffer, TaskStratifiedReplayBuffer):
         buffer.discard_device_copy()

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mtbench.config import PRESETS, TrainConfig, field_docs
-from mtbench.errors import UsageError
+from mtbench.errors import UsageError, WriteFailed
 from mtbench.registry import available_agents, load_agent_module, load_errors
 from mtbench.rundir import RunDir
 from mtbench.suites import all_tasks, benchmarks, parse_suite
@@ -446,6 +446,9 @@ def report_command(
         _write_report(runs_dirs, out, reps, seed, reference, all_pairs, external or [])
     except UsageError as exc:
         raise fail(str(exc)) from None
+    except WriteFailed as exc:
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command("eval")

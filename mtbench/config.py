@@ -82,6 +82,10 @@ class TrainConfig:
     log_alpha)."""
     max_grad_norm: float | None = setting(1.0, gt=0)
     """Gradient-norm clip of the actor and each Q network (authors' code: 1.0); None disables it."""
+    q_bound_margin: float | None = setting(10.0, gt=0)
+    """Divergence guard: the run stops, marked failed, when a Q value passes this margin x max(1,
+    max |reward| seen) / (1 - gamma), the largest discounted return; None: only non-finite losses,
+    Q values and parameters stop it."""
     reward_version: RewardVersion = "v2"
     """Meta-World reward function version (v1: the original reward, which the paper trained on)."""
     episode_steps: int = setting(
@@ -130,6 +134,7 @@ class TrainConfig:
             learning_starts_per_task=self.warmup_steps_per_task,
             loss_weighting=self.loss_weighting,
             max_grad_norm=self.max_grad_norm,
+            q_bound_margin=self.q_bound_margin,
             precision=self.precision,
             init=self.init,
             learning_rate=self.learning_rate,

@@ -7,6 +7,16 @@ class UsageError(ValueError):
     """A request mtbench cannot honour as given: the message names the value, the choices and the fix."""
 
 
+class WriteFailed(RuntimeError):
+    """The disk refused a write (full, over quota, read-only or failing): what was written before is
+    intact, and the same command resumes once the cause is fixed."""
+
+
+class Diverged(RuntimeError):
+    """Training diverged (non-finite losses, Q values or parameters, or |Q| past its bound): the run
+    stops at once, is marked failed with this message, and keeps its last good checkpoint."""
+
+
 def choices(values: Iterable[object]) -> str:
     """Format valid choices for an error message, shortening long lists."""
     items = [str(v) for v in values]

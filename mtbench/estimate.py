@@ -1,7 +1,7 @@
 """Before a grid starts: memory per run and in all, wall time from a short calibration, workers.
 
-Memory per run is computed, not measured: the replay buffer exactly (float32 observations, next
-observations, actions, reward, done and timeout per transition, as SB3 stores them), the networks
+Memory per run is computed, not measured: the replay buffer exactly (float32 states and next
+states without their task one-hots, actions, reward, done and timeout per transition), the networks
 from their parameter count (weights, gradients, two Adam moments, target critics, slack) plus an
 allowance per batch sample for activations, and the envs and the process from constants measured
 on 2026-11-24 (RSS of a worker after imports; of two MT10 vector envs). Wall time comes from
@@ -36,6 +36,9 @@ ENV_BYTES_PER_SUB_ENV = 22 * MiB
 BYTES_PER_PARAMETER = 32
 ACTIVATION_BYTES_PER_SAMPLE = 100 * 1024
 ACTION_DIM = 4
+ROW_BYTES = (2 * STATE_DIM + ACTION_DIM + 3) * 4
+"""Replay bytes per transition: float32 state and next state (the buffer rebuilds the task one-hots),
+action, reward, done and timeout."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,10 +57,8 @@ class MemoryEstimate:
 
 def buffer_bytes(config: RunConfig) -> int:
     """The replay buffer once filled (capped by the run's own transitions)."""
-    num_tasks = len(config.tasks)
-    rows = min(config.train.buffer_size_per_task, config.train.steps_per_task) * num_tasks
-    obs_dim = STATE_DIM + num_tasks
-    return rows * (2 * obs_dim + ACTION_DIM + 3) * 4
+    rows = min(config.train.buffer_size_per_task, config.train.steps_per_task) * len(config.tasks)
+    return rows * ROW_BYTES
 
 
 def run_memory(config: RunConfig, parameters: int) -> MemoryEstimate:
@@ -140,7 +141,7 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         ready_for_updates(model, num_tasks)
         update = update_seconds(model, updates=2, repeats=2)
         assert model.replay_buffer is not None
-        obs = model.replay_buffer.observations[0]  # [T, obs_dim]
+        obs = np.zeros((num_tasks, STATE_DIM + num_tasks), np.float32)  # [T, obs_dim]
         start = time.perf_counter()
         for _ in range(5):
             model.predict(obs, deterministic=True)
@@ -244,6 +245,4 @@ def _calibrate_all(configs: list[RunConfig], threads: int, device: str, env_step
 
 def _fitting_buffer(config: RunConfig, memory: MemoryEstimate, budget: int) -> int:
     """buffer_size_per_task with which a run like ``config`` needs at most ``budget`` bytes."""
-    num_tasks = len(config.tasks)
-    per_row = (2 * (STATE_DIM + num_tasks) + ACTION_DIM + 3) * 4 * num_tasks
-    return max(0, (budget - (memory.total - memory.buffer)) // per_row)
+    return max(0, (budget - (memory.total - memory.buffer)) // (ROW_BYTES * len(config.tasks)))

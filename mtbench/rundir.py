@@ -4,7 +4,8 @@
 (one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model),
 ``model_best.zip`` (the model at its best mean success rate so far, written atomically), ``tb/``
 (TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
-(see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last. Its JSON
+(see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last, or instead ``FAILED``, which
+holds the cause of a run that diverged (its last good checkpoint kept). Its JSON
 files and ``DONE`` are written through :mod:`mtbench.atomic` (a temporary name, renamed into
 place), so an interrupted write leaves the previous content intact; ``model.zip`` (SB3's own save)
 counts only once ``DONE`` exists, and an unfinished run's stale one is removed.
@@ -71,8 +72,19 @@ class RunDir:
     def checkpoints_dir(self) -> Path:
         return self.path / "checkpoints"
 
+    @property
+    def failed_file(self) -> Path:
+        return self.path / "FAILED"
+
     def is_done(self) -> bool:
         return self.done_file.exists()
+
+    def failure(self) -> str | None:
+        """The cause written into ``FAILED``, or None when the run has not failed."""
+        return self.failed_file.read_text().strip() if self.failed_file.exists() else None
+
+    def mark_failed(self, cause: str) -> None:
+        atomic.write_text(self.failed_file, cause + "\n")
 
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_file.exists():

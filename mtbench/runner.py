@@ -35,12 +35,12 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
-from mtbench import provenance
+from mtbench import atomic, provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.checkpoint import CheckpointCallback, Checkpoints
 from mtbench.config import RunConfig, apply_overrides, get_preset
 from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.errors import UsageError
+from mtbench.errors import Diverged, UsageError
 from mtbench.params import model_parameters
 from mtbench.registry import get_agent, load_agent_module
 from mtbench.rundir import RunDir, run_path
@@ -48,6 +48,9 @@ from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import parse_suite
 
 DEVICES = ("auto", "cpu", "cuda")
+NEW_SETTINGS = ("q_bound_margin",)
+"""Training settings added after runs were made: a run without one in its config.json resumes with
+the value asked for now (the divergence guard changes no result of a run that does not diverge)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +164,8 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
             f"{rd.config_file} is corrupt ({exc}); delete that run directory to run it again"
         ) from None
     wanted = _config_json(config)
+    if stored is not None and isinstance(stored.get("train"), dict):  # settings added since it ran
+        stored["train"] = {k: v for k, v in wanted["train"].items() if k in NEW_SETTINGS} | stored["train"]
     if stored is not None and stored != wanted:
         raise UsageError(
             f"{rd.path} holds a run with a different configuration (differs in: "
@@ -254,6 +259,11 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
         without it messages go to stderr.
     """
     config, rd, done = check(spec)
+    if not done and (cause := rd.failure()) is not None:
+        raise Diverged(
+            f"{cause} (an earlier attempt; its last good checkpoint is kept: delete {rd.failed_file} to "
+            "retry from it, or the run directory to start over)"
+        )
     if not done:
         with _exclusive(rd):
             if not rd.is_done():  # another process may have finished it meanwhile
@@ -299,9 +309,13 @@ def _run_unfinished(spec: RunSpec, config: RunConfig, rd: RunDir, report: Report
     checkpoints = Checkpoints(rd.checkpoints_dir, notify)
     rd.write_json(rd.config_file, config.to_json())
     try:
-        _train(spec, config, rd, checkpoints, device, notify, report)
-    except _StartOver:
-        _train(spec, config, rd, checkpoints, device, notify, report)  # no checkpoints left now
+        try:
+            _train(spec, config, rd, checkpoints, device, notify, report)
+        except _StartOver:
+            _train(spec, config, rd, checkpoints, device, notify, report)  # no checkpoints left now
+    except Diverged as exc:  # the state is bad: no checkpoint or model of it, the last good one stays
+        rd.mark_failed(str(exc))
+        raise
     rd.mark_done()  # checkpoints are removed only after DONE: a crash in between must not lose the run
 
 
@@ -381,6 +395,6 @@ def _train(
             )
             if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
                 eval_cb.evaluate()
-            model.save(rd.model_file)
+            atomic.write_with(rd.model_file, model.save)
         finally:
             model.logger.close()  # a wandb run ends with its mtbench run (or its attempt)

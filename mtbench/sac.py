@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, get_args
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from mtbench.buffers import TaskStratifiedReplayBuffer
 from mtbench.config import Init, LossWeighting, Precision
+from mtbench.errors import Diverged
 from mtbench.layers import TaskGrouping, authors_init, metaworld_plus_init, sb3_output_layer
 from mtbench.timing import matmul_gflops
 
@@ -106,6 +108,9 @@ class MultiTaskSAC(SAC):
     :param loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing;
         the authors' default, on for their soft-module runs only).
     :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
+    :param q_bound_margin: divergence guard (:meth:`check_divergence`): raise :class:`Diverged` when
+        a Q value passes ``margin * max(1, max |r|) / (1 - gamma)``; ``None``: only when a loss, Q
+        value or parameter is not finite.
     :param precision: ``fp32``; ``bf16`` (bf16 matmuls inside the networks, fp32 parameters,
         optimizer state, targets and losses); ``auto``: bf16 where it pays (:func:`bf16_pays`).
     :param init: ``torch`` (the networks' own initialisation), ``authors``
@@ -130,6 +135,7 @@ class MultiTaskSAC(SAC):
         learning_starts_per_task: int = 1_000,
         loss_weighting: LossWeighting = "none",
         max_grad_norm: float | None = 1.0,
+        q_bound_margin: float | None = 10.0,
         precision: Precision = "fp32",
         init: Init = "torch",
         **sac_kwargs: Any,
@@ -143,6 +149,9 @@ class MultiTaskSAC(SAC):
         self.batch_size_per_task = batch_size_per_task
         self.loss_weighting = loss_weighting
         self.max_grad_norm = max_grad_norm
+        self.q_bound_margin = q_bound_margin
+        self.max_abs_reward = 0.0
+        """Largest |reward| in the batches trained on so far (scales the Q bound)."""
         if precision not in get_args(Precision):
             raise ValueError(f"precision must be fp32, bf16 or auto, not {precision!r}")
         self.precision = precision
@@ -232,8 +241,8 @@ class MultiTaskSAC(SAC):
         loss.backward()
 
     def _gradient_step(self, batch: Any, q_networks: list[nn.Module]) -> th.Tensor:
-        """One update of temperatures, critics and actor on ``batch``; ``[3]`` losses (actor,
-        critic, temperature), detached."""
+        """One update of temperatures, critics and actor on ``batch``; ``[5]``, detached: the losses
+        (actor, critic, temperature), the batch's largest |Q| and largest |reward|."""
         task = self.task_ids(batch.observations)  # [N]
         # an n-step buffer (SB3 >= 2.8) gives gamma ** n per sample, as SB3's SAC reads it
         discounts = getattr(batch, "discounts", None)
@@ -265,15 +274,17 @@ class MultiTaskSAC(SAC):
             size = grouping.size if grouping.stratified else 0
             return slice(t * size, (t + 1) * size) if size else task == t
 
-        def critic_loss_of(rows: slice | th.Tensor | None = None) -> th.Tensor:
+        def critic_loss_of(rows: slice | th.Tensor | None = None) -> tuple[th.Tensor, list[th.Tensor]]:
             obs, actions, target, w = (batch.observations, batch.actions, target_q, weights)
             if rows is not None:
                 obs, actions, target, w = obs[rows], actions[rows], target[rows], w[rows]
-            return th.stack([(w * (q - target) ** 2).mean() for q in self.critic(obs, actions)]).sum()
+            qs = self.critic(obs, actions)
+            return th.stack([(w * (q - target) ** 2).mean() for q in qs]).sum(), qs
 
-        critic_loss = critic_loss_of()
+        critic_loss, qs = critic_loss_of()
+        q_max = th.cat(qs, dim=1).detach().abs().max()
         self.critic.optimizer.zero_grad()
-        self.combine_task_losses(critic_loss, lambda t: critic_loss_of(rows_of(t)), self.critic)
+        self.combine_task_losses(critic_loss, lambda t: critic_loss_of(rows_of(t))[0], self.critic)
         for q_net in q_networks:
             self._clip(q_net)
         self.critic.optimizer.step()
@@ -306,19 +317,67 @@ class MultiTaskSAC(SAC):
                     list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau
                 )
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-        return th.stack([actor_loss, critic_loss, alpha_loss]).detach()
+        r_max = batch.rewards.abs().max()
+        return th.stack([actor_loss, critic_loss, alpha_loss, q_max, r_max]).detach()
+
+    def check_divergence(self, losses: list[float], q_max: float, r_max: float, param_norm: float) -> None:
+        """Raise :class:`Diverged`, naming the step, the quantity and the network, when a loss
+        (actor, critic, temperature), the largest |Q| or a parameter is not finite, or when |Q|
+        passes ``q_bound_margin * max(1, max |r|) / (1 - gamma)``: no discounted return of rewards
+        seen so far comes near it (the entropy bonus aside), so a Q value there is runaway."""
+        self.max_abs_reward = max(self.max_abs_reward, r_max)
+        at = f"at {self.num_timesteps} env steps (update {self._n_updates})"
+        if not all(math.isfinite(v) for v in (*losses, q_max, param_norm)):
+            names = ("actor loss", "critic loss", "temperature loss", "largest |Q|")
+            bad = [f"{n} {v}" for n, v in zip(names, (*losses, q_max), strict=True) if not math.isfinite(v)]
+            found = self._non_finite() or "every parameter still finite"
+            raise Diverged(f"training diverged {at}: {', '.join(bad) or 'losses finite'}; {found}")
+        if self.q_bound_margin is not None:
+            bound = self.q_bound_margin * max(1.0, self.max_abs_reward) / (1 - self.gamma)
+            if q_max > bound:
+                raise Diverged(
+                    f"training diverged {at}: the critic's largest |Q| {q_max:.4g} passed the bound "
+                    f"{bound:.4g} (q_bound_margin {self.q_bound_margin:g} x max(1, max |reward| "
+                    f"{self.max_abs_reward:.4g}) / (1 - gamma)); --set q_bound_margin=null turns it off"
+                )
+
+    def _non_finite(self) -> str | None:
+        """Which networks hold non-finite parameters, with the first such parameter of each."""
+        found = []
+        for owner, net in (
+            ("actor", self.actor),
+            ("critic", self.critic),
+            ("target critic", self.critic_target),
+        ):
+            bad = next((n for n, p in net.named_parameters() if not th.isfinite(p).all()), None)
+            if bad is not None:
+                found.append(f"{owner} ({bad})")
+        if not th.isfinite(self.log_ent_coef).all():
+            found.append("temperatures (log_ent_coef)")
+        return f"non-finite parameters in: {', '.join(found)}" if found else None
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
         q_networks = getattr(self.critic, "q_networks", [self.critic])
-        losses: list[th.Tensor] = []  # [3] per update, read once at the end: no device sync per update
+        stats: list[th.Tensor] = []  # [5] per update, read once at the end: no device sync per update
 
-        for _ in range(gradient_steps):
-            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            losses.append(self._gradient_step(batch, q_networks))
+        try:
+            for _ in range(gradient_steps):
+                batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+                stats.append(self._gradient_step(batch, q_networks))
+        except ValueError as exc:  # torch's distributions refuse the NaN parameters an update left
+            if (found := self._non_finite()) is None:
+                raise
+            at = f"at {self.num_timesteps} env steps (update {self._n_updates})"
+            raise Diverged(f"training diverged {at}: {found}") from exc
 
-        means = th.stack(losses).mean(dim=0).tolist()
+        steps = th.stack(stats)  # [updates, 5]
+        params = [p for net in (self.actor, self.critic) for p in net.parameters()] + [self.log_ent_coef]
+        norm = th.stack(th._foreach_norm(params)).sum()  # not finite iff some parameter is not
+        *means, _, _ = steps.mean(dim=0).tolist()
+        q_max, r_max, param_norm = th.cat([steps[:, 3:].max(dim=0).values, norm[None]]).tolist()
+        self.check_divergence(means, q_max, r_max, param_norm)
         alphas = self.alpha.cpu().numpy()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(alphas.mean()))

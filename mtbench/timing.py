@@ -41,8 +41,9 @@ def ready_for_updates(model: OffPolicyAlgorithm, num_tasks: int) -> OffPolicyAlg
     rb = model.replay_buffer
     assert rb is not None
     for name in ("observations", "next_observations"):
-        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs]
-        data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
+        data = rng.standard_normal(getattr(rb, name).shape).astype(np.float32)  # [size, T, obs or state]
+        if data.shape[-1] == rb.obs_shape[-1]:  # whole observations (SB3's buffer): one-hots too
+            data[:, :, -num_tasks:] = np.eye(num_tasks, dtype=np.float32)
         setattr(rb, name, data)
     rb.actions = rng.uniform(-1, 1, rb.actions.shape).astype(np.float32)
     rb.rewards = rng.uniform(0, 10, rb.rewards.shape).astype(np.float32)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,7 +96,24 @@ def test_bf16_task_network_run(tmp_path):
     assert len(records) == 3 and all(np.isfinite(list(r["episode_return"].values())).all() for r in records)
 
 
-def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
+def _with_one_hots(checkpoint: Path) -> None:
+    """Rewrite ``checkpoint`` in the layout before the buffer dropped the task one-hots (observations
+    stored whole), with a matching manifest."""
+    manifest = json.loads((checkpoint / "MANIFEST.json").read_text())
+    for name in ("observations", "next_observations"):
+        file = checkpoint / f"buffer.{name}.npy"
+        state = np.load(file)  # [rows, T, 39]
+        one_hots = np.broadcast_to(
+            np.eye(state.shape[1], dtype=state.dtype), (len(state), *state.shape[1:2] * 2)
+        )
+        np.save(file, np.concatenate([state, one_hots], axis=-1))
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        manifest["files"][file.name] = {"bytes": file.stat().st_size, "sha256": digest}
+    (checkpoint / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("layout", ["current", "with one-hots"])
+def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch, layout):
     spec = run_spec(tmp_path / "a", seed=3, overrides=RESUMABLE, checkpoint_every=0)
     reference = RunDir(run_one(spec)).read_eval()
     assert not (RunDir(run_one(spec)).checkpoints_dir).exists()  # finished: checkpoints removed
@@ -106,7 +125,11 @@ def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch):
     monkeypatch.undo()
     rd = check(crashed)[1]
     assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 250, 500, 750]
-    assert [p.name for p in Checkpoints(rd.checkpoints_dir, print).complete()] == ["step_000000001000"]
+    (checkpoint,) = Checkpoints(rd.checkpoints_dir, print).complete()
+    assert checkpoint.name == "step_000000001000"
+    assert np.load(checkpoint / "buffer.observations.npy").shape[1:] == (2, STATE_DIM)  # no one-hots
+    if layout == "with one-hots":
+        _with_one_hots(checkpoint)
     run_one(crashed)
     resumed = rd.read_eval()
     assert strip_wall(resumed) == strip_wall(reference)
@@ -162,7 +185,7 @@ def test_paper_preset_follows_the_authors_per_suite(suite, buffer):
     assert (train.buffer_size_per_task, train.episode_steps, train.reward_version) == (buffer, 150, "v1")
     assert train.precision == "fp32"
     tasks = 10 if suite == "mt10" else 50
-    row = 2 * (STATE_DIM + tasks) + 4 + 3  # obs, next obs, action, reward, done, timeout
+    row = 2 * STATE_DIM + 4 + 3  # obs and next obs without their one-hots, action, reward, done, timeout
     assert (
         buffer_bytes(resolve(RunSpec(suite=suite, agent="mt_sac", seed=0, preset="paper")))
         == buffer * tasks * row * 4

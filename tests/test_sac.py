@@ -5,6 +5,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -13,6 +14,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from mtbench import sac
+from mtbench.buffers import TaskStratifiedReplayBuffer
 from mtbench.envs import make_vector_env
 from mtbench.sac import MultiTaskSAC, task_loss_weights
 from mtbench.sb3_env import MetaWorldVecEnv
@@ -62,6 +64,40 @@ def test_stratified_batch_is_task_major(model):
         model.replay_buffer.sample(25)
 
 
+@pytest.mark.parametrize("on_device", [False, True])
+def test_the_buffer_keeps_states_and_samples_the_batches_whole_observations_gave(on_device):
+    """The buffer stores no one-hots, yet a batch equals, bit for bit, the rows that the stored whole
+    observations (state + one-hot, SB3's layout) give at the same random draws."""
+    tasks, obs_dim, rows = 3, STATE_DIM + 3, 50
+    space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+    rb = TaskStratifiedReplayBuffer(
+        rows * tasks, space, gym.spaces.Box(-1, 1, (4,), np.float32), "cpu", n_envs=tasks, on_device=on_device
+    )
+    assert rb.observations.shape == rb.next_observations.shape == (rows, tasks, STATE_DIM)
+    rng = np.random.default_rng(0)
+    whole = np.zeros((2, rows, tasks, obs_dim), np.float32)  # [obs / next obs, time, task, obs_dim]
+    for t in range(rows - 10):  # not full: draws are below the filled rows
+        whole[:, t, :, :STATE_DIM] = rng.standard_normal((2, tasks, STATE_DIM))
+        whole[:, t, :, STATE_DIM:] = np.eye(tasks)
+        action = rng.uniform(-1, 1, (tasks, 4)).astype(np.float32)
+        rb.add(whole[0, t], whole[1, t], action, rng.standard_normal(tasks), np.zeros(tasks), [{}] * tasks)
+    np.random.seed(5)
+    th.manual_seed(5)
+    batch = rb.sample(3 * 8)
+    np.random.seed(5)
+    th.manual_seed(5)
+    if on_device:  # the draws the device path makes, then SB3-layout rows
+        time_idx = th.randint(0, rows - 10, (tasks, 8)).reshape(-1).numpy()
+    else:
+        time_idx = np.random.randint(0, rows - 10, size=(tasks, 8)).reshape(-1)
+    task_idx = np.repeat(np.arange(tasks), 8)
+    assert np.array_equal(batch.observations.numpy(), whole[0, time_idx, task_idx])
+    assert np.array_equal(batch.next_observations.numpy(), whole[1, time_idx, task_idx])
+    assert np.array_equal(batch.actions.numpy(), rb.actions[time_idx, task_idx])
+    with pytest.raises(ValueError, match="does not end with the one-hot of its sub-env's task"):
+        rb.add(whole[0, 0, ::-1], whole[1, 0], action, np.zeros(tasks), np.zeros(tasks), [{}] * tasks)
+
+
 def test_device_copy_of_the_buffer_samples_stored_transitions(three_task_suite):
     """The GPU path (a copy of the buffer in device memory, sampled there), forced on the CPU."""
     model = small_model(three_task_suite, replay_buffer_kwargs={"on_device": True})
@@ -71,9 +107,12 @@ def test_device_copy_of_the_buffer_samples_stored_transitions(three_task_suite):
         batch = rb.sample(model.batch_size)  # makes the device copy
         assert model.task_ids(batch.observations).tolist() == [0] * 8 + [1] * 8 + [2] * 8
         for i, task in enumerate(model.task_ids(batch.observations).tolist()):  # a stored transition
-            (row,) = np.flatnonzero((rb.observations[: rb.pos, task] == batch.observations[i].numpy()).all(1))
+            state = batch.observations[i, :STATE_DIM].numpy()
+            (row,) = np.flatnonzero((rb.observations[: rb.pos, task] == state).all(1))
             assert np.array_equal(rb.actions[row, task], batch.actions[i].numpy())
-            assert np.array_equal(rb.next_observations[row, task], batch.next_observations[i].numpy())
+            assert np.array_equal(
+                rb.next_observations[row, task], batch.next_observations[i, :STATE_DIM].numpy()
+            )
             assert rb.rewards[row, task] == batch.rewards[i, 0]
             assert batch.dones[i, 0] == rb.dones[row, task] * (1 - rb.timeouts[row, task])
         model.learn(30, reset_num_timesteps=False)  # 10 vector steps, one update each

@@ -147,6 +147,9 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
         return None
     records = _read_records(rd, config["tasks"], left_out)
     name = _name(config)
+    if not rd.is_done() and (cause := rd.failure()) is not None:
+        left_out.append(f"{path}: {name} seed {config['seed']} FAILED: {cause}; run ignored")
+        return None
     if not rd.is_done():
         left_out.append(
             f"{path}: {name} seed {config['seed']} still in progress or interrupted (no DONE; "

@@ -1,0 +1,211 @@
+"""Property-based tests: no input string and no content of a run directory's files reaches a traceback.
+
+Every value of ``--seeds``, ``--suite``, ``--set``, ``--variant`` and ``--sweep`` either runs (as a
+dry run, with the calibration stubbed out) or exits 2 with a one-line message, writing nothing.
+Whatever ``eval.jsonl`` and ``config.json`` hold, ``mtbench report`` and resuming answer with a
+report, a listed reason or exit code 2, and change no file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from mtbench import estimate
+from mtbench.cli import app
+from tests.test_report import fabricate
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+TASK = "reach-v3"
+BASE = [
+    "run",
+    "--agents",
+    "mt_sac",
+    "--suite",
+    TASK,
+    "--dry-run",
+    "--device",
+    "cpu",
+    "--steps-per-task",
+    "2000",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_calibration():
+    """The dry run's estimate without timing anything (the values are not what is tested)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
+    patch.setattr(estimate, "calibrate", lambda *args: estimate.Calibration(1e-3, 1e-2, 1e-3, 1000))
+    yield
+    patch.undo()
+
+
+def _text(alphabet: str) -> st.SearchStrategy[str]:
+    """Random text, and text built from the characters the option's syntax uses."""
+    return st.one_of(st.text(max_size=30), st.text(alphabet, max_size=30))
+
+
+NAMES = ["mt_sac", "gamma", "learning_rate", "agent.hidden_sizes", "batch_size_per_task", "precision"]
+VALUES = ["0.9", "1e-3", "[32,32]", "bf16", "-1", "nan", "inf", "null", "true", "'x'", "1e400", "[", ""]
+SETTING = st.builds(
+    lambda n, v: f"{n}={v}",
+    st.sampled_from(NAMES) | st.text(max_size=12),
+    st.sampled_from(VALUES) | st.text(max_size=12),
+)
+OPTIONS = {
+    "--seeds": _text("0123456789-, "),
+    "--suite": st.one_of(
+        _text("mt1050:,fixed-v3abcdefghijklmnopqrstuvwxyz "),
+        st.builds(
+            "".join,
+            st.lists(st.sampled_from(["fixed:", "mt10", "mt50", "mt1:", TASK, ",", "-v3", ":"]), max_size=5),
+        ),
+    ),
+    "--set": st.one_of(_text("=.,[]0123456789abcdefghijklmnopqrstuvwxyz_-"), SETTING),
+    "--variant": st.one_of(
+        _text("=:,.[]0123456789abcdefghijklmnopqrstuvwxyz_-"),
+        st.builds(
+            lambda name, agent, s: f"{name}={agent}:{s}",
+            st.text(max_size=8),
+            st.sampled_from(["mt_sac", "nope", ""]),
+            SETTING,
+        ),
+    ),
+    "--sweep": st.one_of(
+        _text("=,.0123456789abcdefghijklmnopqrstuvwxyz_-"),
+        st.builds(
+            lambda n, vs: f"{n}={','.join(vs)}",
+            st.sampled_from(NAMES) | st.text(max_size=8),
+            st.lists(st.sampled_from(VALUES), max_size=3),
+        ),
+    ),
+}
+
+
+def _answers_cleanly(result, out: Path) -> None:
+    """Exit 0 (a dry run), or exit 2 with one line of error; never a traceback, nothing written."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 2), result.output
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        errors = [line for line in result.output.splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("Error: "), result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_any_option_string_dry_runs_or_exits_2(tmp_path_factory, option):
+    out = tmp_path_factory.mktemp("fuzz") / "runs"
+
+    @FUZZ
+    @given(value=OPTIONS[option])
+    def check(value: str) -> None:
+        args = [*BASE, "--out", str(out), option, value]
+        if option == "--variant":  # a variant runs only when --agents names it
+            name = value.split("=", 1)[0]
+            args[2] = f"mt_sac,{name}" if name and "," not in name else "mt_sac"
+        result = CliRunner().invoke(app, args)
+        _answers_cleanly(result, out)
+
+    check()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _mutations(record: dict) -> st.SearchStrategy[str]:
+    """A valid JSON object with one key's value replaced or removed, or any JSON, or any text."""
+    keys = st.sampled_from(sorted(record))
+    replaced = st.builds(lambda k, v: json.dumps(record | {k: v}), keys, JSON)
+    removed = st.builds(lambda k: json.dumps({x: y for x, y in record.items() if x != k}), keys)
+    return st.one_of(replaced, removed, JSON.map(json.dumps), st.text(max_size=40))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    fabricate(root, "mt_sac", 0, [0.5, 0.9])
+    return root
+
+
+def test_any_eval_jsonl_line_gives_a_report_or_exit_2(finished_run, tmp_path_factory):
+    run = next(finished_run.rglob("eval.jsonl")).parent
+    lines = (run / "eval.jsonl").read_text().splitlines()
+
+    @FUZZ
+    @given(line=_mutations(json.loads(lines[1])), at=st.integers(0, 2))
+    def check(line: str, at: int) -> None:
+        root = tmp_path_factory.mktemp("report")
+        copy = root / "runs"
+        shutil.copytree(finished_run, copy)
+        eval_file = next(copy.rglob("eval.jsonl"))
+        eval_file.write_text("\n".join([*lines[:at], line, *lines[at + 1 :]]) + "\n")
+        before = eval_file.read_bytes()
+        result = CliRunner().invoke(app, ["report", str(copy), "--out", str(root / "r"), "--reps", "20"])
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        assert result.exit_code in (0, 2), result.output
+        assert eval_file.read_bytes() == before
+        if result.exit_code == 2:
+            assert not (root / "r").exists()
+
+    check()
+
+
+def test_any_config_json_gives_a_report_a_refusal_or_exit_2(finished_run, tmp_path_factory):
+    config = json.loads(next(finished_run.rglob("config.json")).read_text())
+
+    @FUZZ
+    @given(
+        content=_mutations(config)
+        | _mutations(config["train"]).map(
+            lambda t: json.dumps(config | {"train": json.loads(t) if t.startswith("{") else t})
+        )
+    )
+    def check(content: str) -> None:
+        root = tmp_path_factory.mktemp("config")
+        copy = root / "runs"
+        shutil.copytree(finished_run, copy)
+        config_file = next(copy.rglob("config.json"))
+        config_file.write_text(content)
+        result = CliRunner().invoke(app, ["report", str(copy), "--out", str(root / "r"), "--reps", "20"])
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        assert result.exit_code in (0, 2), result.output
+        # resuming: the run folder of mt_sac seed 0 on this suite holds the fuzzed config
+        suite = ",".join(config["tasks"])
+        args = [
+            "run",
+            "--agents",
+            "mt_sac",
+            "--suite",
+            suite,
+            "--preset",
+            "quick",
+            "--out",
+            str(copy),
+            "--dry-run",
+        ]
+        result = CliRunner().invoke(app, args)
+        _answers_cleanly_resume(result)
+        assert config_file.read_text() == content  # never rewritten
+
+    check()
+
+
+def _answers_cleanly_resume(result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 2:
+        errors = [line for line in result.output.splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("Error: "), result.output
