@@ -20,8 +20,17 @@ from mtbench.errors import UsageError
 from mtbench.rundir import EVAL_KEYS, RunDir
 from mtbench.suites import EPISODE_STEPS
 
-CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train"}
-TRAIN_KEYS = {*PROTOCOL_KEYS, "warmup_steps_per_task", "gradient_steps"}
+CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train", "preset"}
+TRAIN_COUNTS = {
+    "steps_per_task": 1,
+    "eval_every": 1,
+    "eval_episodes": 1,
+    "episode_steps": 1,
+    "warmup_steps_per_task": 0,
+    "gradient_steps": 1,
+}
+"""Integer training settings the report reads, with their least valid value."""
+TRAIN_KEYS = {*PROTOCOL_KEYS, *TRAIN_COUNTS}
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,42 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_config(config: Any) -> dict[str, Any]:
+    """``config``; ValueError unless it is a run configuration whose fields the report can use."""
+    if (
+        not isinstance(config, dict)
+        or not CONFIG_KEYS <= set(config)
+        or not isinstance(config["train"], dict)
+    ):
+        raise ValueError("not an mtbench run configuration")
+    tasks, train = config["tasks"], config["train"]
+    valid = {
+        "agent": isinstance(config["agent"], str) and config["agent"] != "",
+        "variant": config.get("variant") is None
+        or (isinstance(config["variant"], str) and config["variant"] != ""),
+        "preset": isinstance(config["preset"], str),
+        "seed": _integer(config["seed"]) and config["seed"] >= 0,
+        "suite": isinstance(config["suite"], str),
+        "tasks": isinstance(tasks, list)
+        and tasks != []
+        and all(isinstance(t, str) for t in tasks)
+        and len(set(tasks)) == len(tasks),
+        "agent_config": isinstance(config.get("agent_config", {}), dict),
+        "variant_settings": isinstance(config.get("variant_settings", {}), dict),
+        "train": TRAIN_KEYS <= set(train)
+        and isinstance(train["reward_version"], str)
+        and all(_integer(train[k]) and train[k] >= least for k, least in TRAIN_COUNTS.items()),
+    }
+    bad = [name for name, ok in valid.items() if not ok]
+    if bad:
+        raise ValueError(f"malformed {', '.join(bad)}")
+    return config
+
+
 def _check_record(record: Any, tasks: list[str]) -> None:
     """Raise ValueError unless ``record`` is a well-formed evaluation record of the suite ``tasks``."""
     if not isinstance(record, dict) or set(record) != set(EVAL_KEYS):
@@ -136,12 +181,7 @@ def _read_run(path: Path, left_out: list[str]) -> Run | None:
         config = rd.read_config()
         if isinstance(config, dict) and isinstance(config.get("train"), dict):
             config["train"].setdefault("episode_steps", EPISODE_STEPS)  # runs from before the setting
-        if (
-            not isinstance(config, dict)
-            or not CONFIG_KEYS <= set(config)
-            or not TRAIN_KEYS <= set(config["train"])
-        ):
-            raise ValueError("not an mtbench run configuration")
+        config = _check_config(config)
     except (OSError, ValueError, TypeError) as exc:
         left_out.append(f"{path}: config.json unreadable ({exc}); run ignored")
         return None
