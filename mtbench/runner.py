@@ -140,10 +140,11 @@ def _differences(stored: dict[str, Any], wanted: dict[str, Any], prefix: str = "
     lines = []
     for key in sorted(stored.keys() | wanted.keys()):
         old, new = stored.get(key), wanted.get(key)
+        name = prefix + json.dumps(key)[1:-1]  # a key from an edited file may hold control characters
         if isinstance(old, dict) and isinstance(new, dict):
-            lines += _differences(old, new, f"{prefix}{key}.")
+            lines += _differences(old, new, f"{name}.")
         elif old != new:
-            lines.append(f"{prefix}{key}: {json.dumps(old)[:60]} there, {json.dumps(new)[:60]} now")
+            lines.append(f"{name}: {json.dumps(old)[:60]} there, {json.dumps(new)[:60]} now")
     return lines
 
 

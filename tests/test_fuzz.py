@@ -172,7 +172,9 @@ def test_any_eval_jsonl_line_gives_a_report_or_exit_2(finished_run, tmp_path_fac
 def test_any_config_json_gives_a_report_a_refusal_or_exit_2(finished_run, tmp_path_factory):
     config = json.loads(next(finished_run.rglob("config.json")).read_text())
 
-    @FUZZ
+    @FILE_FUZZ
+    @example(content=json.dumps(config | {"agent": None}))  # found by this test: the report crashed
+    @example(content='{"\\n": false}')  # found by this test: a message of two lines
     @given(
         content=_mutations(config)
         | _mutations(config["train"]).map(
