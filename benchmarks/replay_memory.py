@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import resource
 
-import numpy as np
 import torch as th
 
 from mtbench.envs import make_vector_env
@@ -41,7 +40,8 @@ def main() -> None:
     model = get_agent(config.agent).build(env, config, 0, "cpu")
     buffer = model.replay_buffer
     assert buffer is not None
-    arrays = {k: v for k, v in vars(buffer).items() if isinstance(v, np.ndarray) and v.ndim >= 2}
+    fields = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+    arrays = {name: getattr(buffer, name) for name in fields}
     for array in arrays.values():
         array.fill(0)  # every page resident, as in a full buffer
     model.learning_starts = suite.num_tasks  # updates from the second vector step on
