@@ -17,11 +17,13 @@ previous checkpoint intact; the newest two complete checkpoints are kept. Loadin
 manifest first: a corrupt or truncated checkpoint is removed with a message and the previous one
 is used; with none left the run starts from scratch.
 
-Resuming is exact when a checkpoint sits at an episode boundary (periodic checkpoints are only
-taken there): Meta-World's ``step`` draws no random numbers, so the sub-envs' RNG state saved
-after the last episode's reset reproduces, by a plain ``reset()``, the episode the autoreset had
-started. A checkpoint taken mid-episode (on SIGINT/SIGTERM) resumes with a fresh episode instead
-of the rest of the interrupted one, so from there the run differs from an uninterrupted one.
+Resuming is exact. At an episode boundary (where periodic checkpoints are taken) Meta-World's
+``step`` draws no random numbers, so the sub-envs' RNG state saved before the autoreset reproduces,
+by a plain ``reset()``, the episodes it had started. A checkpoint taken mid-episode (on
+SIGINT/SIGTERM) also stores the actions of the current episodes so far: the resumed run resets
+from the RNG state before their start and steps the same actions again, which rebuilds every
+sub-env's state (MuJoCo's and the wrappers') without pickling it. (Mid-episode checkpoints from
+before this resume with a fresh episode instead.)
 """
 
 from __future__ import annotations
@@ -257,37 +259,62 @@ class CheckpointCallback(BaseCallback):
     :param extra_state: returns the other callbacks' state to store (evaluation position).
     """
 
-    def __init__(self, checkpoints: Checkpoints, every_seconds: float, extra_state: Callable[[], dict]):
+    def __init__(
+        self,
+        checkpoints: Checkpoints,
+        every_seconds: float,
+        extra_state: Callable[[], dict],
+        before_reset: list[Any],
+        replay: np.ndarray | None = None,
+    ):
+        """:param before_reset: the training env's RNG state before the reset that ``learn``
+            starts with (:func:`env_rng`, taken before ``learn``).
+        :param replay: actions ``[steps, T, action_dim]`` of a mid-episode checkpoint's episodes,
+            stepped again after that reset (see the module docstring)."""
         super().__init__()
         self.checkpoints = checkpoints
         self.every_seconds = every_seconds
         self.extra_state = extra_state
         self._boundary = False
-        self._episode_rng: list[Any] = []
+        self._before_reset = before_reset
+        """RNG state before the current episodes' reset (a mid-episode checkpoint's)."""
+        self._after_reset: list[Any] = []
+        """RNG state after it, i.e. before the next autoreset (a checkpoint's at the boundary)."""
+        self._actions: list[np.ndarray] = [] if replay is None else list(replay)
+        """Actions of the current episodes so far."""
         self._last = 0.0
 
     def _on_training_start(self) -> None:
-        self._episode_rng = env_rng(self.training_env)  # right after the current episodes' reset
+        self._after_reset = env_rng(self.training_env)  # learn's reset is done; steps draw nothing
+        for actions in self._actions:  # rebuild the interrupted episodes' state
+            obs, _, dones, _ = self.training_env.step(actions)
+            assert not np.any(dones), "a replayed episode ended early"
+        if self._actions:
+            assert isinstance(self.model, OffPolicyAlgorithm)
+            self.model._last_obs = self.model._last_original_obs = obs  # type: ignore[assignment]
+            self.model._last_episode_starts = dones
         self._last = time.monotonic()
 
     def _on_step(self) -> bool:
         self._boundary = bool(np.all(self.locals["dones"]))
+        self._actions = [] if self._boundary else [*self._actions, np.array(self.locals["actions"])]
         return True
 
     def _on_rollout_start(self) -> None:
         if self._boundary:  # the last step ended every episode and the autoreset began new ones
             self._boundary = False
-            before_reset, self._episode_rng = self._episode_rng, env_rng(self.training_env)
+            self._before_reset, self._after_reset = self._after_reset, env_rng(self.training_env)
             if StopRequest.requested or time.monotonic() - self._last >= self.every_seconds:
-                self._save(before_reset, mid_episode=False)
-        elif StopRequest.requested:  # resuming resets into the next episodes instead
-            self._save(self._episode_rng, mid_episode=True)
+                self._save(self._before_reset, mid_episode=False)
+        elif StopRequest.requested:
+            self._save(self._before_reset, mid_episode=True)
 
-    def _save(self, env_state: list[Any], mid_episode: bool) -> None:
+    def _save(self, before_reset: list[Any], mid_episode: bool) -> None:
         assert isinstance(self.model, OffPolicyAlgorithm)
-        path = self.checkpoints.save(
-            self.model, self.extra_state() | {"env_rng": env_state, "mid_episode": mid_episode}
-        )
+        state = {"env_rng": before_reset, "mid_episode": mid_episode}
+        if mid_episode:
+            state["episode_actions"] = np.stack(self._actions)  # [steps, T, action_dim]
+        path = self.checkpoints.save(self.model, self.extra_state() | state)
         self._last = time.monotonic()
         if StopRequest.requested:
             raise RunStopped(f"stopped on request at {self.model.num_timesteps} env steps; checkpoint {path}")

@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from mtbench import atomic, provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
-from mtbench.checkpoint import CheckpointCallback, Checkpoints
+from mtbench.checkpoint import CheckpointCallback, Checkpoints, env_rng
 from mtbench.config import RunConfig, apply_overrides, get_preset
 from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import Diverged, UsageError
@@ -381,10 +381,11 @@ def _train(
             notify(message)
         rd.write_json(rd.provenance_file, run_provenance)
         _set_logger(model, rd, spec, config, run_provenance)
-        callbacks: list[BaseCallback] = [
-            eval_cb,
-            CheckpointCallback(checkpoints, spec.checkpoint_every, eval_cb.state),
-        ]
+        replay = None if state is None else state.get("episode_actions")
+        checkpoint_cb = CheckpointCallback(
+            checkpoints, spec.checkpoint_every, eval_cb.state, env_rng(train_env), replay
+        )
+        callbacks: list[BaseCallback] = [eval_cb, checkpoint_cb]
         if report is not None:
             callbacks.append(ProgressCallback(report, suite.num_tasks, eval_cb))
         total = train.steps_per_task * suite.num_tasks

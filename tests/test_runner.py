@@ -14,7 +14,7 @@ import torch
 
 from mtbench import config, provenance, runner, sac
 from mtbench.atomic import write_text
-from mtbench.checkpoint import Checkpoints
+from mtbench.checkpoint import Checkpoints, RunStopped, StopRequest
 from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir
@@ -112,30 +112,38 @@ def _with_one_hots(checkpoint: Path) -> None:
     (checkpoint / "MANIFEST.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("layout", ["current", "with one-hots"])
-def test_resume_after_crash_gives_the_same_records(tmp_path, monkeypatch, layout):
-    spec = run_spec(tmp_path / "a", seed=3, overrides=RESUMABLE, checkpoint_every=0)
-    reference = RunDir(run_one(spec)).read_eval()
-    assert not (RunDir(run_one(spec)).checkpoints_dir).exists()  # finished: checkpoints removed
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> list[dict]:
+    """The records of RESUMABLE seed 3 run in one go (the reference of the resume tests)."""
+    spec = run_spec(tmp_path_factory.mktemp("reference"), seed=3, overrides=RESUMABLE, checkpoint_every=0)
+    assert not RunDir(run_one(spec)).checkpoints_dir.exists()  # finished: checkpoints removed
+    return strip_wall(RunDir(run_one(spec)).read_eval())  # the second call skips the finished run
 
-    crashed = replace(spec, out=str(tmp_path / "b"))
-    crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
-    with pytest.raises(Crash):
-        run_one(crashed)
+
+@pytest.mark.parametrize("how", ["crash", "crash, older checkpoint layout", "stop mid-episode"])
+def test_a_resumed_run_gives_the_same_records(tmp_path, monkeypatch, uninterrupted, how):
+    """A crash resumes from the episode-boundary checkpoint at 500 steps per task (also one written
+    with whole observations in the buffer); a stop request right after the evaluation at 750
+    checkpoints mid-episode, and the resumed run steps that episode's actions again."""
+    spec = run_spec(tmp_path, seed=3, overrides=RESUMABLE, checkpoint_every=0)
+    monkeypatch.setattr(StopRequest, "requested", False)  # undone below: the resumed run is not asked to stop
+    crash_after_eval(monkeypatch, 750, exc=None if how == "stop mid-episode" else Crash)
+    with pytest.raises(RunStopped if how == "stop mid-episode" else Crash):
+        run_one(spec)
     monkeypatch.undo()
-    rd = check(crashed)[1]
+    rd = check(spec)[1]
     assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 250, 500, 750]
-    (checkpoint,) = Checkpoints(rd.checkpoints_dir, print).complete()
-    assert checkpoint.name == "step_000000001000"
+    checkpoint = Checkpoints(rd.checkpoints_dir, print).complete()[0]
     assert np.load(checkpoint / "buffer.observations.npy").shape[1:] == (2, STATE_DIM)  # no one-hots
-    if layout == "with one-hots":
+    if how == "crash, older checkpoint layout":
         _with_one_hots(checkpoint)
-    run_one(crashed)
+    run_one(spec)
     resumed = rd.read_eval()
-    assert strip_wall(resumed) == strip_wall(reference)
+    assert strip_wall(resumed) == uninterrupted
     assert [r["wall_seconds"] for r in resumed] == sorted(r["wall_seconds"] for r in resumed)
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
-    assert resume["env_steps"] == 1000 and resume["mid_episode"] is False
+    steps, mid = (1500, True) if how == "stop mid-episode" else (1000, False)
+    assert (resume["env_steps"], resume["mid_episode"]) == (steps, mid)
 
 
 @pytest.mark.parametrize("machine", ["same", "other"])
