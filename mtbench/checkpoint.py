@@ -306,8 +306,8 @@ class CheckpointCallback(BaseCallback):
             self._before_reset, self._after_reset = self._after_reset, env_rng(self.training_env)
             if StopRequest.requested or time.monotonic() - self._last >= self.every_seconds:
                 self._save(self._before_reset, mid_episode=False)
-        elif StopRequest.requested:
-            self._save(self._before_reset, mid_episode=True)
+        elif StopRequest.requested:  # before the first step of learn, the episodes have no actions yet
+            self._save(self._before_reset, mid_episode=bool(self._actions))
 
     def _save(self, before_reset: list[Any], mid_episode: bool) -> None:
         assert isinstance(self.model, OffPolicyAlgorithm)

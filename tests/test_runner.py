@@ -120,19 +120,24 @@ def uninterrupted(tmp_path_factory) -> list[dict]:
     return strip_wall(RunDir(run_one(spec)).read_eval())  # the second call skips the finished run
 
 
-@pytest.mark.parametrize("how", ["crash", "crash, older checkpoint layout", "stop mid-episode"])
+@pytest.mark.parametrize(
+    "how", ["crash", "crash, older checkpoint layout", "stop mid-episode", "stop before the first step"]
+)
 def test_a_resumed_run_gives_the_same_records(tmp_path, monkeypatch, uninterrupted, how):
     """A crash resumes from the episode-boundary checkpoint at 500 steps per task (also one written
     with whole observations in the buffer); a stop request right after the evaluation at 750
-    checkpoints mid-episode, and the resumed run steps that episode's actions again."""
+    checkpoints mid-episode, and the resumed run steps that episode's actions again; one right
+    after the evaluation at 0 checkpoints before any step (found by benchmarks/chaos_soak.py)."""
     spec = run_spec(tmp_path, seed=3, overrides=RESUMABLE, checkpoint_every=0)
     monkeypatch.setattr(StopRequest, "requested", False)  # undone below: the resumed run is not asked to stop
-    crash_after_eval(monkeypatch, 750, exc=None if how == "stop mid-episode" else Crash)
-    with pytest.raises(RunStopped if how == "stop mid-episode" else Crash):
+    stop = how.startswith("stop")
+    at = 0 if how == "stop before the first step" else 750
+    crash_after_eval(monkeypatch, at, exc=None if stop else Crash)
+    with pytest.raises(RunStopped if stop else Crash):
         run_one(spec)
     monkeypatch.undo()
     rd = check(spec)[1]
-    assert [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 250, 500, 750]
+    assert [r["env_steps_per_task"] for r in rd.read_eval()] == list(range(0, at + 1, 250))
     checkpoint = Checkpoints(rd.checkpoints_dir, print).complete()[0]
     assert np.load(checkpoint / "buffer.observations.npy").shape[1:] == (2, STATE_DIM)  # no one-hots
     if how == "crash, older checkpoint layout":
@@ -142,8 +147,8 @@ def test_a_resumed_run_gives_the_same_records(tmp_path, monkeypatch, uninterrupt
     assert strip_wall(resumed) == uninterrupted
     assert [r["wall_seconds"] for r in resumed] == sorted(r["wall_seconds"] for r in resumed)
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
-    steps, mid = (1500, True) if how == "stop mid-episode" else (1000, False)
-    assert (resume["env_steps"], resume["mid_episode"]) == (steps, mid)
+    resumed_at = {"stop mid-episode": (1500, True), "stop before the first step": (0, False)}
+    assert (resume["env_steps"], resume["mid_episode"]) == resumed_at.get(how, (1000, False))
 
 
 @pytest.mark.parametrize("machine", ["same", "other"])
