@@ -119,6 +119,35 @@ class PacoConfig:
     """Hidden widths (ReLU after each; Meta-World+: 3 x 400)."""
 
 
+@dataclass(frozen=True)
+class BRCConfig:
+    """BRC's networks and the constants of its update (the authors' multi-task settings)."""
+
+    critic_width: int = 4096
+    """Width of each critic BroNet."""
+    critic_blocks: int = 2
+    """Residual blocks of each critic BroNet."""
+    ensemble: int = 2
+    """Critic ensemble members (the target is their mean distribution)."""
+    actor_width: int = 256
+    """Width of the actor's BroNet."""
+    actor_blocks: int = 1
+    """Residual blocks of the actor's BroNet."""
+    embedding_dim: int = 32
+    """Size of the learned, L2-normalised task embedding (the critic's; the actor reads it)."""
+    num_bins: int = 101
+    """Bins of the categorical critic."""
+    v_max: float = 10.0
+    """The critic's support is [-v_max, v_max]; rewards are scaled per task to fit it."""
+    initial_temperature: float = 0.1
+    """Initial alpha (one for all tasks)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay of actor and critic (every parameter)."""
+
+
+BRC_BATCH = 1024
+"""BRC's batch, all tasks together."""
+
 SINGLE_TASK_SAC = AgentSpec(
     name="single_task_sac",
     description="T independent SACs (3x400 each, own temperature), batched over tasks in one model",
@@ -194,4 +223,19 @@ PACO = AgentSpec(
     config=PacoConfig(),
     build=lazy_build("mtbench_agents.paco"),
     train_defaults=METAWORLD_PLUS,
+)
+BRC = AgentSpec(
+    name="brc",
+    description="BRC: categorical BroNet critic ensemble (width 4096), task embeddings, per-task reward "
+    "scaling, one temperature, 2 updates per step, batch 1024",
+    paper="Nauman et al., Bigger, Regularized, Categorical: High-Capacity Value Functions are Efficient "
+    "Multi-Task Learners, 2025, arXiv 2505.23150",
+    config=BRCConfig(),
+    build=lazy_build("mtbench_agents.brc"),
+    train_defaults={
+        "batch_size_per_task": lambda num_tasks: -(-BRC_BATCH // num_tasks),
+        "gradient_steps": 2,
+        "max_grad_norm": None,
+        "precision": "fp32",
+    },
 )

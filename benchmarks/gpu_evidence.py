@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--agents", default="mt_sac,mt_mh_sac,soft_module")
     parser.add_argument("--suite", default="fixed:mt10")
     parser.add_argument("--seeds", default="0-2")
-    parser.add_argument("--preset", default="paper-cpu")
+    parser.add_argument("--preset", default="paper", help="the CPU grid's (its pilot kept paper)")
     parser.add_argument("--warmup", type=int, default=4000, help="warm-up steps per task of the grid")
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=1)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mtbench.config import PRESETS, TrainConfig, field_docs
 from mtbench.errors import UsageError, WriteFailed
-from mtbench.registry import available_agents, load_agent_module, load_errors
+from mtbench.registry import available_agents, get_agent, load_agent_module, load_errors
 from mtbench.rundir import RunDir
 from mtbench.suites import all_tasks, benchmarks, parse_suite
 from mtbench.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps, settings_text
@@ -167,7 +167,8 @@ class LineDisplay:
             console.print(f"{label}: [{STATUS_COLOURS[status]}]{status}[/]", highlight=False)
 
 
-def print_plan(plan: Plan, labels: list[str], smoke: bool) -> None:
+def print_plan(plan: Plan, labels: list[str], names: list[str], smoke: bool) -> None:
+    """Memory, parameters (``names``: the runs' agents or variants) and time of the planned runs."""
     from mtbench.estimate import duration, gib
 
     memory = max(plan.memory, key=lambda m: m.total)
@@ -176,6 +177,12 @@ def print_plan(plan: Plan, labels: list[str], smoke: bool) -> None:
         f"{gib(memory.networks)}, envs {gib(memory.envs)}, process {gib(memory.process)}); "
         f"checkpoints: up to {gib(3 * memory.buffer)} on disk per unfinished run (two kept, one being "
         "written)",
+        highlight=False,
+    )
+    counts = dict(zip(names, plan.parameters, strict=True))
+    console.print(
+        "Parameters (actor; both Q networks): "
+        + "; ".join(f"{name} {n['actor']:,}; {n['critic']:,}" for name, n in counts.items()),
         highlight=False,
     )
     slowest = max(plan.run_seconds)
@@ -317,7 +324,7 @@ def run(
         except UsageError as exc:
             raise fail(str(exc)) from None
         labels = grid.labels(grid.pending)
-        print_plan(plan, labels, grid.configs[0].smoke)
+        print_plan(plan, labels, [grid.configs[i].name for i in grid.pending], grid.configs[0].smoke)
         if dry_run:
             return
         totals = [grid.configs[i].train.steps_per_task for i in grid.pending]
@@ -585,6 +592,14 @@ def list_agents(
         else:
             cells = [spec.description]
         table.add_row(name, *cells)
+    if params:  # and the named grids' variants
+        from mtbench.params import count_parameters, with_settings
+
+        for grid_name, grid in NAMED_GRIDS.items():
+            for variant in [Variant.parse(member) for member in grid.members if "=" in member]:
+                spec = with_settings(get_agent(variant.agent), variant.settings)
+                counts = count_parameters(spec, parsed).values()
+                table.add_row(f"{variant.name} ({grid_name})", *(f"{v:,}" for v in counts))
     console.print(table)
     for name, cause in load_errors().items():
         err_console.print(f"[yellow]agent plugin {name!r} failed to load:[/] {cause}", highlight=False)

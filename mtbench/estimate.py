@@ -109,7 +109,8 @@ class Calibration:
     """One gradient update at the run's batch size."""
     act: float
     """One deterministic forward pass of the actor on a batch of T observations (evaluation)."""
-    parameters: int
+    parameters: dict[str, int]
+    """Trainable parameters of the actor and of all Q networks (:func:`model_parameters`)."""
 
 
 def _env_step_seconds(config: RunConfig, steps: int = 100) -> float:
@@ -148,9 +149,7 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         act = (time.perf_counter() - start) / 5
     finally:
         torch.set_num_threads(previous)
-    return Calibration(
-        env_step=env_step, update=update, act=act, parameters=sum(model_parameters(model).values())
-    )
+    return Calibration(env_step=env_step, update=update, act=act, parameters=model_parameters(model))
 
 
 def run_seconds(config: RunConfig, cal: Calibration, threads: int = 1) -> float:
@@ -188,6 +187,8 @@ class Plan:
     """Torch threads per run."""
     memory: list[MemoryEstimate]
     run_seconds: list[float]
+    parameters: list[dict[str, int]]
+    """Each run's actor and critic parameter counts (:class:`Calibration`)."""
     available: int
     """Bytes of memory available on this machine now."""
     local: bool = True
@@ -214,7 +215,7 @@ def plan(
     run_threads = threads or max(1, cores // (workers or min(cores, len(configs))))
     env_step = _env_step_seconds(configs[0])
     cals = _calibrate_all(configs, run_threads, device, env_step)
-    memory = [run_memory(c, cal.parameters) for c, cal in zip(configs, cals, strict=True)]
+    memory = [run_memory(c, sum(cal.parameters.values())) for c, cal in zip(configs, cals, strict=True)]
     available = available_memory()
     needs = [m.total for m in memory]
     if workers is None:
@@ -229,7 +230,13 @@ def plan(
         check_fits(needs, workers, available, hint)
     seconds = [run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)]
     return Plan(
-        workers=workers, threads=threads, memory=memory, run_seconds=seconds, available=available, local=local
+        workers=workers,
+        threads=threads,
+        memory=memory,
+        run_seconds=seconds,
+        parameters=[cal.parameters for cal in cals],
+        available=available,
+        local=local,
     )
 
 

@@ -94,10 +94,15 @@ class _PipeEvents:
 
 def _stop_with_parent() -> None:
     """Linux: SIGTERM this worker when the process that started it dies (even by kill -9), so no
-    orphan goes on training a run that the next command resumes."""
+    orphan goes on training a run that the next command resumes. A parent that died while this
+    worker was starting, before it asked for that signal, is noticed by its changed parent pid
+    (found by benchmarks/chaos_soak.py: the orphan trained on, holding the run's lock)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _RayEvents:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from mtbench.config import PRESETS, RunConfig
+from mtbench.config import PRESETS, RunConfig, apply_overrides
 from mtbench.registry import AgentSpec, get_agent
 from mtbench.suites import STATE_DIM, Suite
 
@@ -50,6 +51,14 @@ def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> SAC:
         agent_config=agent.config,
     )
     return build_on_spaces(config)
+
+
+def with_settings(agent: AgentSpec, settings: tuple[tuple[str, Any], ...]) -> AgentSpec:
+    """``agent`` whose network config has the ``agent.`` settings among ``settings`` (a variant's)."""
+    prefix = "agent."
+    overrides = {key[len(prefix) :]: value for key, value in settings if key.startswith(prefix)}
+    config = apply_overrides(agent.config, overrides, prefix=prefix, owner=agent.name)
+    return dataclasses.replace(agent, config=config)
 
 
 def count_parameters(agent: AgentSpec, suite: Suite) -> dict[str, int]:

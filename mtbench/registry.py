@@ -43,7 +43,8 @@ class AgentSpec:
         :class:`mtbench.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
         :class:`mtbench.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
     :param train_defaults: TrainConfig fields this agent sets differently from the preset (the
-        user's ``--set`` still wins); they are part of the run's recorded config.
+        user's ``--set`` still wins); they are part of the run's recorded config. A value may be a
+        function of the suite's number of tasks (e.g. a batch size per task from a total).
     """
 
     name: str

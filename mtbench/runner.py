@@ -96,7 +96,8 @@ def resolve(spec: RunSpec) -> RunConfig:
     agent_overrides = {k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)}
     train_overrides = {k: v for k, v in overrides.items() if not k.startswith(prefix)}
     try:
-        train = apply_overrides(preset.train_config(suite), agent.train_defaults | train_overrides)
+        defaults = {k: v(suite.num_tasks) if callable(v) else v for k, v in agent.train_defaults.items()}
+        train = apply_overrides(preset.train_config(suite), defaults | train_overrides)
         agent_config = apply_overrides(agent.config, agent_overrides, prefix="agent.", owner=agent.name)
     except UsageError as exc:
         if spec.variant is None:

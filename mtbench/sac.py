@@ -240,6 +240,13 @@ class MultiTaskSAC(SAC):
         """
         loss.backward()
 
+    def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
+        """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
+        (task-major) batch, else a mask."""
+        grouping = TaskGrouping(task, self.num_tasks)
+        size = grouping.size if grouping.stratified else 0
+        return slice(t * size, (t + 1) * size) if size else task == t
+
     def _gradient_step(self, batch: Any, q_networks: list[nn.Module]) -> th.Tensor:
         """One update of temperatures, critics and actor on ``batch``; ``[5]``, detached: the losses
         (actor, critic, temperature), the batch's largest |Q| and largest |reward|."""
@@ -268,12 +275,6 @@ class MultiTaskSAC(SAC):
             next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
             target_q = batch.rewards + (1 - batch.dones) * discounts * next_q  # [N, 1]
 
-        def rows_of(t: int) -> slice | th.Tensor:
-            """Task ``t``'s rows: a slice of a task-stratified (task-major) batch, else a mask."""
-            grouping = TaskGrouping(task, self.num_tasks)
-            size = grouping.size if grouping.stratified else 0
-            return slice(t * size, (t + 1) * size) if size else task == t
-
         def critic_loss_of(rows: slice | th.Tensor | None = None) -> tuple[th.Tensor, list[th.Tensor]]:
             obs, actions, target, w = (batch.observations, batch.actions, target_q, weights)
             if rows is not None:
@@ -284,7 +285,9 @@ class MultiTaskSAC(SAC):
         critic_loss, qs = critic_loss_of()
         q_max = th.cat(qs, dim=1).detach().abs().max()
         self.critic.optimizer.zero_grad()
-        self.combine_task_losses(critic_loss, lambda t: critic_loss_of(rows_of(t))[0], self.critic)
+        self.combine_task_losses(
+            critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], self.critic
+        )
         for q_net in q_networks:
             self._clip(q_net)
         self.critic.optimizer.step()
@@ -304,7 +307,7 @@ class MultiTaskSAC(SAC):
         try:
             actor_loss = actor_loss_of()
             self.actor.optimizer.zero_grad()
-            self.combine_task_losses(actor_loss, lambda t: actor_loss_of(rows_of(t)), self.actor)
+            self.combine_task_losses(actor_loss, lambda t: actor_loss_of(self.task_rows(task, t)), self.actor)
         finally:
             self.critic.requires_grad_(True)
         self._clip(self.actor)

@@ -117,6 +117,10 @@ class NamedGrid:
     """Agent names, or variants as ``--variant`` writes them."""
 
 
+SCALING_WIDTHS = (400, 550, 800, 885, 1024, 2048, 4096)
+"""Trunk widths of the ``scaling`` grid: rainx0r/mtrl's ``experiments/width_scaling`` scripts and
+its 3-layer ``parameter_matching`` ones on MT10 (its MT50 PaCo match, 1805, is not in the grid)."""
+
 NAMED_GRIDS = {
     "paper": NamedGrid(
         "the six multi-task agents of the paper's Table 1",
@@ -130,6 +134,17 @@ NAMED_GRIDS = {
             "mt_mh_sac",
             "mt_mh_sac_balanced=mt_mh_sac:loss_weighting=log_alpha",
             "soft_module_task_routing=soft_module:agent.routing_input=task",
+        ),
+    ),
+    "scaling": NamedGrid(
+        "the parameter-scaling study's multi-head SAC (McLean et al. 2025, rainx0r/mtrl): mt_mh_sac with "
+        "Meta-World+'s init, only the width of its 3 trunk layers scaled, in actor and critics alike; "
+        "w400 is the default, w550/w800/w885 match Soft Modules, MOORE and PaCo on MT10, "
+        "w1024/w2048/w4096 are the width series (use --preset metaworld-plus for the study's protocol)",
+        tuple(
+            f"mt_mh_sac_w{w}=mt_mh_sac:init=metaworld_plus"
+            + ("" if w == 400 else f",agent.trunk_sizes=[{w},{w},{w}]")
+            for w in SCALING_WIDTHS
         ),
     ),
 }

@@ -19,11 +19,19 @@ from tests.helpers import THREE_TASKS
 AGENTS = sorted(builtin_agents())
 """The parametrized suite covers mtbench's own agents, whatever plugins are installed beside them."""
 SMALL = (("batch_size_per_task", 16), ("buffer_size_per_task", 1_000), ("warmup_steps_per_task", 20))
+NETWORK_SIZE = {"brc": (("agent.critic_width", 64),)}
+"""Agents whose default network is too big for a unit test (BRC's critics: 4096 wide), at test size."""
 
 
 def build(name: str, env, seed: int = 0, overrides: tuple = ()) -> MultiTaskSAC:
     config = resolve(
-        RunSpec(suite=THREE_TASKS, agent=name, seed=seed, preset="quick", overrides=SMALL + overrides)
+        RunSpec(
+            suite=THREE_TASKS,
+            agent=name,
+            seed=seed,
+            preset="quick",
+            overrides=SMALL + NETWORK_SIZE.get(name, ()) + overrides,
+        )
     )
     return get_agent(name).build(env, config, seed, "cpu")
 
@@ -37,7 +45,7 @@ def env3():
 
 def test_all_paper_agents_registered():
     expected = {"single_task_sac", "mt_sac", "mt_mh_sac", "mix_expert", "hard_routing", "soft_module"}
-    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad", "moore", "paco"}
+    assert set(AGENTS) == expected | {"soft_module_deep", "pcgrad", "moore", "paco", "brc"}
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -65,8 +73,8 @@ def test_forward_shapes_and_action_bounds(name, env3):
 def test_learns_without_nan_and_survives_save_load(name, env3, tmp_path):
     model = build(name, env3)
     before = model.log_ent_coef.detach().clone()
-    model.learn(300)  # 60 warm-up env steps, then 80 vector steps with one update each
-    assert model._n_updates == 80
+    model.learn(300)  # 60 warm-up env steps, then 80 vector steps with gradient_steps updates each
+    assert model._n_updates == 80 * model.gradient_steps
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
     assert th.isfinite(model.log_ent_coef).all() and not th.equal(model.log_ent_coef.detach(), before)
     model.save(tmp_path / "model.zip")
@@ -278,6 +286,7 @@ OUTPUT_LAYERS = {  # per agent: the actor's and each Q network's output and rout
     "moore": ({"net.heads.layers.0"}, {"heads.layers.0"}),
     "mix_expert": ({"net.layers.3", "net.gate"}, {"layers.3", "gate"}),
     "hard_routing": ({"net.output"}, {"output"}),
+    "brc": ({"mean", "log_std"}, {"output"}),
     "soft_module": ({f"net.{n}" for n in _SOFT}, _SOFT),
     "soft_module_deep": (
         {f"net.{n}" for n in {*_SOFT, "route_logits.0", "route_logits.1"}},

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mtbench import estimate
+from mtbench import estimate, executors
 from mtbench.checkpoint import Checkpoints, UnloadableCheckpoint
 from mtbench.cli import app
 from mtbench.executors import run_local
@@ -200,6 +200,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("parent_alive", [True, False])
+def test_a_worker_whose_parent_died_while_it_started_stops(monkeypatch, parent_alive):
+    """The parent-death signal is asked for as the worker starts: a parent dead by then (the worker
+    now has another parent) means a SIGTERM to itself, as the kernel would have sent."""
+    libc = type("libc", (), {"prctl": staticmethod(lambda *args: 0)})  # this process keeps its own
+    monkeypatch.setattr(executors.ctypes, "CDLL", lambda *args, **kwargs: libc)
+    parent = os.getppid() if parent_alive else os.getppid() + 1
+    monkeypatch.setattr(executors.mp, "parent_process", lambda: type("parent", (), {"pid": parent}))
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(executors.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    executors._stop_with_parent()
+    assert sent == ([] if parent_alive else [(os.getpid(), signal.SIGTERM)])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
 def test_workers_checkpoint_and_stop_when_the_command_is_killed(tmp_path):
@@ -336,7 +350,9 @@ def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypat
 
     def calibrate(config, threads, device, env_step):
         calibrated_with.append(threads)
-        return estimate.Calibration(env_step=env_step, update=0.01, act=0.001, parameters=100_000)
+        return estimate.Calibration(
+            env_step=env_step, update=0.01, act=0.001, parameters={"actor": 50_000, "critic": 50_000}
+        )
 
     monkeypatch.setattr(estimate, "usable_cores", lambda: 2)
     monkeypatch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)

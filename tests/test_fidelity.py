@@ -10,9 +10,10 @@ import pytest
 import torch as th
 import torch.nn.functional as F
 
-from mtbench.params import build_without_envs, count_parameters
+from mtbench.params import build_without_envs, count_parameters, with_settings
 from mtbench.registry import get_agent
 from mtbench.suites import STATE_DIM, parse_suite
+from mtbench.variants import expand
 from tests.helpers import THREE_TASKS
 
 ACTIONS = 4
@@ -181,3 +182,26 @@ def test_baseline_parameter_counts(suite):
         "actor": mlp(obs, 2 * ACTIONS * tasks),
         "critic": 2 * mlp(q_in, tasks),
     }
+
+
+@pytest.mark.parametrize("suite", ["mt10", "mt50"])
+def test_the_scaling_grid_has_the_parameter_scaling_studys_counts(suite):
+    """rainx0r/mtrl's multi-head network: 3 hidden layers of width w on state + one-hot, one linear
+    head per task (actor 2|A| outputs, each Q network 1), so the actor has
+    (39 + T + 1) w + 2 (w^2 + w) + T (8 w + 8) parameters and a Q network (39 + T + 4 + 1) w
+    + 2 (w^2 + w) + T (w + 1). The study quotes actor counts: on MT10 2.23M, 8.66M and 34.1M at
+    widths 1024, 2048 and 4096 (2,232,400, 8,659,024 and 34,095,184 in its figure's data); on MT50
+    2.60M, 9.40M and 35.6M."""
+    tasks = parse_suite(suite).num_tasks
+    quoted = {"mt10": {1024: 2_232_400, 2048: 8_659_024, 4096: 34_095_184},
+              "mt50": {1024: 2_601_360, 2048: 9_396_624, 4096: 35_570_064}}[suite]  # fmt: skip
+    members = {v.name: v for v in expand(("scaling",), (), {})}
+    assert list(members) == [f"mt_mh_sac_w{w}" for w in (400, 550, 800, 885, 1024, 2048, 4096)]
+    for name, variant in members.items():
+        w = int(name.rsplit("_w", 1)[1])
+        assert dict(variant.settings)["init"] == "metaworld_plus"
+        counts = count_parameters(with_settings(get_agent("mt_mh_sac"), variant.settings), parse_suite(suite))
+        actor = (STATE_DIM + tasks + 1) * w + 2 * (w * w + w) + tasks * (2 * ACTIONS * w + 2 * ACTIONS)
+        q_network = (STATE_DIM + tasks + ACTIONS + 1) * w + 2 * (w * w + w) + tasks * (w + 1)
+        assert counts == {"actor": actor, "critic": 2 * q_network}, name
+        assert counts["actor"] == quoted.get(w, actor)

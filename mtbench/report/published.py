@@ -141,6 +141,19 @@ PARAMETER_SCALING = Published(
         "soft_module": (81.2, 65.9),
         "moore": (81.0, 64.9),
         "paco": (73.8, 58.6),
+        # its multi-head SAC widened (the scaling grid's members): on MT10 to the parameter counts
+        # of soft_module (w550), moore (w800) and paco (w885), then the width series
+        "mt_mh_sac_w550": (85.7, None),
+        "mt_mh_sac_w800": (87.5, None),
+        "mt_mh_sac_w885": (86.9, None),
+        "mt_mh_sac_w1024": (87.0, 72.7),
+        "mt_mh_sac_w2048": (92.2, 82.3),
+        "mt_mh_sac_w4096": (93.7, 82.5),
+        # MT50's parameter-matched runs: soft_module's and moore's widths are in no script of the
+        # study's code; paco's is w1805
+        "mt_mh_sac (soft_module's parameters)": (None, 67.8),
+        "mt_mh_sac (moore's parameters)": (None, 72.2),
+        "mt_mh_sac_w1805 (paco's parameters)": (None, 80.2),
     },
 )
 TABLES = [SOFT_MODULE, METAWORLD_PLUS, PARAMETER_SCALING]
