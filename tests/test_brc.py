@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,8 +13,9 @@ import torch as th
 
 from mtbench.params import spaces_env
 from mtbench.registry import get_agent
+from mtbench.report.external import read_external
 from mtbench.runner import RunSpec, resolve
-from mtbench.suites import STATE_DIM
+from mtbench.suites import STATE_DIM, parse_suite
 from mtbench_agents.brc import RewardScale
 from tests.helpers import THREE_TASKS
 
@@ -216,3 +218,13 @@ def test_reward_scale_follows_the_authors_normalizer():
         assert scale.low[task] == pytest.approx(values.min()) and scale.high[task] == pytest.approx(
             values.max()
         )
+
+
+def test_the_shipped_published_curves_read_on_mt50():
+    """reports/published/brc-mt50.csv: BRC's 50 MT50 tasks (renamed to v3), 5 seeds, 20 points."""
+    left_out: list[str] = []
+    path = Path(__file__).parents[1] / "reports" / "published" / "brc-mt50.csv"
+    (curve,) = read_external(path, list(parse_suite("mt50").tasks), left_out)
+    assert not left_out and curve.method == "BRC" and "200-step episodes" in curve.protocol
+    assert curve.scores.shape == (5, 50, 20) and curve.steps[-1] == 1_000_000
+    assert curve.scores[:, :, -1].mean() == pytest.approx(0.8812)  # their arrays' final mean
