@@ -42,7 +42,7 @@ def test_parse_seeds(text, seeds):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--agents", "nope"], "unknown agent 'nope'; valid agents: hard_routing, mix_expert"),
+        (["--agents", "nope"], "unknown agent 'nope'; valid agents: brc, hard_routing, mix_expert"),
         (["--agents", ","], "no agent in --agents"),
         (["--suite", "mt11"], "unknown suite 'mt11'"),
         (["--suite", "reach-v3,pusher-v3"], "unknown Meta-World task 'pusher-v3'"),
