@@ -40,13 +40,14 @@ warm-up steps); their Meta-World protocol (v2 goal-observable envs with one goal
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
@@ -102,6 +103,9 @@ class BroNet(nn.Module):
 
 class BRCCritic(BaseModel):
     """The task-embedding table and an ensemble of BroNets giving logits over the value support."""
+
+    support: th.Tensor
+    """The values of the bins ``[bins]``: ``linspace(-v_max, v_max, bins)``."""
 
     def __init__(
         self,
@@ -196,6 +200,9 @@ class BRCActor(BasePolicy):
 class BRCPolicy(SACPolicy):
     """SB3's SAC policy with BRC's actor and critic; the actor reads the online critic's embedding."""
 
+    observation_space: spaces.Box
+    action_space: spaces.Box
+
     def __init__(
         self,
         observation_space: spaces.Box,
@@ -211,7 +218,7 @@ class BRCPolicy(SACPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
-        self.actor.critic.append(self.critic)  # type: ignore[attr-defined]
+        cast(BRCActor, self.actor).critic.append(cast(BRCCritic, self.critic))
 
     def make_actor(self, features_extractor: Any = None) -> BRCActor:  # type: ignore[override]
         k = self.brc_kwargs
@@ -395,7 +402,7 @@ class BRCSAC(MultiTaskSAC):
 def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> BRCSAC:
     """BRC with the agent's network settings on ``config``'s training settings."""
     agent = config.agent_config
-    action_dim = int(env.action_space.shape[0])
+    action_dim = get_action_dim(env.action_space)
     kwargs = config.train.sac_kwargs()
     return BRCSAC(
         BRCPolicy,
