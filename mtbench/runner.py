@@ -268,6 +268,8 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
         )
     if not done:
         with _exclusive(rd):
+            for leftover in atomic.leftovers(rd.path):  # of writes killed midway; the run is ours now
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             if not rd.is_done():  # another process may have finished it meanwhile
                 _run_unfinished(spec, config, rd, report)
     shutil.rmtree(rd.checkpoints_dir, ignore_errors=True)  # left by a kill between DONE and cleanup

@@ -38,8 +38,10 @@ def test_interrupted_run_starts_over(tmp_path):
     assert not done
     rd.write_json(rd.config_file, config.to_json())
     write_text(rd.eval_file, '{"partial": true}\n')  # left by a killed attempt
+    stray = rd.path / ".provenance.json.tmp-k1ll3d.json"  # a write killed midway (found by the chaos soak)
+    stray.write_text("{")
     run_one(spec)
-    assert rd.is_done() and "partial" not in rd.eval_file.read_text()
+    assert rd.is_done() and "partial" not in rd.eval_file.read_text() and not stray.exists()
     assert check(spec)[2] is True
 
 
