@@ -14,3 +14,6 @@ if ! "$PY" -c "import mtbench, mtbench_agents" 2>/dev/null; then
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
+# The GPU image has no EGL library for MuJoCo's headless renderer (its import fails there, seen
+# 2026-12-04), and nothing these scripts run renders.
+export MUJOCO_GL=${MUJOCO_GL:-disable}

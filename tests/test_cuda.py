@@ -28,7 +28,9 @@ def test_every_agent_trains_on_the_gpu_and_loads_back(agent, tmp_path):
     records = rd.read_eval()
     assert rd.is_done() and [r["env_steps_per_task"] for r in records] == [0, 150, 300]
     provenance = json.loads(rd.provenance_file.read_text())
-    assert provenance["device"] == "cuda" and provenance["precision"] == "bf16"  # auto on a GPU
+    pinned = builtin_agents()[agent].train_defaults.get("precision", "auto")  # brc pins fp32
+    assert provenance["device"] == "cuda"
+    assert provenance["precision"] == ("bf16" if pinned == "auto" else pinned)  # auto: bf16 on a GPU
     on_gpu = MultiTaskSAC.load(rd.model_file, device="cuda")
     on_cpu = MultiTaskSAC.load(rd.model_file, device="cpu")
     assert all(p.is_cuda for p in on_gpu.policy.parameters())
