@@ -1,7 +1,7 @@
 """GPU check: how fast mtbench's CUDA path runs, measured against stock SB3 on the same GPU.
 
-``benchmarks/gpu_check.sh`` runs the CUDA tests and then this script; about 8 minutes on one
-H100-class GPU. It measures, writing ``gpu_check.md`` (the section for docs/benchmarks.md) and
+``benchmarks/gpu_check.sh`` runs the CUDA tests and then this script; about 12 minutes on an H200
+(2026-12-04; the tests 3.5 of them). It measures, writing ``gpu_check.md`` (the section for docs/benchmarks.md) and
 ``gpu_check.json`` under ``--out``:
 
 1. update time of every agent at the MT10 and MT50 batch sizes (128 per task) in fp32, TF32 and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue 17): the CUDA tests, then benchmarks/gpu_check.py, everything
-# written under $OUT (default runs/gpu_check). About 8 minutes on one H100-class GPU.
+# written under $OUT (default runs/gpu_check). About 12 minutes on an H200 (2026-12-04: tests 3.5).
 #
 #   benchmarks/gpu_wheels.sh          # here, once: the wheels a bare GPU machine lacks, into .whl/
 #   benchmarks/gpu_check.sh           # there (with .whl carried): tests, measurements, summary
