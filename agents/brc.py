@@ -54,7 +54,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from mtbench.config import RunConfig
-from mtbench.layers import full_precision, mark_output
+from mtbench.layers import full_precision, mark_output, orthogonal_
 from mtbench.policies import split_observation
 from mtbench.sac import MultiTaskSAC
 
@@ -64,7 +64,7 @@ LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 
 
 def _orthogonal(layer: nn.Linear, gain: float = math.sqrt(2)) -> nn.Linear:
-    nn.init.orthogonal_(layer.weight, gain)
+    orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer
 

@@ -4,28 +4,38 @@ Memory per run is computed, not measured: the replay buffer exactly (float32 sta
 states without their task one-hots, actions, reward, done and timeout per transition), the networks
 from their parameter count (weights, gradients, two Adam moments, target critics, slack) plus an
 allowance per batch sample for activations, and the envs and the process from constants measured
-on 2026-11-24 (RSS of a worker after imports; of two MT10 vector envs). Wall time comes from
-timing, on this machine with the workers' thread count, a few env steps of the suite's first
-tasks and a few gradient updates of every agent in the grid at its real batch size.
+on 2026-11-24 (RSS of a worker after imports; of two MT10 vector envs). Wall time comes from a few
+env steps of the suite's first tasks, timed here, and per agent from one short calibration: on the
+CPU an update is timed at a small batch and the matmul FLOPs that the full batch adds are counted
+(at two small batches: linear in the batch) and priced at this machine's measured matmul rate, so
+no agent is run at its full batch (MT50's 6400 rows took minutes per agent). On a GPU, where these
+updates are bound by kernel launches, not FLOPs (docs/benchmarks.md, "GPU check"), an update is
+timed at the full batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench.config import RunConfig
 from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
-from mtbench.params import model_parameters, spaces_env
+from mtbench.layers import timing_only
+from mtbench.params import build_on_spaces, model_parameters, spaces_env
 from mtbench.registry import get_agent
 from mtbench.suites import STATE_DIM, parse_suite
 from mtbench.system import available_memory, usable_cores
-from mtbench.timing import ready_for_updates, update_seconds
+from mtbench.timing import matmul_gflops, ready_for_updates, update_seconds
 
 MiB = 2**20
 PROCESS_BYTES = 300 * MiB
@@ -39,6 +49,9 @@ ACTION_DIM = 4
 ROW_BYTES = (2 * STATE_DIM + ACTION_DIM + 3) * 4
 """Replay bytes per transition: float32 state and next state (the buffer rebuilds the task one-hots),
 action, reward, done and timeout."""
+CALIBRATION_BATCHES = (2, 4)
+"""Transitions per task of the two small batches at which a CPU update's FLOPs are counted (the
+first is also timed)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,11 +119,9 @@ class Calibration:
     env_step: float
     """One transition of one sub-env (random actions)."""
     update: float
-    """One gradient update at the run's batch size."""
+    """One gradient update at the run's batch size (:func:`update_cost`)."""
     act: float
     """One deterministic forward pass of the actor on a batch of T observations (evaluation)."""
-    parameters: dict[str, int]
-    """Trainable parameters of the actor and of all Q networks (:func:`model_parameters`)."""
 
 
 def _env_step_seconds(config: RunConfig, steps: int = 100) -> float:
@@ -138,9 +149,10 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         num_tasks = len(config.tasks)
         train = dataclasses.replace(config.train, buffer_size_per_task=config.train.batch_size_per_task)
         small = dataclasses.replace(config, train=train)
-        model = get_agent(config.agent).build(spaces_env(num_tasks), small, config.seed, device)
+        with timing_only():
+            model = get_agent(config.agent).build(spaces_env(num_tasks), small, config.seed, device)
         ready_for_updates(model, num_tasks)
-        update = update_seconds(model, updates=2, repeats=2)
+        update = update_cost(model, num_tasks, config.train.batch_size_per_task)
         assert model.replay_buffer is not None
         obs = np.zeros((num_tasks, STATE_DIM + num_tasks), np.float32)  # [T, obs_dim]
         start = time.perf_counter()
@@ -149,7 +161,46 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         act = (time.perf_counter() - start) / 5
     finally:
         torch.set_num_threads(previous)
-    return Calibration(env_step=env_step, update=update, act=act, parameters=model_parameters(model))
+    return Calibration(env_step=env_step, update=update, act=act)
+
+
+def _parameters(config: RunConfig) -> dict[str, int]:
+    """Trainable parameters of the actor and of all Q networks of ``config``'s agent."""
+    with timing_only():
+        return model_parameters(build_on_spaces(config))
+
+
+def update_cost(model: OffPolicyAlgorithm, num_tasks: int, batch_size_per_task: int) -> float:
+    """Seconds per gradient update of ``model`` (its buffer filled) at ``batch_size_per_task``.
+
+    On the CPU: the time of an update at the smaller of :data:`CALIBRATION_BATCHES`, plus the matmul
+    FLOPs that the full batch adds (counted at both, linear in the batch) at this machine's matmul
+    rate in the model's precision. On a GPU, or for a batch no larger than the calibration's: timed.
+    """
+    small, large = CALIBRATION_BATCHES
+    if model.device.type != "cpu" or batch_size_per_task <= large:
+        model.batch_size = batch_size_per_task * num_tasks
+        return update_seconds(model, updates=1, repeats=2)
+
+    def counted(per_task: int) -> int:
+        with FlopCounterMode(display=False) as counter:
+            model.train(1, per_task * num_tasks)
+        return counter.get_total_flops()
+
+    flops_small = counted(small)  # also the warm-up of the timed update
+    start = time.perf_counter()
+    model.train(1, small * num_tasks)
+    seconds = time.perf_counter() - start
+    added = (counted(large) - flops_small) / (large - small) * (batch_size_per_task - small)
+    dtype = torch.bfloat16 if getattr(model, "use_bf16", False) else torch.float32
+    return seconds + added / (_matmul_rate(dtype, torch.get_num_threads()) * 1e9)
+
+
+@functools.cache
+def _matmul_rate(dtype: torch.dtype, threads: int) -> float:
+    """GFLOP/s of this machine's matmuls at the MT10 layer shape with ``threads`` torch threads
+    (the current ones: the key keeps calibrations at other thread counts apart)."""
+    return matmul_gflops(dtype, calls=10)
 
 
 def run_seconds(config: RunConfig, cal: Calibration, threads: int = 1) -> float:
@@ -188,7 +239,7 @@ class Plan:
     memory: list[MemoryEstimate]
     run_seconds: list[float]
     parameters: list[dict[str, int]]
-    """Each run's actor and critic parameter counts (:class:`Calibration`)."""
+    """Each run's actor and critic parameter counts (:func:`mtbench.params.model_parameters`)."""
     available: int
     """Bytes of memory available on this machine now."""
     local: bool = True
@@ -210,44 +261,40 @@ def plan(
     :raises UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
     """
     cores = usable_cores()
-    if workers is not None:
-        workers = min(workers, len(configs))
-    run_threads = threads or max(1, cores // (workers or min(cores, len(configs))))
-    env_step = _env_step_seconds(configs[0])
-    cals = _calibrate_all(configs, run_threads, device, env_step)
-    memory = [run_memory(c, sum(cal.parameters.values())) for c, cal in zip(configs, cals, strict=True)]
+    parameters = _per_config(configs, _parameters)
+    memory = [run_memory(c, sum(p.values())) for c, p in zip(configs, parameters, strict=True)]
     available = available_memory()
     needs = [m.total for m in memory]
-    if workers is None:
-        workers = default_workers(needs, available)
-        if threads is None and max(1, cores // workers) != run_threads:  # memory allows fewer workers
-            run_threads = max(1, cores // workers)
-            cals = _calibrate_all(configs, run_threads, device, env_step)
-    threads = run_threads
+    workers = default_workers(needs, available) if workers is None else min(workers, len(configs))
+    threads = threads or max(1, cores // workers)
     if local:
         big = needs.index(max(needs))
         hint = _fitting_buffer(configs[big], memory[big], available // workers)
         check_fits(needs, workers, available, hint)
-    seconds = [run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)]
+    env_step = _env_step_seconds(configs[0])
+    cals = _per_config(configs, lambda config: calibrate(config, threads, device, env_step))
     return Plan(
         workers=workers,
         threads=threads,
         memory=memory,
-        run_seconds=seconds,
-        parameters=[cal.parameters for cal in cals],
+        run_seconds=[run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)],
+        parameters=parameters,
         available=available,
         local=local,
     )
 
 
-def _calibrate_all(configs: list[RunConfig], threads: int, device: str, env_step: float) -> list[Calibration]:
-    """One calibration per run; runs that differ only in their seed share one."""
-    calibrations: dict[RunConfig, Calibration] = {}
+T = TypeVar("T")
+
+
+def _per_config(configs: list[RunConfig], measure: Callable[[RunConfig], T]) -> list[T]:
+    """``measure`` of every config, once for configs that differ only in their seed."""
+    done: dict[RunConfig, T] = {}
     for config in configs:
         key = dataclasses.replace(config, seed=0)
-        if key not in calibrations:
-            calibrations[key] = calibrate(config, threads, device, env_step)
-    return [calibrations[dataclasses.replace(c, seed=0)] for c in configs]
+        if key not in done:
+            done[key] = measure(config)
+    return [done[dataclasses.replace(c, seed=0)] for c in configs]
 
 
 def _fitting_buffer(config: RunConfig, memory: MemoryEstimate, budget: int) -> int:

@@ -350,10 +350,9 @@ def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypat
 
     def calibrate(config, threads, device, env_step):
         calibrated_with.append(threads)
-        return estimate.Calibration(
-            env_step=env_step, update=0.01, act=0.001, parameters={"actor": 50_000, "critic": 50_000}
-        )
+        return estimate.Calibration(env_step=env_step, update=0.01, act=0.001)
 
+    monkeypatch.setattr(estimate, "_parameters", lambda config: {"actor": 50_000, "critic": 50_000})
     monkeypatch.setattr(estimate, "usable_cores", lambda: 2)
     monkeypatch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
     monkeypatch.setattr(estimate, "calibrate", calibrate)
@@ -361,7 +360,7 @@ def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypat
     monkeypatch.setattr(estimate, "available_memory", lambda: int(1.5 * one_run))  # room for one run
     plan = estimate.plan(configs, "cpu", workers=None)
     assert (plan.workers, plan.threads) == (1, 2)
-    assert calibrated_with == [1, 2]  # first guess: 2 workers x 1 thread; then again with 2 threads
+    assert calibrated_with == [2]  # the two seeds share one calibration, at the threads memory allows
 
 
 def test_dry_run_of_a_paper_mt50_grid_says_weeks(tmp_path):

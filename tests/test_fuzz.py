@@ -35,10 +35,9 @@ def no_calibration():
     """The dry run's estimate without timing anything (the values are not what is tested)."""
     patch = pytest.MonkeyPatch()
     patch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
-    calibration = estimate.Calibration(
-        env_step=1e-3, update=1e-2, act=1e-3, parameters={"actor": 500, "critic": 500}
-    )
+    calibration = estimate.Calibration(env_step=1e-3, update=1e-2, act=1e-3)
     patch.setattr(estimate, "calibrate", lambda *args: calibration)
+    patch.setattr(estimate, "_parameters", lambda config: {"actor": 500, "critic": 500})
     yield
     patch.undo()
 
