@@ -51,7 +51,8 @@ def compare(path: Path) -> tuple[str, float, float]:
     config = run_config(rd)
     threads = json.loads(rd.provenance_file.read_text())["torch_threads"]
     estimate = plan([config], "cpu", workers=1, threads=threads, local=False).run_seconds[0]
-    return f"{config.name} seed {config.seed} ({threads} thread(s))", estimate, rd.read_eval()[-1]["wall_seconds"]
+    measured = rd.read_eval()[-1]["wall_seconds"]
+    return f"{config.name} seed {config.seed} ({threads} thread(s))", estimate, measured
 
 
 def main() -> None:

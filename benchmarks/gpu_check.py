@@ -1,8 +1,8 @@
 """GPU check: how fast mtbench's CUDA path runs, measured against stock SB3 on the same GPU.
 
 ``benchmarks/gpu_check.sh`` runs the CUDA tests and then this script; about 12 minutes on an H200
-(2026-12-04; the tests 3.5 of them). It measures, writing ``gpu_check.md`` (the section for docs/benchmarks.md) and
-``gpu_check.json`` under ``--out``:
+(2026-12-04; the tests 3.5 of them). It measures, writing ``gpu_check.md`` (the section for
+docs/benchmarks.md) and ``gpu_check.json`` under ``--out``:
 
 1. update time of every agent at the MT10 and MT50 batch sizes (128 per task) in fp32, TF32 and
    bf16, as ratios to stock SB3 SAC (3 x 400, fp32) on the same GPU, and ``torch.compile`` of
