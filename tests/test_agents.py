@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
+from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench.envs import make_vector_env
-from mtbench.layers import BatchedLinear
-from mtbench.params import count_parameters
+from mtbench.estimate import CALIBRATION_BATCHES
+from mtbench.layers import BatchedLinear, orthogonal_, timing_only
+from mtbench.params import count_parameters, spaces_env
 from mtbench.registry import builtin_agents, get_agent
 from mtbench.runner import RunSpec, resolve
 from mtbench.sac import MultiTaskSAC
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import STATE_DIM, parse_suite
+from mtbench.timing import ready_for_updates
 from tests.helpers import THREE_TASKS
 
 AGENTS = sorted(builtin_agents())
@@ -100,6 +103,33 @@ def test_same_seed_same_parameters(name, three_task_suite):
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
         assert th.equal(states[0][key], states[1][key]), key
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_update_flops_are_linear_in_the_batch(name):
+    """The grid estimate's premise (:func:`mtbench.estimate.update_cost`): an update's matmul FLOPs
+    are a constant plus a multiple of the batch, so counting two small batches gives any other."""
+    model = ready_for_updates(build(name, spaces_env(3)), 3)
+
+    def flops(per_task: int) -> int:
+        with FlopCounterMode(display=False) as counter:
+            model.train(1, 3 * per_task)
+        return counter.get_total_flops()
+
+    small, large = CALIBRATION_BATCHES
+    slope = (flops(large) - flops(small)) / (large - small)
+    assert slope > 0
+    assert flops(16) == pytest.approx(flops(small) + slope * (16 - small), rel=1e-9)
+
+
+def test_orthogonal_kernels_are_gaussian_only_in_networks_built_for_timing():
+    weight = th.empty(64, 32)
+    gram = orthogonal_(weight, gain=2.0).T @ weight  # [32, 32]: orthonormal columns, times gain^2
+    assert th.allclose(gram, 4 * th.eye(32), atol=1e-4)
+    with timing_only():
+        orthogonal_(weight, gain=2.0)
+    assert not th.allclose(weight.T @ weight, 4 * th.eye(32), atol=0.5)
+    assert weight.std().item() == pytest.approx(2.0 / 32**0.5, rel=0.1)  # the same scale
 
 
 # ---- per-architecture checks -------------------------------------------------------------------
