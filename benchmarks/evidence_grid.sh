@@ -17,7 +17,10 @@ ROOT=${ROOT:-/work/evidence}
 KEPT=reports/mt10-fixed-20k/runs
 COMMIT=${COMMIT:-b052ca0}  # the grid's code since 2026-12-04 (its first committed runs name it)
 RUNS=$ROOT/runs-paper/fixed_mt10
-JOBS="mt_sac:0 mt_mh_sac:0 soft_module:0 mt_sac:1 mt_mh_sac:1 soft_module:1 mt_sac:2 mt_mh_sac:2 soft_module:2"
+# Runs that fit one session (mt_sac, mt_mh_sac: 1.5-1.8 h on one core) come first, soft_module's
+# (3.5-5 h) last: the machine has been lost between sessions three times, and only finished runs
+# survive that.
+JOBS="mt_sac:0 mt_mh_sac:0 mt_sac:1 mt_mh_sac:1 mt_sac:2 mt_mh_sac:2 soft_module:0 soft_module:1 soft_module:2"
 
 if [ "${1:-}" = "--collect" ]; then
     for done in "$RUNS"/*/seed_*/DONE; do
