@@ -54,8 +54,9 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from mtbench.config import RunConfig
-from mtbench.layers import full_precision, mark_output, orthogonal_
+from mtbench.layers import orthogonal_
 from mtbench.policies import split_observation
+from mtbench.precision import Fp32Linear, full_precision
 from mtbench.sac import MultiTaskSAC
 
 LAYER_NORM_EPS = 1e-6
@@ -89,16 +90,13 @@ class BroNet(nn.Module):
             )
             for _ in range(blocks)
         )
-        self.output = None if output_dim is None else mark_output(_orthogonal(nn.Linear(width, output_dim)))
+        self.output = None if output_dim is None else _orthogonal(Fp32Linear(width, output_dim))
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         x = self.stem(x)
         for block in self.blocks:
             x = x + block(x)
-        if self.output is None:
-            return x
-        with full_precision(x):  # under bf16 the logits still come from an fp32 matmul
-            return self.output(x.float())
+        return x if self.output is None else self.output(x)  # under bf16 too, fp32 logits
 
 
 class BRCCritic(BaseModel):
@@ -142,11 +140,14 @@ class BRCCritic(BaseModel):
 
     def expected(self, logits: th.Tensor) -> th.Tensor:
         """``[N]``: the expected value under the members' mean probabilities (their Q)."""
-        return th.softmax(logits, dim=-1).mean(dim=0) @ self.support
+        with full_precision(logits):  # in fp32 under bf16 too
+            return th.softmax(logits, dim=-1).mean(dim=0) @ self.support
 
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """SB3's critic interface: each member's expected value ``[N, 1]``."""
-        values = th.softmax(self.logits(obs, actions), dim=-1) @ self.support  # [E, N]
+        logits = self.logits(obs, actions)
+        with full_precision(logits):
+            values = th.softmax(logits, dim=-1) @ self.support  # [E, N]
         return tuple(v.unsqueeze(1) for v in values)
 
 
@@ -167,8 +168,8 @@ class BRCActor(BasePolicy):
         state_dim = int(observation_space.shape[0]) - num_tasks
         action_dim = int(action_space.shape[0])
         self.net = BroNet(state_dim + embedding_dim, width, blocks)
-        self.mean = mark_output(_orthogonal(nn.Linear(width, action_dim)))
-        self.log_std = mark_output(_orthogonal(nn.Linear(width, action_dim), gain=1.0))
+        self.mean = _orthogonal(Fp32Linear(width, action_dim))
+        self.log_std = _orthogonal(Fp32Linear(width, action_dim), gain=1.0)
         self.critic: list[BRCCritic] = []
         """The online critic whose embedding the actor reads (a list: not a submodule of the actor)."""
 
@@ -349,14 +350,15 @@ class BRCSAC(MultiTaskSAC):
         discounts = getattr(batch, "discounts", None)
         discounts = (1 - batch.dones) * (self.gamma if discounts is None else discounts)  # [N, 1]
 
-        with th.no_grad():
+        with th.no_grad(), self.autocast():
             next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
             next_logits = self.critic_target.logits(batch.next_observations, next_actions)
             next_probs = th.softmax(next_logits, dim=-1).mean(dim=0)  # [N, bins]
             target = project(next_probs, rewards, discounts, next_log_prob, alpha, self.critic.support)
 
         def critic_loss_of(rows: slice | th.Tensor = slice(None)) -> tuple[th.Tensor, th.Tensor]:
-            logits = self.critic.logits(batch.observations[rows], batch.actions[rows])  # [E, n, bins]
+            with self.autocast():
+                logits = self.critic.logits(batch.observations[rows], batch.actions[rows])  # [E, n, bins]
             return -(target[rows] * th.log_softmax(logits, dim=-1)).sum(-1).mean(-1).sum(), logits
 
         critic_loss, logits = critic_loss_of()
@@ -373,10 +375,10 @@ class BRCSAC(MultiTaskSAC):
 
         def actor_loss_of(rows: slice | th.Tensor = slice(None)) -> tuple[th.Tensor, th.Tensor]:
             obs = batch.observations[rows]
-            actions, log_prob = self.actor.action_log_prob(obs)
-            return (
-                alpha * log_prob - self.critic.expected(self.critic.logits(obs, actions))
-            ).mean(), log_prob
+            with self.autocast():
+                actions, log_prob = self.actor.action_log_prob(obs)
+                logits = self.critic.logits(obs, actions)
+            return (alpha * log_prob - self.critic.expected(logits)).mean(), log_prob
 
         self.critic.requires_grad_(False)
         try:

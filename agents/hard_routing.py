@@ -23,8 +23,9 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
+from mtbench.layers import BatchedLinear, mark_output, mlp
 from mtbench.policies import task_net_build
+from mtbench.precision import full_precision
 
 
 class HardRoutingNet(nn.Module):

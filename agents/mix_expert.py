@@ -13,8 +13,9 @@ from typing import cast
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, full_precision, mark_output
+from mtbench.layers import BatchedLinear, mark_output
 from mtbench.policies import task_net_build
+from mtbench.precision import full_precision
 
 
 class MixtureOfExpertsNet(nn.Module):

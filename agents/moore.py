@@ -21,8 +21,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from mtbench.config import RunConfig
-from mtbench.layers import BatchedLinear, TaskGrouping, TaskMLP, full_precision
+from mtbench.layers import BatchedLinear, TaskGrouping, TaskMLP
 from mtbench.policies import task_net_sac
+from mtbench.precision import full_precision
 from mtbench.sac import MultiTaskSAC
 
 EPS = 1e-8

@@ -24,8 +24,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from mtbench.config import RunConfig
-from mtbench.layers import BatchedLinear, TaskGrouping, full_precision, mark_output
+from mtbench.layers import BatchedLinear, TaskGrouping, mark_output
 from mtbench.policies import task_net_sac
+from mtbench.precision import full_precision
 from mtbench.sac import MultiTaskSAC
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, full_precision, mark_output, mlp
+from mtbench.layers import BatchedLinear, mark_output, mlp
 from mtbench.policies import task_net_build
+from mtbench.precision import full_precision
 
 
 def _small_init(layer: nn.Linear) -> nn.Module:

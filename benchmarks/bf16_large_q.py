@@ -45,9 +45,10 @@ from mtbench.bench import replace_marked
 from mtbench.envs import make_vector_env
 from mtbench.executors import run_local
 from mtbench.layers import mlp
+from mtbench.precision import Fp32Linear
 from mtbench.provenance import collect
 from mtbench.runner import RunSpec, check, run_one
-from mtbench.sac import MultiTaskSAC, autocast_bf16
+from mtbench.sac import MultiTaskSAC
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import parse_suite
 
@@ -92,7 +93,15 @@ class EmulatedBf16(TorchFunctionMode):
 
 
 def _fake_autocast(device_type: str, dtype: th.dtype | None = None, enabled: bool = True, **_: Any) -> Any:
-    return EmulatedBf16() if enabled and dtype == th.bfloat16 else contextlib.nullcontext()
+    if not enabled:  # an fp32 output layer (mtbench.precision.full_precision): no emulation inside
+        return th._C.DisableTorchFunction()
+    return EmulatedBf16() if dtype == th.bfloat16 else contextlib.nullcontext()
+
+
+def fp32_output(net: th.nn.Sequential) -> th.nn.Sequential:
+    """``net`` (a Q network) as mtbench's bf16 computes it: its last Linear in fp32."""
+    net[-1] = Fp32Linear.sharing(net[-1])
+    return net
 
 
 def emulate_bf16() -> None:
@@ -120,12 +129,13 @@ def emulation_check(seed: int = 0, batch: int = 512) -> str:
     for net in nets.values():
         net.load_state_dict(nets["fp32"].state_dict())
     x = th.randn(batch, 53, generator=th.Generator().manual_seed(seed))
-    autocast_bf16(nets["autocast"], "cpu")
-    autocast_bf16(nets["emulated"], "cpu")
+    fp32_output(nets["autocast"])
+    fp32_output(nets["emulated"])
     results = {}
     for mode, net in nets.items():
         with emulating_bf16() if mode == "emulated" else contextlib.nullcontext():
-            out = net(x)
+            with th.autocast("cpu", dtype=th.bfloat16, enabled=mode != "fp32"):
+                out = net(x)
             (out * 1e-3).square().sum().backward()
         results[mode] = (out.detach(), net[0].weight.grad)
 
@@ -163,10 +173,10 @@ def td_floor(mode: str, seed: int, steps: int, batch: int = 512) -> tuple[float,
     nets = (teacher, student)
     if mode == "bf16":
         for net in nets:
-            autocast_bf16(net, "cpu")  # mtbench's bf16: the last Linear runs in fp32
+            fp32_output(net)  # mtbench's bf16: the last Linear runs in fp32
 
     def predict(net: th.nn.Module) -> th.Tensor:
-        with th.autocast("cpu", dtype=th.bfloat16, enabled=mode == "bf16-output"):
+        with th.autocast("cpu", dtype=th.bfloat16, enabled=mode != "fp32"):
             return net(inputs).float()
 
     with th.no_grad():

@@ -20,6 +20,8 @@ from typing import TypeVar
 import torch as th
 from torch import nn
 
+from mtbench.precision import full_precision
+
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
@@ -46,31 +48,6 @@ def orthogonal_(weight: th.Tensor, gain: float) -> th.Tensor:
     return nn.init.orthogonal_(weight, gain)
 
 
-@contextlib.contextmanager
-def full_precision(x: th.Tensor) -> Iterator[None]:
-    """Autocast off on ``x``'s device: a network's output layer runs inside it on fp32 inputs.
-
-    Under bf16 autocast a Q value near 780 would come out rounded to bf16's 8 significant bits (by
-    about 1, up to 4), the size of a per-step reward; inside this block it is exact to fp32.
-    """
-    if not th.is_autocast_enabled(x.device.type):  # fp32 runs: nothing to switch off
-        yield
-        return
-    with th.autocast(x.device.type, enabled=False):
-        yield
-
-
-def sb3_output_layer(network: nn.Module) -> nn.Linear | None:
-    """The output layer of one of SB3's MLP networks: the network itself when it is a bare
-    ``Linear`` (the actor's mean and log std), the last ``Linear`` of a ``Sequential`` (a Q
-    network); None for any other network."""
-    if isinstance(network, nn.Linear):
-        return network
-    if isinstance(network, nn.Sequential) and isinstance(network[-1], nn.Linear):
-        return network[-1]
-    return None
-
-
 def mark_output(layer: ModuleT) -> ModuleT:
     """Mark ``layer`` as an output or routing-logit layer (``init=authors`` and ``metaworld_plus``
     give it a small uniform init)."""
@@ -81,11 +58,10 @@ def mark_output(layer: ModuleT) -> ModuleT:
 def _init_layers(
     network: nn.Module, output_bound: float, hidden: Callable[[nn.Linear | BatchedLinear], None]
 ) -> None:
-    """Output and routing-logit layers of ``network`` (:func:`mark_output`, :func:`sb3_output_layer`):
-    weights and biases uniform(+-``output_bound``); every other linear layer: ``hidden(layer)``."""
+    """Output and routing-logit layers of ``network`` (:func:`mark_output`,
+    :class:`mtbench.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``); every
+    other linear layer: ``hidden(layer)``."""
     outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
-    if (head := sb3_output_layer(network)) is not None:
-        outputs.add(id(head))
     with th.no_grad():
         for module in network.modules():
             if not isinstance(module, nn.Linear | BatchedLinear):
@@ -103,7 +79,7 @@ def authors_init(network: nn.Module) -> None:
 
     Hidden layers: weights uniform in +-1/sqrt(weight.size(0)), which for their ``nn.Linear``
     ``[out, in]`` weights is out_features, not fan-in; biases 0.1. Output and routing-logit layers
-    (marked with :func:`mark_output`, or :func:`sb3_output_layer`): weights and biases
+    (marked with :func:`mark_output`, or :class:`mtbench.precision.Fp32Linear`): weights and biases
     uniform(+-3e-3).
     """
 
@@ -122,8 +98,8 @@ def metaworld_plus_init(network: nn.Module, output_bound: float) -> None:
 
     Hidden layers (task embeddings and mixing weights included): He-uniform weights, uniform in
     +-sqrt(6 / fan_in), and zero biases. Output layers (marked with :func:`mark_output`, or
-    :func:`sb3_output_layer`): weights and biases uniform(+-``output_bound``); Meta-World+ uses 1e-3
-    for the actor and 3e-3 for the critics.
+    :class:`mtbench.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``);
+    Meta-World+ uses 1e-3 for the actor and 3e-3 for the critics.
     """
 
     def hidden(module: nn.Linear | BatchedLinear) -> None:

@@ -236,7 +236,7 @@ def _keeping_precision(
     """``config`` to build the model of a run with: one resumed with ``precision=auto`` on the
     machine and device its checkpoint was written on keeps the precision it trained in there.
 
-    Measuring again could decide differently near :data:`mtbench.sac.BF16_MIN_SPEEDUP` and switch
+    Measuring again could decide differently near :data:`mtbench.precision.BF16_MIN_SPEEDUP` and switch
     precision mid-run; on another machine or device ``auto`` decides afresh.
     """
     if config.train.precision != "auto" or not checkpoints.complete() or not rd.provenance_file.exists():

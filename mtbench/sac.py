@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any, get_args
@@ -15,63 +15,8 @@ from torch import nn
 from mtbench.buffers import TaskStratifiedReplayBuffer
 from mtbench.config import Init, LossWeighting, Precision
 from mtbench.errors import Diverged
-from mtbench.layers import TaskGrouping, authors_init, metaworld_plus_init, sb3_output_layer
-from mtbench.timing import matmul_gflops
-
-BF16_MIN_SPEEDUP = 1.5
-"""How much faster than fp32 a CPU's bf16 matmuls must be for ``precision=auto`` to pick bf16."""
-
-
-def bf16_pays(device: th.device) -> bool:
-    """Whether bf16 matmuls beat fp32 on ``device``: a CUDA GPU with bf16 support, or a CPU whose
-    bf16 matmuls measure at least :data:`BF16_MIN_SPEEDUP` times its fp32 rate (CPU flags do not
-    tell: a Xeon VM with avx512_bf16 ran bf16 at 0.55x fp32, an AMD EPYC with it at 2.2x)."""
-    if device.type == "cuda":
-        return th.cuda.is_bf16_supported()
-    return _cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
-
-
-@functools.cache
-def _cpu_bf16_speedup() -> float:
-    """bf16 / fp32 matmul rate at the MT10 layer shape, with the current torch threads: about
-    0.1 s, once a process."""
-    return matmul_gflops(th.bfloat16, calls=10) / matmul_gflops(th.float32, calls=10)
-
-
-BF16_MIN_ROWS = 64
-"""In eval mode (acting, evaluation: one observation per task), batches with fewer rows run in
-fp32: for them, casting the weights to bf16 costs more than the bf16 matmuls save."""
-
-
-def autocast_bf16(module: nn.Module, device_type: str) -> None:
-    """Run ``module``'s forward with bf16 autocast and return its output as fp32 (in eval mode,
-    batches of fewer than :data:`BF16_MIN_ROWS` rows run in fp32).
-
-    Parameters, gradients and optimizer state stay fp32; only the matmuls inside run in bf16.
-    Output layers (Q values, mean and log std) compute in fp32: a task network's forward runs its
-    own under :func:`mtbench.layers.full_precision`; of SB3's MLP networks
-    (:func:`mtbench.layers.sb3_output_layer`), a bare ``Linear`` (the actor's mean and log std) is
-    left in fp32 and the last ``Linear`` of a ``Sequential`` (a Q network) runs after the autocast
-    block. The instance's ``forward`` is replaced, so state dicts are unchanged.
-    """
-    head = sb3_output_layer(module)
-    if head is module:
-        return
-    if head is None:  # a task network, or a Sequential that ends in an activation (SB3's latent_pi)
-        forward = module.forward
-    else:  # a Q network: everything before its last Linear
-        assert isinstance(module, nn.Sequential)
-        forward = module[:-1].forward
-
-    def wrapped(x: th.Tensor, *args: Any, **kwargs: Any) -> th.Tensor:
-        if not module.training and x.shape[0] < BF16_MIN_ROWS:
-            out = forward(x, *args, **kwargs)
-        else:
-            with th.autocast(device_type, dtype=th.bfloat16):
-                out = forward(x, *args, **kwargs).float()
-        return out if head is None else head(out)
-
-    module.forward = wrapped
+from mtbench.layers import TaskGrouping, authors_init, metaworld_plus_init
+from mtbench.precision import autocast, bf16_pays, fp32_sb3_outputs
 
 
 def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tensor:
@@ -111,8 +56,9 @@ class MultiTaskSAC(SAC):
     :param q_bound_margin: divergence guard (:meth:`check_divergence`): raise :class:`Diverged` when
         a Q value passes ``margin * max(1, max |r|) / (1 - gamma)``; ``None``: only when a loss, Q
         value or parameter is not finite.
-    :param precision: ``fp32``; ``bf16`` (bf16 matmuls inside the networks, fp32 parameters,
-        optimizer state, targets and losses); ``auto``: bf16 where it pays (:func:`bf16_pays`).
+    :param precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
+        optimizer state, targets and losses: :mod:`mtbench.precision`); ``auto``: bf16 where it
+        pays (:func:`mtbench.precision.bf16_pays`).
     :param init: ``torch`` (the networks' own initialisation), ``authors``
         (:func:`mtbench.layers.authors_init` on every network) or ``metaworld_plus``
         (:func:`mtbench.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
@@ -179,6 +125,7 @@ class MultiTaskSAC(SAC):
         init = float(self.log_ent_coef.detach()[0])
         self.log_ent_coef = th.full((self.num_tasks,), init, device=self.device).requires_grad_(True)
         self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        fp32_sb3_outputs(self.policy)
         if self.init != "torch":
             outputs = ((self.actor, 1e-3), (self.critic, 3e-3), (self.critic_target, 3e-3))
             for owner, output_bound in outputs:  # the target too: the random stream stays as it was
@@ -189,9 +136,12 @@ class MultiTaskSAC(SAC):
                         metaworld_plus_init(module, output_bound)
             self.critic_target.load_state_dict(self.critic.state_dict())
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
-        if self.use_bf16:
-            for module in self.networks():
-                autocast_bf16(module, self.device.type)
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The block of an update's forward passes (:func:`mtbench.precision.autocast`): bf16
+        autocast in a bf16 run, nothing in an fp32 one. An override of :meth:`_gradient_step`
+        runs its forward passes, never its backward passes, inside it."""
+        return autocast(self.device, self.use_bf16)
 
     def networks(self, *owners: nn.Module) -> list[nn.Module]:
         """Every network of ``owners`` (default: the actor, critics and target critics), the Q
@@ -256,7 +206,8 @@ class MultiTaskSAC(SAC):
         discounts = self.gamma if discounts is None else discounts
 
         # temperature: each task's log alpha moves only with that task's samples
-        actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+        with self.autocast():
+            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
         log_prob = log_prob.reshape(-1, 1)  # [N, 1]
         log_alpha = self.log_ent_coef[task].unsqueeze(1)  # [N, 1]
         alpha_loss = -(log_alpha * (log_prob + self.target_entropy).detach()).mean()
@@ -269,7 +220,7 @@ class MultiTaskSAC(SAC):
         # critic: weighted soft TD regression, mean(w (q - target)^2) per Q network with no 0.5
         # factor (authors' code; it matters when the gradient clip binds); timeouts were
         # already masked out of `dones`
-        with th.no_grad():
+        with th.no_grad(), self.autocast():
             next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
             next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
             next_q = next_q.min(dim=1, keepdim=True).values - alpha * next_log_prob.reshape(-1, 1)
@@ -279,7 +230,8 @@ class MultiTaskSAC(SAC):
             obs, actions, target, w = (batch.observations, batch.actions, target_q, weights)
             if rows is not None:
                 obs, actions, target, w = obs[rows], actions[rows], target[rows], w[rows]
-            qs = self.critic(obs, actions)
+            with self.autocast():
+                qs = self.critic(obs, actions)
             return th.stack([(w * (q - target) ** 2).mean() for q in qs]).sum(), qs
 
         critic_loss, qs = critic_loss_of()
@@ -296,11 +248,12 @@ class MultiTaskSAC(SAC):
         # parameters are frozen meanwhile, so no gradient is computed for them
         def actor_loss_of(rows: slice | th.Tensor | None = None) -> th.Tensor:
             obs, actions, log_p, w, a = (batch.observations, actions_pi, log_prob, weights, alpha)
-            if rows is not None:  # a forward pass of the actor on these rows only
-                obs, w, a = obs[rows], w[rows], a[rows]
-                actions, log_p = self.actor.action_log_prob(obs)
-                log_p = log_p.reshape(-1, 1)
-            q = th.cat(self.critic(obs, actions), dim=1).min(dim=1, keepdim=True).values
+            with self.autocast():
+                if rows is not None:  # a forward pass of the actor on these rows only
+                    obs, w, a = obs[rows], w[rows], a[rows]
+                    actions, log_p = self.actor.action_log_prob(obs)
+                    log_p = log_p.reshape(-1, 1)
+                q = th.cat(self.critic(obs, actions), dim=1).min(dim=1, keepdim=True).values
             return (w * (a * log_p - q)).mean()
 
         self.critic.requires_grad_(False)

@@ -263,20 +263,22 @@ def _bf16_representable(x: th.Tensor) -> bool:
 
 @pytest.mark.parametrize("name", AGENTS)
 def test_bf16_computes_output_layers_in_fp32(name, env3):
-    """Under bf16, hidden layers run in bf16 but Q values, mean and log std come from fp32 matmuls
-    (a bf16 output layer would round Q near 780 by about 1); parameters and Adam state stay fp32."""
+    """Under bf16, an update's hidden layers run in bf16 but Q values, mean and log std come from
+    fp32 matmuls (a bf16 output layer would round Q near 780 by about 1); parameters and Adam state
+    stay fp32."""
     model = build(name, env3, overrides=(("precision", "bf16"),))
     model.learn(120)  # 60 warm-up steps, then 20 updates in bf16
-    bf16_outputs = []
-    record = lambda _m, _i, out: bf16_outputs.append(out)  # noqa: E731
+    outputs = []
+    record = lambda _m, _i, out: outputs.append(out)  # noqa: E731
     hooks = [m.register_forward_hook(record) for m in model.policy.modules()]
-    obs = th.as_tensor(np.tile(env3.reset(), (32, 1)))  # [96, 42]: a training-size batch
-    model.policy.set_training_mode(True)
-    mean, log_std = model.actor.get_action_dist_params(obs)[:2]  # SB3's actor adds a kwargs dict
-    q_values = model.critic(obs, th.rand(96, 4) * 2 - 1)
+    model.train(1, model.batch_size)
     for hook in hooks:
         hook.remove()
-    assert any(isinstance(o, th.Tensor) and o.dtype == th.bfloat16 for o in bf16_outputs)  # bf16 is on
+    assert any(isinstance(o, th.Tensor) and o.dtype == th.bfloat16 for o in outputs)  # bf16 is on
+    obs = th.as_tensor(np.tile(env3.reset(), (32, 1)))  # [96, 42]: a training-size batch
+    with model.autocast():  # as in an update
+        mean, log_std = model.actor.get_action_dist_params(obs)[:2]  # SB3's actor adds a kwargs dict
+        q_values = model.critic(obs, th.rand(96, 4) * 2 - 1)
     for out in (mean, *q_values):
         assert out.dtype == th.float32 and not _bf16_representable(out)
     assert not _bf16_representable(log_std[(log_std > -20) & (log_std < 2)])  # clamp ends are exact
@@ -297,11 +299,11 @@ def test_bf16_computes_the_same_function(name, env3):
     actions = th.rand(96, 4) * 2 - 1
     for model in (fp32, bf16):
         model.policy.set_training_mode(True)
-    with th.no_grad():
-        pairs = [
-            (fp32.actor.get_action_dist_params(obs)[0], bf16.actor.get_action_dist_params(obs)[0]),
-            *zip(fp32.critic(obs, actions), bf16.critic(obs, actions), strict=True),
-        ]
+    outputs = []
+    for model in (fp32, bf16):
+        with th.no_grad(), model.autocast():  # as in an update
+            outputs.append([model.actor.get_action_dist_params(obs)[0], *model.critic(obs, actions)])
+    pairs = list(zip(*outputs, strict=True))
     for a, b in pairs:
         assert (a - b).abs().max() <= 0.05 * a.abs().max() + 1e-3, (a - b).abs().max()
 

@@ -13,9 +13,10 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from mtbench import sac
+from mtbench import precision
 from mtbench.buffers import TaskStratifiedReplayBuffer
 from mtbench.envs import make_vector_env
+from mtbench.precision import Fp32Linear
 from mtbench.sac import MultiTaskSAC, task_loss_weights
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import STATE_DIM, parse_suite
@@ -344,9 +345,36 @@ def test_bf16_runs_matmuls_in_bf16_and_keeps_fp32_state(three_task_suite, tmp_pa
         MultiTaskSAC("MlpPolicy", None, precision="fp16")
 
 
+def test_fp32_output_layers_leave_fp32_updates_bitwise_as_sb3s_linear(three_task_suite):
+    """In fp32 the explicit output layers (SB3's ``mu``, ``log_std`` and last Q layers made
+    :class:`Fp32Linear`) and the update's precision blocks change nothing: the same updates as with
+    SB3's own ``nn.Linear`` there, bitwise."""
+
+    def linear(layer: th.nn.Linear) -> th.nn.Linear:
+        out = th.nn.utils.skip_init(th.nn.Linear, layer.in_features, layer.out_features)  # no RNG draws
+        out.weight, out.bias = layer.weight, layer.bias
+        return out
+
+    states = []
+    for sb3_layers in (False, True):
+        model = small_model(three_task_suite, precision="fp32")  # seeds every generator
+        if sb3_layers:
+            assert isinstance(model.actor.mu, Fp32Linear)
+            model.actor.mu, model.actor.log_std = linear(model.actor.mu), linear(model.actor.log_std)
+            for q_net in (*model.critic.q_networks, *model.critic_target.q_networks):
+                assert isinstance(q_net[-1], Fp32Linear)
+                q_net[-1] = linear(q_net[-1])
+        model.learn(90)  # 30 updates
+        states.append(model.policy.state_dict())
+        model.get_env().close()
+    assert states[0].keys() == states[1].keys()
+    for name, value in states[0].items():
+        assert th.equal(value, states[1][name]), name
+
+
 @pytest.mark.parametrize("speedup, bf16", [(0.55, False), (2.2, True)])  # a Xeon VM, an AMD EPYC
 def test_auto_precision_follows_the_measured_bf16_speedup(three_task_suite, monkeypatch, speedup, bf16):
-    monkeypatch.setattr(sac, "_cpu_bf16_speedup", lambda: speedup)
+    monkeypatch.setattr(precision, "_cpu_bf16_speedup", lambda: speedup)
     model = small_model(three_task_suite, precision="auto")
     try:
         assert model.use_bf16 is bf16
@@ -356,7 +384,7 @@ def test_auto_precision_follows_the_measured_bf16_speedup(three_task_suite, monk
 
 def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
     state = th.get_rng_state()
-    assert sac._cpu_bf16_speedup.__wrapped__() > 0  # uncached: the measurement itself
+    assert precision._cpu_bf16_speedup.__wrapped__() > 0  # uncached: the measurement itself
     assert th.equal(th.get_rng_state(), state)  # else the first run of a process would differ
 
 
