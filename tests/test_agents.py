@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch as th
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtbench.agent_check import check_agent
 from mtbench.envs import make_vector_env
 from mtbench.estimate import CALIBRATION_BATCHES
 from mtbench.layers import BatchedLinear, orthogonal_, timing_only
@@ -52,57 +55,22 @@ def test_all_paper_agents_registered():
 
 
 @pytest.mark.parametrize("name", AGENTS)
-def test_forward_shapes_and_action_bounds(name, env3):
-    model = build(name, env3)
-    obs = env3.reset()  # [3, 39 + 3]
-    for deterministic in (True, False):
-        actions = model.predict(obs, deterministic=deterministic)[0]
-        assert actions.shape == (3, 4) and np.all(np.abs(actions) <= 1.0)
-    obs_t = th.as_tensor(obs)
-    actions_t, log_prob = model.actor.action_log_prob(obs_t)
-    assert actions_t.shape == (3, 4) and log_prob.shape == (3,)
-    q_values = model.critic(obs_t, actions_t)
-    assert len(q_values) == 2 and all(q.shape == (3, 1) for q in q_values)
-    # samples in any order (not task-major, repeated tasks) get the same per-sample outputs
-    order = [2, 0, 1, 2, 0]
-    np.testing.assert_allclose(
-        model.predict(obs[order], deterministic=True)[0],
-        model.predict(obs, deterministic=True)[0][order],
-        atol=1e-6,
-    )
+def test_every_agent_passes_check_agent(name):
+    """Actions within bounds and independent of batch order, SB3's critic interface, learning
+    without NaN, save and load, the same parameters from the same seed (as a plugin's tests call it)."""
+    check_agent(get_agent(name), overrides=NETWORK_SIZE.get(name, ()))
 
 
-@pytest.mark.parametrize("name", AGENTS)
-def test_learns_without_nan_and_survives_save_load(name, env3, tmp_path):
-    model = build(name, env3)
-    before = model.log_ent_coef.detach().clone()
-    model.learn(300)  # 60 warm-up env steps, then 80 vector steps with gradient_steps updates each
-    assert model._n_updates == 80 * model.gradient_steps
-    assert all(th.isfinite(p).all() for p in model.policy.parameters())
-    assert th.isfinite(model.log_ent_coef).all() and not th.equal(model.log_ent_coef.detach(), before)
-    model.save(tmp_path / "model.zip")
-    loaded = MultiTaskSAC.load(tmp_path / "model.zip", env=env3, device="cpu")
-    obs = env3.reset()
-    np.testing.assert_array_equal(
-        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
-    )
-    assert th.equal(model.log_ent_coef, loaded.log_ent_coef)
+def test_check_agent_names_the_broken_promise():
+    def shuffled(env, config, seed, device):  # acts on the batch's first sample for every sample
+        model = get_agent("mt_sac").build(env, config, seed, device)
+        predict = model.predict
+        model.predict = lambda obs, **kw: (np.repeat(predict(obs[:1], **kw)[0], len(obs), 0), None)
+        return model
 
-
-@pytest.mark.parametrize("name", AGENTS)
-def test_same_seed_same_parameters(name, three_task_suite):
-    states = []
-    for _ in range(2):
-        venv = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
-        try:
-            model = build(name, venv, seed=5)
-            model.learn(120)
-            states.append(model.policy.state_dict())
-        finally:
-            venv.close()
-    assert states[0].keys() == states[1].keys()
-    for key in states[0]:
-        assert th.equal(states[0][key], states[1][key]), key
+    spec = dataclasses.replace(get_agent("mt_sac"), name="batch_dependent", build=shuffled)
+    with pytest.raises(AssertionError, match="'batch_dependent': a sample's action depends"):
+        check_agent(spec)
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -327,12 +295,15 @@ OUTPUT_LAYERS = {  # per agent: the actor's and each Q network's output and rout
 }
 
 
+def test_every_agent_names_its_output_layers_for_the_init_tests():
+    """A new agent fails here, not skips the init tests, until its output layers are listed."""
+    assert sorted(OUTPUT_LAYERS) == AGENTS
+
+
 @pytest.mark.parametrize("name", AGENTS)
 def test_authors_init(name, env3):
     """init=authors: hidden weights uniform in +-1/sqrt(out_features) with biases 0.1; output and
     routing-logit layers uniform(+-3e-3); the target critics start equal to the critics."""
-    if name not in OUTPUT_LAYERS:
-        pytest.skip(f"{name} is not a built-in agent")
     model = build(name, env3, overrides=(("init", "authors"),))
     actor_outputs, q_outputs = OUTPUT_LAYERS[name]
     for network, outputs in (
@@ -369,8 +340,6 @@ def test_metaworld_plus_init(name, env3):
     +-sqrt(6 / fan_in) (flax's kernels are [in, out]: fan-in is the input width), biases 0; output
     layers uniform(+-1e-3) in the actor and uniform(+-3e-3) in the critics; the target critics
     start equal to the critics. pcgrad, moore and paco have it by default."""
-    if name not in OUTPUT_LAYERS:
-        pytest.skip(f"{name} is not a built-in agent")
     default = resolve(RunSpec(suite=THREE_TASKS, agent=name, seed=0, preset="quick")).train.init
     assert default == ("metaworld_plus" if name in META_WORLD_PLUS else "torch")
     model = build(name, env3, overrides=(("init", "metaworld_plus"),))

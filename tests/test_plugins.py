@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtbench import registry
+from mtbench.agent_check import check_agent
 from mtbench.cli import app
 from mtbench.variants import expand
 from mtbench_agents.zoo import MT_SAC
@@ -194,5 +195,12 @@ def test_an_update_plugin_runs_and_sets_the_gradients_it_says(tmp_path):
 
 def test_docs_show_the_update_example():
     doc = (EXAMPLE.parent.parent / "agents.md").read_text()
-    block = doc.split("```python\n")[2].split("```", 1)[0]
-    assert "combine_task_losses" in block and block.strip() in UPDATE_EXAMPLE.read_text()
+    blocks = [part.split("```", 1)[0] for part in doc.split("```python\n")[1:]]
+    block = next(block for block in blocks if "combine_task_losses" in block)
+    assert block.strip() in UPDATE_EXAMPLE.read_text()
+
+
+def test_the_documented_plugin_passes_check_agent():
+    """What docs/agents.md tells a plugin author to write in their own tests."""
+    (spec,) = [registry.get_agent(name) for name in registry.load_agent_module(EXAMPLE)]
+    check_agent(spec, overrides=[("agent.width", 64)])
