@@ -24,8 +24,9 @@ TINY = (
     ("eval_every", 150),
     ("steps_per_task", 300),
     ("warmup_steps_per_task", 100),
+    ("episode_steps", 100),
 )
-"""A budget that trains and evaluates twice in seconds."""
+"""A budget that trains and evaluates twice in seconds (evaluation episodes of 100 steps, not 500)."""
 SHORT_EPISODES = (*TINY, ("episode_steps", 50))
 """TINY in 50-step episodes: with ``checkpoint_every=0`` a checkpoint at every 50 steps."""
 RESUMABLE = (

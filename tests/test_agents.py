@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -10,17 +13,19 @@ import torch as th
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench.agent_check import check_agent
+from mtbench.checkpoint import RunStopped, StopRequest
 from mtbench.envs import make_vector_env
 from mtbench.estimate import CALIBRATION_BATCHES
 from mtbench.layers import BatchedLinear, orthogonal_, timing_only
 from mtbench.params import count_parameters, spaces_env
 from mtbench.registry import builtin_agents, get_agent
-from mtbench.runner import RunSpec, resolve
+from mtbench.rundir import RunDir
+from mtbench.runner import RunSpec, resolve, run_one
 from mtbench.sac import MultiTaskSAC
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import STATE_DIM, parse_suite
 from mtbench.timing import ready_for_updates
-from tests.helpers import THREE_TASKS
+from tests.helpers import THREE_TASKS, crash_after_eval, run_spec, strip_wall
 
 AGENTS = sorted(builtin_agents())
 """The parametrized suite covers mtbench's own agents, whatever plugins are installed beside them."""
@@ -59,6 +64,38 @@ def test_every_agent_passes_check_agent(name):
     """Actions within bounds and independent of batch order, SB3's critic interface, learning
     without NaN, save and load, the same parameters from the same seed (as a plugin's tests call it)."""
     check_agent(get_agent(name), overrides=NETWORK_SIZE.get(name, ()))
+
+
+RESUME = (("batch_size_per_task", 16), ("eval_episodes", 1), ("eval_every", 75), ("steps_per_task", 150),
+          ("warmup_steps_per_task", 50), ("episode_steps", 50))  # fmt: skip
+"""Three 50-step episodes; the evaluation at 75 steps per task lies mid-episode."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", AGENTS)
+def test_every_agent_resumes_exactly(name, tmp_path, monkeypatch):
+    """A run stopped mid-episode (right after the evaluation at 75 steps per task: the checkpoint
+    holds the episode's start and steps its actions again) and resumed ends as the run that was
+    never stopped: the same evaluation records and the same final parameters."""
+    overrides = (*RESUME, *NETWORK_SIZE.get(name, ()))
+    reference = run_one(run_spec(tmp_path / "reference", name, overrides=overrides, checkpoint_every=0))
+    spec = run_spec(tmp_path / "stopped", name, overrides=overrides, checkpoint_every=0)
+    monkeypatch.setattr(StopRequest, "requested", False)
+    crash_after_eval(monkeypatch, 75, exc=None)
+    with pytest.raises(RunStopped):
+        run_one(spec)
+    monkeypatch.undo()
+    resumed = run_one(spec)
+    (resume,) = json.loads(RunDir(resumed).provenance_file.read_text())["resumes"]
+    assert resume["mid_episode"]
+    assert strip_wall(RunDir(resumed).read_eval()) == strip_wall(RunDir(reference).read_eval())
+    final, expected = (_policy_state(RunDir(path).model_file) for path in (resumed, reference))
+    assert final.keys() == expected.keys() and all(th.equal(final[k], expected[k]) for k in final)
+
+
+def _policy_state(model_zip) -> dict[str, th.Tensor]:
+    with zipfile.ZipFile(model_zip) as archive:
+        return th.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
 
 
 def test_check_agent_names_the_broken_promise():

@@ -16,7 +16,7 @@ from mtbench.rundir import EVAL_KEYS, RunDir
 
 runner = CliRunner()
 TINY = ["--preset", "quick", "--steps-per-task", "100", "--warmup-steps", "50", "--eval-every", "100",
-        "--eval-episodes", "1", "--device", "cpu"]  # fmt: skip
+        "--eval-episodes", "1", "--device", "cpu", "--set", "episode_steps=100"]  # fmt: skip
 
 
 def test_agents_and_suites_listings():

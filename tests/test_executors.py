@@ -28,7 +28,7 @@ from tests.helpers import RESUMABLE, TWO_TASKS, Crash, crash_after_eval, run_spe
 runner = CliRunner()
 TINY = ["--suite", TWO_TASKS, "--preset", "quick", "--steps-per-task", "200", "--warmup-steps", "100",
         "--eval-every", "100", "--eval-episodes", "1", "--set", "batch_size_per_task=16", "--device", "cpu",
-        "--no-report"]  # fmt: skip
+        "--no-report", "--set", "episode_steps=100"]  # fmt: skip
 # three 500-step episodes, a checkpoint at every episode end
 LONGER = ["--suite", TWO_TASKS, "--agents", "mt_sac", "--preset", "quick", "--steps-per-task", "1500",
           "--warmup-steps", "100", "--eval-every", "500", "--eval-episodes", "1", "--set",
@@ -69,13 +69,32 @@ def test_grid_of_two_agents_and_two_seeds_on_two_workers(tmp_path):
     assert "Estimated" not in again.output
 
 
+STARTED: list[subprocess.Popen] = []
+"""The commands the running test started (see :func:`_no_command_outlives_its_test`)."""
+
+
 def _cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    """``mtbench run ARGS`` in a process group of its own (with its workers)."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "mtbench", "run", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    STARTED.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_command_outlives_its_test():
+    """A test that fails midway leaves no command or worker training in the background."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def _wait_for(condition, process: subprocess.Popen | None, timeout: float = 300) -> None:

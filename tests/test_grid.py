@@ -13,7 +13,7 @@ from mtbench.grid import Grid
 from tests.helpers import TWO_TASKS
 
 TINY = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 100, "steps_per_task": 200,
-        "warmup_steps_per_task": 100}  # fmt: skip
+        "warmup_steps_per_task": 100, "episode_steps": 100}  # fmt: skip
 
 
 def test_python_api_runs_a_grid_and_reports_it(tmp_path):

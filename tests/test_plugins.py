@@ -19,7 +19,8 @@ from tests.helpers import TWO_TASKS
 runner = CliRunner()
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "wide_sac.py"
 TINY = ["--preset", "quick", "--steps-per-task", "60", "--warmup-steps", "30", "--eval-every", "60",
-        "--eval-episodes", "1", "--device", "cpu", "--set", "batch_size_per_task=16"]  # fmt: skip
+        "--eval-episodes", "1", "--device", "cpu", "--set", "batch_size_per_task=16",
+        "--set", "episode_steps=60"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

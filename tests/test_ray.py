@@ -22,7 +22,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 TINY = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 100, "steps_per_task": 200,
-        "warmup_steps_per_task": 100, "precision": "fp32"}  # fmt: skip
+        "warmup_steps_per_task": 100, "precision": "fp32", "episode_steps": 100}  # fmt: skip
 LONGER = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 500, "steps_per_task": 1500,
           "warmup_steps_per_task": 100, "precision": "fp32"}  # fmt: skip
 """Three 500-step episodes, a checkpoint at every episode end (checkpoint_every=0)."""

@@ -17,7 +17,8 @@ from tests.helpers import TWO_TASKS
 
 runner = CliRunner()
 TINY = ["--preset", "quick", "--device", "cpu", "--steps-per-task", "200", "--warmup-steps", "100",
-        "--eval-every", "100", "--eval-episodes", "1", "--set", "batch_size_per_task=16"]  # fmt: skip
+        "--eval-every", "100", "--eval-episodes", "1", "--set", "batch_size_per_task=16",
+        "--set", "episode_steps=100"]  # fmt: skip
 FAST = "fast=mt_sac:learning_rate=0.001,agent.hidden_sizes=[32,32]"
 
 
