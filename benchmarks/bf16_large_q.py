@@ -47,7 +47,7 @@ from mtbench.executors import run_local
 from mtbench.layers import mlp
 from mtbench.precision import Fp32Linear
 from mtbench.provenance import collect
-from mtbench.runner import RunSpec, check, run_one
+from mtbench.runner import RunOptions, RunSpec, check, run_one
 from mtbench.sac import MultiTaskSAC
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import parse_suite
@@ -313,8 +313,9 @@ def train_and_read_q(args: argparse.Namespace) -> str:
             seed=seed,
             preset="quick",
             overrides=(*overrides, ("precision", p)),
-            out=f"{args.out}/{p}{'-emulated' if args.emulate_bf16 and p == 'bf16' else ''}",
-            device="cpu",
+            options=RunOptions(
+                out=f"{args.out}/{p}{'-emulated' if args.emulate_bf16 and p == 'bf16' else ''}", device="cpu"
+            ),
         )
         for p in PRECISIONS
         for seed in range(args.seeds)

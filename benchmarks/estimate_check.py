@@ -22,6 +22,7 @@ from mtbench.estimate import plan
 from mtbench.executors import LocalPool
 from mtbench.grid import GridRequest, run_grid
 from mtbench.rundir import RunDir
+from mtbench.runner import RunOptions
 from mtbench.saved import run_config
 
 
@@ -36,8 +37,7 @@ def short_runs(root: Path, steps: int, warmup: int) -> list[Path]:
             "eval_every": (steps - warmup) // 2,
             "eval_episodes": 1,
         },
-        out=root,
-        device="cpu",
+        options=RunOptions(out=root, device="cpu"),
     )
     result = run_grid(request, LocalPool(workers=1, retries=0))
     if result.unfinished:

@@ -26,6 +26,7 @@ from typing import Any
 
 from mtbench.executors import LocalPool
 from mtbench.grid import GridRequest, parse_seeds, run_grid
+from mtbench.runner import RunOptions
 from mtbench.variants import parse_settings
 
 PROBE_WARMUP = 500
@@ -82,8 +83,7 @@ def _grid(args: argparse.Namespace, root: Path, steps: int, warmup: int, eval_ev
             "eval_episodes": args.eval_episodes,
             **parse_settings(args.set),
         },
-        out=root,
-        device=args.device,
+        options=RunOptions(out=root, device=args.device),
     )
     runs = len(request.members()) * len(request.seeds)
     result = run_grid(request, LocalPool(workers=runs, retries=0))

@@ -30,6 +30,7 @@ from mtbench.estimate import duration
 from mtbench.executors import LocalPool
 from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds
 from mtbench.provenance import collect
+from mtbench.runner import RunOptions
 from mtbench.variants import parse_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -162,8 +163,7 @@ def main() -> None:
         seeds=seeds,
         preset=DEMO.name,
         overrides=overrides,
-        out=Path(args.out),
-        device="cpu",
+        options=RunOptions(out=Path(args.out), device="cpu"),
     )
     pool = LocalPool(workers=args.workers)
     grid = Grid.prepare(request, pool)

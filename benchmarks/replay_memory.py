@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="vector steps with an update each")
     args = parser.parse_args()
     th.set_num_threads(1)
-    config = resolve(RunSpec(suite=args.suite, agent=args.agent, seed=0, preset="paper", device="cpu"))
+    config = resolve(RunSpec(suite=args.suite, agent=args.agent, seed=0, preset="paper"))
     suite = parse_suite(config.suite)
     env = MetaWorldVecEnv(make_vector_env(suite, 0, episode_steps=config.train.episode_steps))
     model = get_agent(config.agent).build(env, config, 0, "cpu")

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _API = {
     "GridRequest": "mtbench.grid",
+    "RunOptions": "mtbench.runner",
     "Grid": "mtbench.grid",
     "GridResult": "mtbench.grid",
     "run_grid": "mtbench.grid",

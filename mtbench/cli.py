@@ -25,7 +25,8 @@ from mtbench.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps,
 if TYPE_CHECKING:  # the commands import these when they run: --help stays free of torch
     from mtbench.estimate import Plan
     from mtbench.executors import Executor
-    from mtbench.grid import Grid, GridResult
+    from mtbench.grid import Grid, GridRequest, GridResult
+    from mtbench.runner import RunOptions
 
 app = typer.Typer(
     help="Train and compare multi-task RL agents on Meta-World MT10/MT50.",
@@ -208,144 +209,231 @@ def print_plan(plan: Plan, labels: list[str], names: list[str], smoke: bool) -> 
         )
 
 
+RUN = "What to run"
+BUDGET = "Budget and settings"
+EXECUTION = "Where and how it runs"
+RAY = "Ray cluster (--executor ray)"
+
+
 @app.command()
 def run(
     agents: Annotated[
         str,
         typer.Option(
-            help="Comma-separated names of agents, variants or named grids (mtbench agents), or 'all'."
+            help="Comma-separated names of agents, variants or named grids "
+            f"({', '.join(NAMED_GRIDS)}), or 'all'; mtbench agents lists them.",
+            rich_help_panel=RUN,
         ),
     ] = "mt_sac",
     suite: Annotated[
-        str, typer.Option(help="mt10, mt50, mt1:<task> or a comma-separated task list.")
-    ] = "mt10",
-    seeds: Annotated[str, typer.Option(help="Seeds: 0,1,2 or a range 0-4.")] = "0",
-    preset: Annotated[str, typer.Option(help=f"Budget and protocol: {', '.join(PRESETS)}.")] = "paper",
-    steps_per_task: Annotated[
-        int | None, typer.Option(help="Env steps per task (overrides the preset).")
-    ] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Env steps per task between evaluations.")] = None,
-    eval_episodes: Annotated[int | None, typer.Option(help="Evaluation episodes per task.")] = None,
-    warmup_steps: Annotated[
-        int | None, typer.Option(help="Random-action steps per task before updates.")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
+        str,
         typer.Option(
-            "--set",
-            help="Any training setting as name=value (--set loss_weighting=none), or an agent "
-            "setting as agent.name=value (--set agent.routing_input=task).",
+            help="mt10, mt50, mt1:<task>, fixed:<suite> or a comma-separated task list.", rich_help_panel=RUN
         ),
-    ] = None,
+    ] = "mt10",
+    seeds: Annotated[str, typer.Option(help="Seeds: 0,1,2 or a range 0-4.", rich_help_panel=RUN)] = "0",
     variant: Annotated[
         list[str] | None,
         typer.Option(
             help="NAME=AGENT:SETTING=VALUE[,SETTING=VALUE...]: a variant of an agent, with settings as "
-            "--set takes them, run and reported under NAME (name it in --agents; repeatable)."
+            "--set takes them, run and reported under NAME (name it in --agents; repeatable).",
+            rich_help_panel=RUN,
         ),
     ] = None,
     sweep: Annotated[
         list[str] | None,
         typer.Option(
             help="SETTING=V1,V2[,...]: every agent of the grid becomes one variant per value, named "
-            "AGENT+SETTING=VALUE (repeatable: all combinations)."
+            "AGENT+SETTING=VALUE (repeatable: all combinations).",
+            rich_help_panel=RUN,
         ),
     ] = None,
     agent_module: Annotated[
         list[Path] | None,
-        typer.Option(help="A Python file defining AgentSpecs to register (repeatable)."),
+        typer.Option(help="A Python file defining AgentSpecs to register (repeatable).", rich_help_panel=RUN),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Root folder of run directories.")] = Path("runs"),
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    report: Annotated[
-        bool, typer.Option(help="Write the comparison report of the grid into OUT/report/ at the end.")
-    ] = True,
+    preset: Annotated[
+        str, typer.Option(help=f"Budget and protocol: {', '.join(PRESETS)}.", rich_help_panel=BUDGET)
+    ] = "paper",
+    steps_per_task: Annotated[
+        int | None, typer.Option(help="Env steps per task (overrides the preset).", rich_help_panel=BUDGET)
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Env steps per task between evaluations.", rich_help_panel=BUDGET)
+    ] = None,
+    eval_episodes: Annotated[
+        int | None, typer.Option(help="Evaluation episodes per task.", rich_help_panel=BUDGET)
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help="Random-action steps per task before updates.", rich_help_panel=BUDGET)
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any training setting as name=value (--set loss_weighting=none), or an agent "
+            "setting as agent.name=value (--set agent.routing_input=task); mtbench presets lists them.",
+            rich_help_panel=BUDGET,
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Root folder of run directories.", rich_help_panel=EXECUTION)
+    ] = Path("runs"),
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available), cpu or cuda.", rich_help_panel=EXECUTION)
+    ] = "auto",
     workers: Annotated[
         int | None,
-        typer.Option(help="Runs at a time in the local process pool [default: what cores and memory allow]."),
+        typer.Option(
+            help="Runs at a time in the local process pool [default: what cores and memory allow].",
+            rich_help_panel=EXECUTION,
+        ),
     ] = None,
-    executor: Annotated[str, typer.Option(help="local (process pool) or ray (a Ray cluster).")] = "local",
-    ray_address: Annotated[
-        str | None, typer.Option(help="Address of the Ray cluster [default: start a local Ray instance].")
-    ] = None,
-    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs per run (its torch threads).")] = 1.0,
-    gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs per run (fractions share a GPU).")] = 0.0,
+    executor: Annotated[
+        str, typer.Option(help="local (process pool) or ray (a Ray cluster).", rich_help_panel=EXECUTION)
+    ] = "local",
     checkpoint_every: Annotated[
-        float, typer.Option(help="Wall seconds between checkpoints (at episode ends); 0: every episode.")
+        float,
+        typer.Option(
+            help="Wall seconds between checkpoints (at episode ends); 0: every episode.",
+            rich_help_panel=EXECUTION,
+        ),
     ] = 300.0,
-    retries: Annotated[int, typer.Option(help="Restarts of a run whose worker died, from a checkpoint.")] = 2,
+    retries: Annotated[
+        int,
+        typer.Option(
+            help="Restarts of a run whose worker died, from a checkpoint.", rich_help_panel=EXECUTION
+        ),
+    ] = 2,
     track: Annotated[
-        str | None, typer.Option(help="Also log to an experiment tracker: wandb (pip install wandb).")
+        str | None,
+        typer.Option(
+            help="Also log to an experiment tracker: wandb (pip install wandb).",
+            rich_help_panel=EXECUTION,
+        ),
     ] = None,
-    wandb_project: Annotated[str, typer.Option(help="wandb project of --track wandb.")] = "mtbench",
+    wandb_project: Annotated[
+        str, typer.Option(help="wandb project of --track wandb.", rich_help_panel=EXECUTION)
+    ] = "mtbench",
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Write the comparison report of the grid into OUT/report/ at the end.",
+            rich_help_panel=EXECUTION,
+        ),
+    ] = True,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the memory and time estimate, then stop.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the memory and time estimate, then stop.", rich_help_panel=EXECUTION
+        ),
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of the Ray cluster [default: start a local Ray instance].", rich_help_panel=RAY
+        ),
+    ] = None,
+    cpus_per_run: Annotated[
+        float, typer.Option(help="CPUs per run (its torch threads).", rich_help_panel=RAY)
+    ] = 1.0,
+    gpus_per_run: Annotated[
+        float, typer.Option(help="GPUs per run (fractions share a GPU).", rich_help_panel=RAY)
+    ] = 0.0,
 ) -> None:
     """Train agents on a suite over seeds; each (agent, seed) writes a run directory under OUT.
 
     Runs execute in parallel (--workers, or --executor ray), checkpoint every few minutes, and an
     interrupted grid resumes where it stopped when the same command is run again."""
-    from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds
+    from mtbench.grid import Grid
+    from mtbench.runner import RunOptions
 
+    budget = {"steps_per_task": steps_per_task, "eval_every": eval_every, "eval_episodes": eval_episodes}
+    budget["warmup_steps_per_task"] = warmup_steps
     try:
-        options = {"steps_per_task": steps_per_task, "eval_every": eval_every, "eval_episodes": eval_episodes}
-        options["warmup_steps_per_task"] = warmup_steps
-        overrides = parse_settings(set_ or []) | {k: v for k, v in options.items() if v is not None}
         pool = _executor(executor, workers, retries, ray_address, cpus_per_run, gpus_per_run)
         modules = tuple(str(m) for m in agent_module or [])
-        for module in modules:  # before --agents all is expanded
-            load_agent_module(module)
-        request = GridRequest(
-            agents=parse_agents(agents),
-            suite=suite,
-            seeds=parse_seeds(seeds),
-            preset=preset,
-            overrides=overrides,
-            variants=tuple(Variant.parse(v) for v in variant or []),
-            sweeps=parse_sweeps(sweep or []),
-            out=out,
-            device=device,
-            agent_modules=modules,
-            checkpoint_every=checkpoint_every,
-            track=track,
+        options = RunOptions(
+            out=out, device=device, agent_modules=modules, checkpoint_every=checkpoint_every, track=track,
             wandb_project=wandb_project,
-        )
+        )  # fmt: skip
+        settings = parse_settings(set_ or []) | {k: v for k, v in budget.items() if v is not None}
+        request = _grid_request(agents, suite, seeds, preset, settings, variant or [], sweep or [], options)
         grid = Grid.prepare(request, pool)  # every run validated before anything is written
         if report:
             grid.check_comparable()
     except UsageError as exc:
         raise fail(str(exc)) from None
     print_grid(grid)
-    if grid.pending:
-        try:
-            with console.status("Calibrating on this machine (a few updates of every agent) ..."):
-                plan = grid.plan(pool)
-        except UsageError as exc:
-            raise fail(str(exc)) from None
-        labels = grid.labels(grid.pending)
-        print_plan(plan, labels, [grid.configs[i].name for i in grid.pending], grid.configs[0].smoke)
-        if dry_run:
-            return
-        totals = [grid.configs[i].train.steps_per_task for i in grid.pending]
-        if console.is_terminal:
-            console.print("Columns: run, steps per task, env steps/s, time left, mean success, status")
-            with make_progress() as progress:
-                exit_unless_done(grid.run(pool, plan, GridDisplay(progress, labels, totals)))
-        else:  # a log or a pipe: plain lines, not a live display's frames
-            exit_unless_done(grid.run(pool, plan, LineDisplay(labels, totals)))
+    if grid.pending and not _train(grid, pool, dry_run):
+        return  # a dry run: the estimate only
     paths = [rd.path for rd in grid.run_dirs]
     console.print(summary_table(paths))
     console.print(f"Run directories under {out}/", highlight=False)
     if report:
-        try:
-            _write_report(paths, out / "report", REPORT_REPS, 0, None, False)
-        except Exception as exc:  # the runs are safe on disk whatever happens here; say why
-            err_console.print(
-                f"[yellow]No report written[/] ({type(exc).__name__}: {exc}); the runs are complete, "
-                f"retry with: mtbench report {paths[0].parent.parent} --out {out / 'report'}",
-                highlight=False,
-            )
+        _report_after_run(paths, out / "report")
+
+
+def _grid_request(
+    agents: str,
+    suite: str,
+    seeds: str,
+    preset: str,
+    settings: dict[str, Any],
+    variants: list[str],
+    sweeps: list[str],
+    options: RunOptions,
+) -> GridRequest:
+    """The grid ``mtbench run`` asks for, its options parsed (the agent modules registered first:
+    ``--agents all`` includes their agents)."""
+    from mtbench.grid import GridRequest, parse_agents, parse_seeds
+
+    for module in options.agent_modules:
+        load_agent_module(module)
+    return GridRequest(
+        agents=parse_agents(agents),
+        suite=suite,
+        seeds=parse_seeds(seeds),
+        preset=preset,
+        overrides=settings,
+        variants=tuple(Variant.parse(v) for v in variants),
+        sweeps=parse_sweeps(sweeps),
+        options=options,
+    )
+
+
+def _train(grid: Grid, pool: Executor, dry_run: bool) -> bool:
+    """Plan the grid's pending runs and print the estimate; then, unless ``dry_run``, run them with a
+    live display (or plain lines in a log) and exit non-zero unless all finished. True when it ran."""
+    try:
+        with console.status("Calibrating on this machine (a few updates of every agent) ..."):
+            plan = grid.plan(pool)
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    labels = grid.labels(grid.pending)
+    print_plan(plan, labels, [grid.configs[i].name for i in grid.pending], grid.configs[0].smoke)
+    if dry_run:
+        return False
+    totals = [grid.configs[i].train.steps_per_task for i in grid.pending]
+    if console.is_terminal:
+        console.print("Columns: run, steps per task, env steps/s, time left, mean success, status")
+        with make_progress() as progress:
+            exit_unless_done(grid.run(pool, plan, GridDisplay(progress, labels, totals)))
+    else:  # a log or a pipe: plain lines, not a live display's frames
+        exit_unless_done(grid.run(pool, plan, LineDisplay(labels, totals)))
+    return True
+
+
+def _report_after_run(paths: list[Path], out: Path) -> None:
+    """The grid's report; the runs are safe on disk whatever happens here, so a failure only warns."""
+    try:
+        _write_report(paths, out, REPORT_REPS, 0, None, False)
+    except Exception as exc:
+        err_console.print(
+            f"[yellow]No report written[/] ({type(exc).__name__}: {exc}); the runs are complete, "
+            f"retry with: mtbench report {paths[0].parent.parent} --out {out}",
+            highlight=False,
+        )
 
 
 def _executor(
@@ -506,6 +594,41 @@ def eval_command(
         table.add_row(task, f"{rate:.2f}", f"{result.episode_return[task]:.1f}")
     table.add_row("[bold]mean", f"[bold]{result.mean_success_rate:.2f}", "")
     console.print(table)
+
+
+@app.command("routing")
+def routing_command(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run directories, or folders holding them (mtbench run's --out).")
+    ],
+) -> None:
+    """Write routing.npz, the arrays of the report's routing figures, into finished runs whose network
+    routes between modules. Runs write it when they end; this is for runs from before. Loads only
+    tensors (the network is rebuilt from config.json)."""
+    from mtbench.report.data import find_run_dirs
+    from mtbench.routing import write_saved_routing
+
+    try:
+        run_dirs = [RunDir(path) for path in find_run_dirs(runs)]
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    if not run_dirs:
+        raise fail(f"no run directories (folders holding a config.json) under {', '.join(map(str, runs))}")
+    failed = 0
+    for rd in run_dirs:
+        try:
+            if not rd.is_done():
+                outcome = "unfinished, skipped (it writes its routing when it ends)"
+            else:
+                with err_console.status(f"Probing {rd.path} ..."):
+                    routed = write_saved_routing(rd)
+                outcome = f"{rd.routing_file.name} written" if routed else "its network does not route"
+        except UsageError as exc:
+            failed += 1
+            outcome = f"[red]failed[/]: {exc}"
+        console.print(f"{rd.path}: {outcome}", highlight=False)
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from mtbench.errors import UsageError
 from mtbench.suites import EPISODE_STEPS
 
 if TYPE_CHECKING:
+    from mtbench.registry import AgentSpec
     from mtbench.suites import Suite
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
@@ -415,3 +416,43 @@ class RunConfig:
         if self.variant is None:
             del data["variant"], data["variant_settings"]
         return data
+
+
+AGENT_PREFIX = "agent."
+"""How a setting of the agent's own config is named (``--set agent.routing_input=task``)."""
+
+
+def resolve_config(
+    suite: Suite,
+    agent: AgentSpec,
+    preset: Preset,
+    seed: int,
+    settings: Mapping[str, Any],
+    variant: str | None = None,
+    variant_settings: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """The one place where the override order lives, for new runs and saved ones alike.
+
+    From weakest to strongest: the preset's budget and protocol on ``suite``, ``agent``'s training
+    defaults, ``settings`` (``--set``, or a run's ``config.json``), then the variant's settings (a
+    sweep's values among them). Names starting ``agent.`` go to the agent's own config; every value
+    is checked as ``--set`` checks it.
+
+    :raises UsageError: naming the setting and its valid choices or limits.
+    """
+    chosen = dict(settings) | dict(variant_settings or {})
+    agent_settings = {k[len(AGENT_PREFIX) :]: v for k, v in chosen.items() if k.startswith(AGENT_PREFIX)}
+    train_settings = {k: v for k, v in chosen.items() if not k.startswith(AGENT_PREFIX)}
+    defaults = {k: v(suite.num_tasks) if callable(v) else v for k, v in agent.train_defaults.items()}
+    return RunConfig(
+        suite=suite.name,
+        tasks=suite.tasks,
+        agent=agent.name,
+        seed=seed,
+        preset=preset.name,
+        smoke=preset.smoke,
+        train=apply_overrides(preset.train_config(suite), defaults | train_settings),
+        agent_config=apply_overrides(agent.config, agent_settings, prefix=AGENT_PREFIX, owner=agent.name),
+        variant=variant,
+        variant_settings=dict(variant_settings or {}) if variant else {},
+    )

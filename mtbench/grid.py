@@ -31,8 +31,7 @@ from mtbench.estimate import Plan
 from mtbench.executors import Executor, LocalPool, OnEvent, Outcome
 from mtbench.registry import available_agents
 from mtbench.rundir import RunDir
-from mtbench.runner import RunSpec, check
-from mtbench.tracking import check_tracker
+from mtbench.runner import RunOptions, RunSpec, check
 from mtbench.variants import Variant, expand
 
 
@@ -78,26 +77,14 @@ class GridRequest:
     """Variants that ``agents`` may name."""
     sweeps: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     """Settings to sweep: every member becomes one variant per combination of these values."""
-    out: Path = Path("runs")
-    """Root folder of run directories."""
-    device: str = "auto"
-    """auto (CUDA when available), cpu or cuda."""
-    agent_modules: tuple[str, ...] = ()
-    """Python files whose AgentSpecs are registered before the agents are looked up."""
-    checkpoint_every: float = 300.0
-    """Wall seconds between checkpoints (at episode ends); 0: every episode."""
-    track: str | None = None
-    """Experiment tracker besides TensorBoard: None or ``wandb`` (one wandb run per run)."""
-    wandb_project: str = "mtbench"
+    options: RunOptions = field(default_factory=RunOptions)
+    """Where and how the runs execute and are recorded (the same for every run)."""
 
     def members(self) -> list[Variant]:
         """The grid's agents and variants, expanded and checked (:func:`mtbench.variants.expand`)."""
         return expand(self.agents, self.variants, self.sweeps)
 
     def run_specs(self) -> list[RunSpec]:
-        if self.checkpoint_every < 0:
-            raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        check_tracker(self.track)
         settings = tuple(sorted(self.overrides.items()))
         return [
             RunSpec(
@@ -108,12 +95,7 @@ class GridRequest:
                 seed=seed,
                 preset=self.preset,
                 overrides=settings,
-                out=str(self.out),
-                device=self.device,
-                agent_modules=self.agent_modules,
-                checkpoint_every=self.checkpoint_every,
-                track=self.track,
-                wandb_project=self.wandb_project,
+                options=self.options,
             )
             for member in self.members()
             for seed in self.seeds
@@ -156,7 +138,7 @@ class Grid:
         if not specs:
             raise UsageError("the grid is empty: give at least one agent and one seed")
         if executor is not None:
-            executor.check(request.device)
+            executor.check(request.options.device)
         checked = [check(spec) for spec in specs]
         return cls(
             specs, [c for c, _, _ in checked], [rd for _, rd, _ in checked], [d for _, _, d in checked]
@@ -191,7 +173,7 @@ class Grid:
 
     def plan(self, executor: Executor) -> Plan:
         """Calibrate the pending runs' agents here and fit them into this machine (or the cluster)."""
-        return executor.plan([self.configs[i] for i in self.pending], self.specs[0].device)
+        return executor.plan([self.configs[i] for i in self.pending], self.specs[0].options.device)
 
     def run(
         self, executor: Executor, plan: Plan | None = None, on_event: OnEvent | None = None

@@ -2,7 +2,9 @@
 
 ``<out>/<suite>/<agent>/seed_<n>/`` holds ``config.json``, ``provenance.json``, ``eval.jsonl``
 (one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model),
-``model_best.zip`` (the model at its best mean success rate so far, written atomically), ``tb/``
+``model_best.zip`` (the model at its best mean success rate so far, written atomically),
+``routing.npz`` (for a network that routes between modules: the arrays of the report's routing
+figures, see :mod:`mtbench.routing`), ``tb/``
 (TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
 (see :mod:`mtbench.checkpoint`) and an empty ``DONE``, written last, or instead ``FAILED``, which
 holds the cause of a run that diverged (its last good checkpoint kept). Its JSON
@@ -59,6 +61,10 @@ class RunDir:
     @property
     def best_model_file(self) -> Path:
         return self.path / "model_best.zip"
+
+    @property
+    def routing_file(self) -> Path:
+        return self.path / "routing.npz"
 
     @property
     def done_file(self) -> Path:

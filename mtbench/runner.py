@@ -38,19 +38,46 @@ from stable_baselines3.common.vec_env import VecEnv
 from mtbench import atomic, provenance
 from mtbench.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.checkpoint import CheckpointCallback, Checkpoints, env_rng
-from mtbench.config import RunConfig, apply_overrides, get_preset
+from mtbench.config import RunConfig, get_preset, resolve_config
 from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import Diverged, UsageError
 from mtbench.params import model_parameters
 from mtbench.registry import get_agent, load_agent_module
+from mtbench.routing import write_routing
 from mtbench.rundir import RunDir, run_path
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import parse_suite
+from mtbench.tracking import check_tracker
 
 DEVICES = ("auto", "cpu", "cuda")
 NEW_SETTINGS = ("q_bound_margin",)
 """Training settings added after runs were made: a run without one in its config.json resumes with
 the value asked for now (the divergence guard changes no result of a run that does not diverge)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Where and how runs execute and are recorded: what decides no result, shared by a grid's runs."""
+
+    out: Path = Path("runs")
+    """Root folder of run directories."""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+    agent_modules: tuple[str, ...] = ()
+    """Python files whose AgentSpecs are registered before the agents are looked up."""
+    checkpoint_every: float = 300.0
+    """Wall seconds between checkpoints (taken at the next episode boundary); 0: every episode."""
+    track: str | None = None
+    """Experiment tracker besides TensorBoard: None or ``wandb`` (one wandb run per run)."""
+    wandb_project: str = "mtbench"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if self.checkpoint_every < 0:
+            raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown device {self.device!r}; valid devices: {', '.join(DEVICES)}")
+        check_tracker(self.track)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,57 +96,28 @@ class RunSpec:
     """The variant's name (see :class:`mtbench.variants.Variant`); None: the agent itself."""
     variant_settings: tuple[tuple[str, Any], ...] = ()
     """The variant's own settings, as ``overrides``; they win over ``overrides``."""
-    out: str = "runs"
-    """Root folder of run directories."""
-    device: str = "auto"
-    """auto (CUDA when available), cpu or cuda."""
-    agent_modules: tuple[str, ...] = ()
-    """Python files whose AgentSpecs are registered before the agent is looked up."""
-    checkpoint_every: float = 300.0
-    """Wall seconds between checkpoints (taken at the next episode boundary); 0: every episode."""
-    track: str | None = None
-    """Experiment tracker besides TensorBoard: None or ``wandb`` (:mod:`mtbench.tracking`)."""
-    wandb_project: str = "mtbench"
+    options: RunOptions = RunOptions()
 
 
 def resolve(spec: RunSpec) -> RunConfig:
-    """The fully resolved configuration of ``spec``; raises UsageError on bad input."""
-    for path in spec.agent_modules:
+    """The fully resolved configuration of ``spec`` (:func:`mtbench.config.resolve_config`);
+    raises UsageError on bad input."""
+    for path in spec.options.agent_modules:
         load_agent_module(path)
-    suite = parse_suite(spec.suite)
-    agent = get_agent(spec.agent)
-    preset = get_preset(spec.preset)
+    suite, agent, preset = parse_suite(spec.suite), get_agent(spec.agent), get_preset(spec.preset)
     if spec.seed < 0:
         raise UsageError(f"seed must be >= 0, got {spec.seed}")
-    prefix = "agent."
-    overrides = dict(spec.overrides) | dict(spec.variant_settings)
-    agent_overrides = {k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)}
-    train_overrides = {k: v for k, v in overrides.items() if not k.startswith(prefix)}
     try:
-        defaults = {k: v(suite.num_tasks) if callable(v) else v for k, v in agent.train_defaults.items()}
-        train = apply_overrides(preset.train_config(suite), defaults | train_overrides)
-        agent_config = apply_overrides(agent.config, agent_overrides, prefix="agent.", owner=agent.name)
+        return resolve_config(
+            suite, agent, preset, spec.seed, dict(spec.overrides), spec.variant, dict(spec.variant_settings)
+        )
     except UsageError as exc:
         if spec.variant is None:
             raise
         raise UsageError(f"variant {spec.variant!r} of {agent.name}: {exc}") from None
-    return RunConfig(
-        suite=suite.name,
-        tasks=suite.tasks,
-        agent=agent.name,
-        seed=spec.seed,
-        preset=preset.name,
-        smoke=preset.smoke,
-        train=train,
-        agent_config=agent_config,
-        variant=spec.variant,
-        variant_settings=dict(spec.variant_settings) if spec.variant else {},
-    )
 
 
 def resolve_device(device: str) -> str:
-    if device not in DEVICES:
-        raise UsageError(f"unknown device {device!r}; valid devices: {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
     if device == "auto":
@@ -128,7 +126,7 @@ def resolve_device(device: str) -> str:
 
 
 def run_dir_of(spec: RunSpec, config: RunConfig) -> RunDir:
-    return RunDir(run_path(Path(spec.out), parse_suite(config.suite).dirname, config.name, config.seed))
+    return RunDir(run_path(spec.options.out, parse_suite(config.suite).dirname, config.name, config.seed))
 
 
 def _config_json(config: RunConfig) -> dict[str, Any]:
@@ -155,7 +153,7 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     Raises UsageError when the run directory holds a run with a different configuration.
     """
     config = resolve(spec)
-    resolve_device(spec.device)
+    resolve_device(spec.options.device)
     rd = run_dir_of(spec, config)
     try:
         stored = rd.read_config()
@@ -180,22 +178,24 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
 def _set_logger(
     model: OffPolicyAlgorithm, rd: RunDir, spec: RunSpec, config: RunConfig, run_provenance: dict[str, Any]
 ) -> None:
-    """SB3's log to TensorBoard (``tb/``, when tensorboard is installed) and, with ``spec.track``,
+    """SB3's log to TensorBoard (``tb/``, when tensorboard is installed) and, with ``spec.options.track``,
     to wandb (:mod:`mtbench.tracking`)."""
     outputs: list[KVWriter] = []
     if importlib.util.find_spec("tensorboard") is not None:
         outputs.append(make_output_format("tensorboard", str(rd.tensorboard_dir)))
-    if spec.track == "wandb":
+    if spec.options.track == "wandb":
         from mtbench.tracking import WandbWriter
 
         name = f"{config.suite}/{config.name}/seed_{config.seed}"
-        outputs.append(WandbWriter(rd.path, name, spec.wandb_project, config.to_json(), run_provenance))
+        outputs.append(
+            WandbWriter(rd.path, name, spec.options.wandb_project, config.to_json(), run_provenance)
+        )
     model.set_logger(Logger(folder=str(rd.tensorboard_dir) if outputs else None, output_formats=outputs))
 
 
 def _start_over(rd: RunDir, checkpoints: Checkpoints) -> None:
     """Remove what an earlier, unresumable attempt left."""
-    for stale in (rd.eval_file, rd.model_file, rd.best_model_file):
+    for stale in (rd.eval_file, rd.model_file, rd.best_model_file, rd.routing_file):
         stale.unlink(missing_ok=True)
     shutil.rmtree(rd.tensorboard_dir, ignore_errors=True)
     checkpoints.clear()
@@ -302,7 +302,7 @@ def _exclusive(rd: RunDir) -> Iterator[None]:
 
 
 def _run_unfinished(spec: RunSpec, config: RunConfig, rd: RunDir, report: Report | None) -> None:
-    device = resolve_device(spec.device)
+    device = resolve_device(spec.options.device)
 
     def notify(text: str) -> None:
         if report is None:
@@ -386,7 +386,7 @@ def _train(
         _set_logger(model, rd, spec, config, run_provenance)
         replay = None if state is None else state.get("episode_actions")
         checkpoint_cb = CheckpointCallback(
-            checkpoints, spec.checkpoint_every, eval_cb.state, env_rng(train_env), replay
+            checkpoints, spec.options.checkpoint_every, eval_cb.state, env_rng(train_env), replay
         )
         callbacks: list[BaseCallback] = [eval_cb, checkpoint_cb]
         if report is not None:
@@ -401,5 +401,6 @@ def _train(
             if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
                 eval_cb.evaluate()
             atomic.write_with(rd.model_file, model.save)
+            write_routing(rd, model, config)
         finally:
             model.logger.close()  # a wandb run ends with its mtbench run (or its attempt)

@@ -21,7 +21,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from mtbench.config import RunConfig, apply_overrides, get_preset
+from mtbench.config import AGENT_PREFIX, RunConfig, get_preset, resolve_config
 from mtbench.envs import make_vector_env, save_env_rng
 from mtbench.errors import UsageError, choices
 from mtbench.evaluation import EvalResult, Policy, evaluate
@@ -45,17 +45,15 @@ def config_from_json(data: dict[str, Any]) -> RunConfig:
         raise UsageError(
             f"config.json lists tasks {data['tasks']}, but suite {suite.name} has {list(suite.tasks)}"
         )
-    return RunConfig(
-        suite=suite.name,
-        tasks=suite.tasks,
-        agent=agent.name,
-        seed=data["seed"],
-        preset=data["preset"],
-        smoke=data["smoke"],
-        train=apply_overrides(get_preset(data["preset"]).train_config(suite), data["train"]),
-        agent_config=apply_overrides(agent.config, data["agent_config"], prefix="agent.", owner=agent.name),
-        variant=data.get("variant"),
-        variant_settings=data.get("variant_settings", {}),
+    agent_settings = {AGENT_PREFIX + k: v for k, v in data["agent_config"].items()}
+    return resolve_config(
+        suite,
+        agent,
+        get_preset(data["preset"]),
+        data["seed"],
+        data["train"] | agent_settings,
+        data.get("variant"),
+        data.get("variant_settings", {}),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from metaworld.policies import ENV_POLICY_MAP
 from mtbench.checkpoint import StopRequest
 from mtbench.envs import make_vector_env
 from mtbench.rundir import RunDir
-from mtbench.runner import RunSpec
+from mtbench.runner import RunOptions, RunSpec
 from mtbench.sac import MultiTaskSAC
 from mtbench.sb3_env import MetaWorldVecEnv
 from mtbench.suites import STATE_DIM, Suite
@@ -42,9 +43,12 @@ RESUMABLE = (
 def run_spec(
     out: Any, agent: str = "mt_sac", seed: int = 0, overrides: tuple = TINY, **kwargs: Any
 ) -> RunSpec:
-    """A quick-preset CPU run of ``agent`` on :data:`TWO_TASKS` under ``out``."""
-    fields = dict(suite=TWO_TASKS, preset="quick", device="cpu") | kwargs
-    return RunSpec(agent=agent, seed=seed, overrides=overrides, out=str(out), **fields)
+    """A quick-preset CPU run of ``agent`` on :data:`TWO_TASKS` under ``out``; ``kwargs`` are
+    :class:`RunSpec` fields or :class:`RunOptions` fields."""
+    names = {f.name for f in dataclasses.fields(RunOptions)}
+    options = RunOptions(out=out, **({"device": "cpu"} | {k: v for k, v in kwargs.items() if k in names}))
+    fields = dict(suite=TWO_TASKS, preset="quick") | {k: v for k, v in kwargs.items() if k not in names}
+    return RunSpec(agent=agent, seed=seed, overrides=overrides, options=options, **fields)
 
 
 def strip_wall(records: list[dict]) -> list[dict]:

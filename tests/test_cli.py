@@ -225,3 +225,12 @@ def test_the_end_of_grid_table_has_a_row_per_run_when_there_are_many(tmp_path):
     lines = screen.export_text().splitlines()
     assert "…" not in "".join(lines) and sum("agent_" in line for line in lines) == 5
     assert any("agent_4 seed_0" in line and "0.00 → 0.50" in line and " 5 " in line for line in lines)
+
+
+def test_run_help_groups_the_options_and_lists_the_choices():
+    result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "240"})
+    assert result.exit_code == 0
+    for panel in ("What to run", "Budget and settings", "Where and how it runs", "Ray cluster"):
+        assert panel in result.stdout
+    for choices in ("paper, paper-cpu", "scaling", "auto (CUDA when available), cpu or cuda", "local"):
+        assert choices in result.stdout

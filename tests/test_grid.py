@@ -10,6 +10,7 @@ import pytest
 from mtbench import GridRequest, LocalPool, RayCluster, build_report, run_grid
 from mtbench.errors import UsageError
 from mtbench.grid import Grid
+from mtbench.runner import RunOptions
 from tests.helpers import TWO_TASKS
 
 TINY = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 100, "steps_per_task": 200,
@@ -23,7 +24,7 @@ def test_python_api_runs_a_grid_and_reports_it(tmp_path):
         seeds=(0, 1),
         preset="quick",
         overrides=TINY,
-        out=tmp_path / "runs",
+        options=RunOptions(out=tmp_path / "runs"),
     )
     events = []
     result = run_grid(request, LocalPool(workers=2), lambda key, event: events.append((key, event["event"])))
@@ -41,11 +42,12 @@ def test_python_api_runs_a_grid_and_reports_it(tmp_path):
     [
         (lambda: Grid.prepare(GridRequest(agents=("nope",), suite="mt10")), "unknown agent 'nope'"),
         (lambda: Grid.prepare(GridRequest(agents=(), suite="mt10")), "the grid is empty"),
-        (lambda: GridRequest(agents=("mt_sac",), suite="mt10", checkpoint_every=-1).run_specs(),
-         "checkpoint_every"),
+        (lambda: RunOptions(checkpoint_every=-1), "checkpoint_every must be >= 0, got -1"),
+        (lambda: RunOptions(device="tpu"), "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
         (lambda: LocalPool(workers=0), "workers must be at least 1"),
         (lambda: RayCluster(cpus_per_run=0), "cpus_per_run must be > 0"),
-        (lambda: Grid.prepare(GridRequest(agents=("mt_sac",), suite="mt10", device="cuda"), RayCluster()),
+        (lambda: Grid.prepare(GridRequest(agents=("mt_sac",), suite="mt10", options=RunOptions(device="cuda")),  # noqa: E501
+                              RayCluster()),
          "needs GPUs per run"),
     ],
 )  # fmt: skip

@@ -16,6 +16,7 @@ from mtbench import GridRequest, RayCluster
 from mtbench.checkpoint import Checkpoints
 from mtbench.grid import Grid
 from mtbench.rundir import RunDir
+from mtbench.runner import RunOptions
 from tests.helpers import TWO_TASKS, strip_wall
 
 ray = pytest.importorskip("ray")
@@ -30,8 +31,8 @@ LONGER = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 500, "ste
 
 def _request(out: Path, overrides: dict, seeds: tuple[int, ...] = (0,)) -> GridRequest:
     return GridRequest(
-        agents=("mt_sac",), suite=TWO_TASKS, seeds=seeds, preset="quick", overrides=overrides, out=out,
-        device="cpu", checkpoint_every=0,
+        agents=("mt_sac",), suite=TWO_TASKS, seeds=seeds, preset="quick", overrides=overrides,
+        options=RunOptions(out=out, device="cpu", checkpoint_every=0),
     )  # fmt: skip
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,10 @@ from typer.testing import CliRunner
 
 from mtbench.cli import app
 from mtbench.errors import UsageError
-from mtbench.report import build_report, stats
+from mtbench.registry import builtin_agents
+from mtbench.report import build_report, figures, stats
 from mtbench.report.data import collect, curve_scores, final_scores
+from mtbench.rundir import RunDir
 from mtbench.runner import run_one
 from tests.helpers import TWO_TASKS, run_spec
 
@@ -368,18 +372,74 @@ def test_only_unfinished_runs_and_unknown_reference(tmp_path):
 
 
 def test_routing_figures_from_a_real_soft_module_run(tmp_path):
+    """A routing run writes routing.npz when it ends, the report draws it, and ``mtbench routing``
+    writes the same arrays again from the saved model (a run from before runs wrote them)."""
     tiny = (
         ("batch_size_per_task", 16),
         ("eval_episodes", 1),
         ("eval_every", 60),
         ("steps_per_task", 60),
         ("warmup_steps_per_task", 30),
+        ("episode_steps", 60),
     )
-    run_one(run_spec(tmp_path / "runs", agent="soft_module", overrides=tiny))
+    routed = RunDir(run_one(run_spec(tmp_path / "runs", agent="soft_module", overrides=tiny)))
+    plain = RunDir(run_one(run_spec(tmp_path / "runs", agent="mt_sac", overrides=tiny)))
+    assert not plain.routing_file.exists()
+    with np.load(routed.routing_file) as arrays:
+        written = {name: arrays[name] for name in arrays.files}
+    steps = 1000 // 2  # MAX_POINTS samples over the two tasks
+    assert written["vectors"].shape == (2 * steps, len(written["columns"]))
+    assert list(written["task_ids"][:4]) == [0, 1, 0, 1] and written["columns"][-1] == "last: 1"
     md = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
     assert "figures/routing_soft_module_seed0.png" in md
     assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()
-    assert "Only one agent" in md
+
+    routed.routing_file.unlink()
+    result = CliRunner().invoke(app, ["routing", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "routing.npz written" in result.output and "its network does not route" in result.output
+    with np.load(routed.routing_file) as arrays:
+        assert all(np.array_equal(arrays[name], value) for name, value in written.items())
+
+
+def test_the_report_reads_files_only(tmp_path):
+    """Building a report (routing figures included) imports no torch, SB3, MuJoCo, Meta-World or agent."""
+    fabricate(tmp_path / "runs", "mt_sac", 0, [0.5, 0.9])
+    routed = fabricate(tmp_path / "runs", "soft_module", 0, [0.6, 0.8])
+    rng = np.random.default_rng(0)
+    vectors = rng.dirichlet(np.ones(2), size=(40, 3)).reshape(40, 6)
+    np.savez(
+        routed / "routing.npz",
+        vectors=vectors,
+        task_ids=np.tile([0, 1], 20),
+        columns=[f"c{i}" for i in range(6)],
+    )
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom mtbench.report import build_report\n"
+        f"build_report([Path({str(tmp_path / 'runs')!r})], Path({str(tmp_path / 'rep')!r}), reps=50)\n"
+        "heavy = ('torch', 'stable_baselines3', 'mujoco', 'metaworld', 'gymnasium', 'mtbench_agents')\n"
+        "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert (tmp_path / "rep" / "figures" / "routing_soft_module_seed0.png").is_file()
+
+
+def test_an_unreadable_routing_file_is_left_out(tmp_path):
+    fabricate(tmp_path / "runs", "mt_sac", 0, [0.5, 0.9])
+    routed = fabricate(tmp_path / "runs", "soft_module", 0, [0.6, 0.8])
+    (routed / "routing.npz").write_bytes(b"not a zip")
+    text = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
+    assert "routing.npz is unreadable" in text and f"mtbench routing {routed}" in text
+    assert "No run here has routing arrays" in text
+
+
+def test_builtin_agents_keep_their_colours():
+    assert set(figures.BUILTIN_AGENTS) == set(builtin_agents())
+    everyone = figures.agent_colors([*sorted(builtin_agents()), "mine"])
+    assert figures.agent_colors(["soft_module", "brc", "mine"]) == {
+        name: everyone[name] for name in ("soft_module", "brc", "mine")
+    }
 
 
 def test_published_curves_from_a_csv_are_shown_beside_ours(tmp_path):

@@ -19,8 +19,9 @@ from mtbench.envs import make_vector_env
 from mtbench.errors import UsageError
 from mtbench.rundir import RunDir
 from mtbench.runner import RunSpec, _exclusive, check, resolve, run_one
+from mtbench.saved import config_from_json
 from mtbench.suites import STATE_DIM
-from tests.helpers import RESUMABLE, TINY, Crash, crash_after_eval, run_spec, strip_wall
+from tests.helpers import RESUMABLE, TINY, TWO_TASKS, Crash, crash_after_eval, run_spec, strip_wall
 
 
 def test_same_seed_same_eval_records(tmp_path):
@@ -249,3 +250,19 @@ def test_episode_steps_reach_the_train_and_eval_envs(tmp_path, monkeypatch):
         resolve(replace(spec, overrides=(("episode_steps", 0),)))
     with pytest.raises(UsageError, match="episode_steps must be at most 500"):
         resolve(replace(spec, overrides=(("episode_steps", 501),)))
+
+
+def test_one_override_order_for_new_and_saved_runs():
+    """The preset, then the agent's defaults, then --set, then the variant's settings; a saved run's
+    config.json resolves through the same function to the same configuration."""
+    spec = RunSpec(
+        suite=TWO_TASKS, agent="pcgrad", seed=0, preset="quick", variant="v",
+        overrides=(("init", "torch"), ("gamma", 0.9), ("learning_rate", 1e-3)),
+        variant_settings=(("gamma", 0.95), ("agent.hidden_sizes", [64, 64])),
+    )  # fmt: skip
+    train = resolve(spec).train
+    assert (train.init, train.gamma, train.learning_rate) == ("torch", 0.95, 1e-3)
+    assert train.steps_per_task == 4_000  # quick's
+    assert resolve(replace(spec, overrides=())).train.init == "metaworld_plus"  # pcgrad's default
+    assert resolve(spec).agent_config.hidden_sizes == (64, 64)
+    assert config_from_json(json.loads(json.dumps(resolve(spec).to_json()))) == resolve(spec)

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from mtbench.errors import UsageError
-from mtbench.grid import GridRequest
 from mtbench.rundir import RunDir
-from mtbench.runner import run_one
+from mtbench.runner import RunOptions, run_one
 from tests.helpers import SHORT_EPISODES, Crash, crash_after_eval, run_spec
 
 wandb = pytest.importorskip("wandb")
@@ -68,7 +67,7 @@ def test_a_tracked_run_logs_train_rollout_and_eval_against_env_steps(tmp_path, m
 
 def test_an_unknown_tracker_is_refused():
     with pytest.raises(UsageError, match="unknown tracker 'mlflow'; valid trackers: wandb"):
-        GridRequest(agents=("mt_sac",), suite="mt10", track="mlflow").run_specs()
+        RunOptions(track="mlflow")
 
 
 def test_a_resumed_run_goes_on_in_the_same_wandb_run(tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
 from mtbench.report.external import ExternalCurve, read_external
+from mtbench.report.routing import collect_routing
 from mtbench.suites import FIXED_PREFIX
 from mtbench.variants import settings_text
 
@@ -199,19 +200,24 @@ def _cost_rows(col: Collection) -> tuple[list[list[str]], dict[str, Any]]:
 
 
 def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
-    from mtbench.report.routing import collect_routing
-
     title = "Routing"
     routings = collect_routing(col)
     if not routings:
         return Part(
             title,
-            [Text("No run with a saved model of a routing network (such as the soft modules) is here.")],
+            [
+                Text(
+                    "No run here has routing arrays (`routing.npz`: a run of a network that routes between "
+                    "modules, such as the soft modules, writes them when it ends; `mtbench routing RUN_DIR` "
+                    "writes them for runs from before)."
+                )
+            ],
         )
     blocks: list[Block] = [
         Text(
             "Routing probabilities of each routing network's policy on observations from rolling out its "
-            "own deterministic policy (one evaluation env of the suite, the same goals for every run). "
+            "own deterministic policy (one evaluation env of the suite with the goals of seed 0, the same "
+            "for every run; the run wrote them into its `routing.npz` when it ended). "
             "Heatmap: mean probability per task of each routing entry; t-SNE: one point per observation, "
             "coloured by task."
         )

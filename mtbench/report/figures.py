@@ -26,8 +26,13 @@ BUILTIN_AGENTS = (
     "hard_routing",
     "soft_module",
     "soft_module_deep",
+    "pcgrad",
+    "moore",
+    "paco",
+    "brc",
 )
-"""Built-in agents keep the same colour in every report."""
+"""Built-in agents keep the same colour in every report (listed here, not looked up: the report
+loads no agent)."""
 
 
 def _palette(name: str) -> list[tuple[float, ...]]:

@@ -1,34 +1,21 @@
-"""Routing of policies whose network routes between modules, read from saved models: per-task
-heatmaps and a t-SNE.
+"""Routing of policies whose network routes between modules: per-task heatmaps and a t-SNE, drawn
+from the ``routing.npz`` that such a run writes into its run directory (:mod:`mtbench.routing`).
 
-A run qualifies when its ``model.zip`` loads (safely: :mod:`mtbench.saved` rebuilds the network from
-``config.json`` and reads only tensors) and its actor's network is a
-:class:`mtbench.policies.RoutingNetwork` (it has a ``routing(x, task)`` method: the soft modules,
-or any plugin network that exposes its routing); a model that does not load is listed among what
-the report left out. Observations come from
-rolling out each run's own deterministic policy in one evaluation env of the suite, so all runs
-are probed on the same goals.
+The report reads that file only: it loads no model, agent or environment. A run from before runs
+wrote it gets it from ``mtbench routing RUN_DIR``; an unreadable one is listed among what the report
+left out.
 """
 
 from __future__ import annotations
 
-import contextlib
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.manifold import TSNE
-from stable_baselines3 import SAC
 
-from mtbench.envs import make_vector_env, restore_env_rng, save_env_rng
-from mtbench.errors import UsageError
-from mtbench.policies import RoutingNetwork, policy_routing
 from mtbench.report.data import Collection, Run
 from mtbench.rundir import RunDir
-from mtbench.saved import load_policy
-from mtbench.suites import parse_suite
-
-MAX_POINTS = 1000
-"""Routing samples per run for the t-SNE (spread evenly over tasks)."""
 
 
 @dataclass(frozen=True)
@@ -50,52 +37,27 @@ class Routing:
         return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
 
 
-def _load_routed(run: Run, left_out: list[str]) -> SAC | None:
-    """The run's final policy, loaded safely (:func:`mtbench.saved.load_policy`), when it routes."""
-    rd = RunDir(run.path)
-    if not rd.model_file.exists():
-        return None
-    try:
-        model = load_policy(rd)
-    except UsageError as exc:  # not fatal: the report goes on without this run's routing
-        left_out.append(f"{exc}; its routing, if it has any, is not shown")
-        return None
-    return model if isinstance(getattr(model.actor, "net", None), RoutingNetwork) else None
-
-
-def _columns(num_matrices: int, num_modules: int) -> list[str]:
-    return [
-        f"{layer + 1}: {i}<-{j}"
-        for layer in range(num_matrices)
-        for i in range(num_modules)
-        for j in range(num_modules)
-    ] + [f"last: {j}" for j in range(num_modules)]
+def _read(run: Run, num_tasks: int) -> Routing:
+    with np.load(RunDir(run.path).routing_file, allow_pickle=False) as arrays:
+        vectors, task_ids, columns = arrays["vectors"], arrays["task_ids"], arrays["columns"]
+    if vectors.ndim != 2 or vectors.shape != (len(task_ids), len(columns)) or not np.isfinite(vectors).all():
+        raise ValueError(f"arrays of shapes {vectors.shape}, {task_ids.shape} and {columns.shape} do not fit")
+    if not set(np.unique(task_ids)) <= set(range(num_tasks)):
+        raise ValueError(f"task ids outside 0-{num_tasks - 1}")
+    return Routing(run, vectors, task_ids, [str(c) for c in columns])
 
 
 def collect_routing(collection: Collection) -> list[Routing]:
-    """Routing vectors of every run whose saved model has a routing network."""
-    models = [(run, model) for run in collection.runs if (model := _load_routed(run, collection.left_out))]
-    if not models:
-        return []
-    suite = parse_suite(collection.suite)
-    steps = max(1, MAX_POINTS // suite.num_tasks)
-    protocol = collection.protocol
-    env = make_vector_env(
-        suite, models[0][0].seed, "sync", protocol["reward_version"], episode_steps=protocol["episode_steps"]
-    )
-    goals = save_env_rng(env)
-    results = []
-    with contextlib.closing(env):
-        for run, model in models:
-            restore_env_rng(env, goals)  # every run is probed on the same goals
-            obs, _ = env.reset()
-            samples = []
-            for _ in range(steps):
-                samples.append(obs)
-                obs, *_ = env.step(model.predict(obs, deterministic=True)[0])
-            observations = np.concatenate(samples)  # [steps * T, obs]
-            probs, last = policy_routing(model, observations)
-            vectors = np.concatenate([p.reshape(len(observations), -1) for p in probs] + [last], axis=1)
-            task_ids = np.tile(np.arange(suite.num_tasks), steps)
-            results.append(Routing(run, vectors, task_ids, _columns(len(probs), last.shape[1])))
-    return results
+    """The routing of every run that wrote one."""
+    routings = []
+    for run in collection.runs:
+        if not RunDir(run.path).routing_file.exists():
+            continue
+        try:
+            routings.append(_read(run, len(collection.tasks)))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            collection.left_out.append(
+                f"{RunDir(run.path).routing_file} is unreadable ({exc}); its routing is not shown "
+                f"(mtbench routing {run.path} writes it again)"
+            )
+    return routings
