@@ -51,6 +51,10 @@ if [ -d "$KEPT" ]; then
 fi
 printf '%s\n' $JOBS > "$ROOT/queue.txt"
 lane() {
+    # its own session (setsid) is its own autogroup, which the kernel shares the CPU with as with
+    # any other session whatever the processes' nice values: nice the group too, so that
+    # foreground work goes first
+    echo 10 > /proc/self/autogroup 2> /dev/null || true
     while true; do
         job=$(flock "$ROOT/queue.lock" sh -c 'j=$(head -1 "$1"); [ -n "$j" ] && sed -i 1d "$1"; echo "$j"' _ "$ROOT/queue.txt")
         [ -z "$job" ] && break

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,13 @@ def run_spec(
     options = RunOptions(out=out, **({"device": "cpu"} | {k: v for k, v in kwargs.items() if k in names}))
     fields = dict(suite=TWO_TASKS, preset="quick") | {k: v for k, v in kwargs.items() if k not in names}
     return RunSpec(agent=agent, seed=seed, overrides=overrides, options=options, **fields)
+
+
+def imported_after(code: str, packages: tuple[str, ...]) -> list[str]:
+    """Which of ``packages`` running ``code`` in a fresh interpreter imports."""
+    probe = f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(packages)!r}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return ast.literal_eval(out.strip().splitlines()[-1])
 
 
 def strip_wall(records: list[dict]) -> list[dict]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from mtbench import GridRequest, LocalPool, RayCluster, build_report, run_grid
 from mtbench.errors import UsageError
 from mtbench.grid import Grid
 from mtbench.runner import RunOptions
-from tests.helpers import TWO_TASKS
+from tests.helpers import TWO_TASKS, imported_after
 
 TINY = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 100, "steps_per_task": 200,
         "warmup_steps_per_task": 100, "episode_steps": 100}  # fmt: skip
@@ -60,11 +57,5 @@ def test_bad_requests_are_refused_before_anything_is_written(tmp_path, monkeypat
 
 @pytest.mark.parametrize("args", [["--help"], ["agents"], ["suites"], ["presets"], ["run", "--help"]])
 def test_listing_commands_import_no_torch(args):
-    code = (
-        "import sys\nfrom mtbench.cli import app\n"
-        f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'stable_baselines3') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
+    code = f"from mtbench.cli import app\ntry:\n    app({args!r})\nexcept SystemExit:\n    pass"
+    assert imported_after(code, ("torch", "stable_baselines3")) == []
