@@ -53,11 +53,11 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
-from mtbench.config import RunConfig
-from mtbench.layers import orthogonal_
-from mtbench.policies import split_observation
-from mtbench.precision import Fp32Linear, full_precision
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.layers import orthogonal_
+from mtbench.learner.policies import split_observation
+from mtbench.learner.precision import Fp32Linear, full_precision
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.config import RunConfig
 
 LAYER_NORM_EPS = 1e-6
 """Flax's LayerNorm epsilon (PyTorch's default is 1e-5)."""

@@ -23,9 +23,9 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from mtbench.layers import BatchedLinear, mark_output, mlp
-from mtbench.policies import task_net_build
-from mtbench.precision import full_precision
+from mtbench.learner.layers import BatchedLinear, mark_output, mlp
+from mtbench.learner.policies import task_net_build
+from mtbench.learner.precision import full_precision
 
 
 class HardRoutingNet(nn.Module):
@@ -67,4 +67,4 @@ class HardRoutingNet(nn.Module):
 
 
 build = task_net_build(HardRoutingNet)
-"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

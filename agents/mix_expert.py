@@ -13,9 +13,9 @@ from typing import cast
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, mark_output
-from mtbench.policies import task_net_build
-from mtbench.precision import full_precision
+from mtbench.learner.layers import BatchedLinear, mark_output
+from mtbench.learner.policies import task_net_build
+from mtbench.learner.precision import full_precision
 
 
 class MixtureOfExpertsNet(nn.Module):
@@ -47,4 +47,4 @@ class MixtureOfExpertsNet(nn.Module):
 
 
 build = task_net_build(MixtureOfExpertsNet)
-"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

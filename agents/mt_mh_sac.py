@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch as th
 from torch import nn
 
-from mtbench.layers import TaskGrouping, TaskMLP, mlp
-from mtbench.policies import task_net_build
+from mtbench.learner.layers import TaskGrouping, TaskMLP, mlp
+from mtbench.learner.policies import task_net_build
 
 
 class MultiHeadNet(nn.Module):
@@ -39,4 +39,4 @@ class MultiHeadNet(nn.Module):
 
 
 build = task_net_build(MultiHeadNet)
-"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

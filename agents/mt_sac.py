@@ -7,8 +7,8 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.vec_env import VecEnv
 
-from mtbench.config import RunConfig
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.config import RunConfig
 
 
 def mlp_policy_kwargs(hidden_sizes: tuple[int, ...]) -> dict[str, Any]:

@@ -23,11 +23,11 @@ import torch as th
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
-from mtbench.layers import BatchedLinear, TaskGrouping, mark_output
-from mtbench.policies import task_net_sac
-from mtbench.precision import full_precision
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.layers import BatchedLinear, TaskGrouping, mark_output
+from mtbench.learner.policies import task_net_sac
+from mtbench.learner.precision import full_precision
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.config import RunConfig
 
 
 class CompositionalLinear(BatchedLinear):

@@ -22,9 +22,9 @@ import torch as th
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from mtbench.config import RunConfig
-from mtbench.policies import task_net_sac
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.policies import task_net_sac
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.config import RunConfig
 
 from .mt_mh_sac import MultiHeadNet
 from .mt_sac import mlp_policy_kwargs

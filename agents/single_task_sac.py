@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch as th
 from torch import nn
 
-from mtbench.layers import TaskGrouping, TaskMLP
-from mtbench.policies import task_net_build
+from mtbench.learner.layers import TaskGrouping, TaskMLP
+from mtbench.learner.policies import task_net_build
 
 
 class SingleTaskNet(nn.Module):
@@ -31,4 +31,4 @@ class SingleTaskNet(nn.Module):
 
 
 build = task_net_build(SingleTaskNet)
-"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

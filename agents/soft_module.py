@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch as th
 from torch import nn
 
-from mtbench.layers import BatchedLinear, mark_output, mlp
-from mtbench.policies import task_net_build
-from mtbench.precision import full_precision
+from mtbench.learner.layers import BatchedLinear, mark_output, mlp
+from mtbench.learner.policies import task_net_build
+from mtbench.learner.precision import full_precision
 
 
 def _small_init(layer: nn.Linear) -> nn.Module:
@@ -93,4 +93,4 @@ class SoftModularNet(nn.Module):
 
 
 build = task_net_build(SoftModularNet)
-"""The :class:`mtbench.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""

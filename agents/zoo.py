@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mtbench.registry import AgentSpec, lazy_build
+from mtbench.settings.registry import AgentSpec, lazy_build
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020"
 BALANCED = {"loss_weighting": "log_alpha"}

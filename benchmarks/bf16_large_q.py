@@ -41,16 +41,16 @@ import torch as th
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from mtbench.bench import replace_marked
-from mtbench.envs import make_vector_env
-from mtbench.executors import run_local
-from mtbench.layers import mlp
-from mtbench.precision import Fp32Linear
-from mtbench.provenance import collect
-from mtbench.runner import RunOptions, RunSpec, check, run_one
-from mtbench.sac import MultiTaskSAC
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import parse_suite
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.frontends.bench import replace_marked
+from mtbench.grids.executors import run_local
+from mtbench.learner.layers import mlp
+from mtbench.learner.precision import Fp32Linear
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.run.provenance import collect
+from mtbench.run.runner import RunOptions, RunSpec, check, run_one
+from mtbench.settings.suites import parse_suite
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SUITE = "fixed:reach-v3"
@@ -93,7 +93,7 @@ class EmulatedBf16(TorchFunctionMode):
 
 
 def _fake_autocast(device_type: str, dtype: th.dtype | None = None, enabled: bool = True, **_: Any) -> Any:
-    if not enabled:  # an fp32 output layer (mtbench.precision.full_precision): no emulation inside
+    if not enabled:  # an fp32 output layer (mtbench.learner.precision.full_precision): no emulation inside
         return th._C.DisableTorchFunction()
     return EmulatedBf16() if dtype == th.bfloat16 else contextlib.nullcontext()
 
@@ -279,7 +279,7 @@ def td_floor_table(seeds: int, fit_steps: int, cache: Path) -> str:
 def _train(spec: RunSpec) -> str:
     """One run in a fresh worker process (one torch thread), bf16 emulated for its ``-emulated`` folder."""
     th.set_num_threads(1)
-    if spec.out.endswith("-emulated"):
+    if spec.options.out.name.endswith("-emulated"):
         emulate_bf16()
     return str(run_one(spec))
 
@@ -292,7 +292,7 @@ def _run_emulated(specs: list[RunSpec], workers: int) -> bool:
         futures = {pool.submit(_train, spec): spec for spec in todo}
         for future in as_completed(futures):
             spec = futures[future]
-            print(f"{spec.out} seed {spec.seed}: {future.exception() or 'done'}", flush=True)
+            print(f"{spec.options.out} seed {spec.seed}: {future.exception() or 'done'}", flush=True)
     return all(check(spec)[2] for spec in specs)
 
 
@@ -324,7 +324,7 @@ def train_and_read_q(args: argparse.Namespace) -> str:
     def on_event(key: int, event: dict) -> None:
         if event["event"] in ("message", "retry", "end"):
             text = event["outcome"] if event["event"] == "end" else event["text"]
-            print(f"{specs[key].out} seed {specs[key].seed}: {text}", flush=True)
+            print(f"{specs[key].options.out} seed {specs[key].seed}: {text}", flush=True)
 
     if args.emulate_bf16:
         finished = _run_emulated(specs, args.workers)
@@ -342,11 +342,11 @@ def train_and_read_q(args: argparse.Namespace) -> str:
         rd = check(spec)[1]
         records = rd.read_eval()
         model = MultiTaskSAC.load(rd.model_file, device="cpu")
-        with emulating_bf16() if spec.out.endswith("-emulated") else contextlib.nullcontext():
+        with emulating_bf16() if spec.options.out.name.endswith("-emulated") else contextlib.nullcontext():
             q_mean, q_max = episode_q(model, spec.seed)
         success = np.mean([r["mean_success_rate"] for r in records[-3:]])
         ret = records[-1]["episode_return"]["reach-v3"]
-        precision = spec.out.rsplit("/", 1)[1]
+        precision = spec.options.out.name
         lines.append(
             f"| {precision} | {spec.seed} | {success:.2f} | {ret:.0f} | {q_mean:.0f} / {q_max:.0f} |"
         )

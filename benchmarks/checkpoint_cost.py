@@ -19,15 +19,15 @@ import time
 from datetime import date
 from pathlib import Path
 
-from mtbench.bench import replace_marked
-from mtbench.checkpoint import Checkpoints, env_rng
-from mtbench.envs import make_vector_env
-from mtbench.provenance import collect
-from mtbench.registry import get_agent
-from mtbench.runner import RunSpec, resolve
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import Suite, parse_suite
-from mtbench.timing import ready_for_updates
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.frontends.bench import replace_marked
+from mtbench.learner.timing import ready_for_updates
+from mtbench.run.checkpoint import Checkpoints, env_rng
+from mtbench.run.provenance import collect
+from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import Suite, parse_suite
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

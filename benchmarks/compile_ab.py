@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from mtbench.params import spaces_env
-from mtbench.registry import get_agent
-from mtbench.runner import RunSpec, resolve
-from mtbench.suites import parse_suite
-from mtbench.timing import ready_for_updates, update_seconds
+from mtbench.learner.timing import ready_for_updates, update_seconds
+from mtbench.run.params import spaces_env
+from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import parse_suite
 
 
 def build(agent: str, tasks: str, batch: int):

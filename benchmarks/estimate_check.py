@@ -3,7 +3,7 @@
 For each run directory given (finished runs of any grid), or else for three short MT10 runs that it
 trains here one after another (mt_sac, mt_mh_sac and soft_module, the ``paper`` preset at
 ``--steps-per-task``), it computes the estimate of the run's configuration on this machine with the
-run's torch threads (:func:`mtbench.estimate.plan`, as ``--dry-run`` does) and compares it with the
+run's torch threads (:func:`mtbench.grids.estimate.plan`, as ``--dry-run`` does) and compares it with the
 run's measured time: the last evaluation record's ``wall_seconds`` (training and evaluations, as the
 estimate; startup excluded). Run from the repository root:
 
@@ -18,12 +18,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from mtbench.estimate import plan
-from mtbench.executors import LocalPool
-from mtbench.grid import GridRequest, run_grid
-from mtbench.rundir import RunDir
-from mtbench.runner import RunOptions
-from mtbench.saved import run_config
+from mtbench.grids.estimate import plan
+from mtbench.grids.executors import LocalPool
+from mtbench.grids.grid import GridRequest, run_grid
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunOptions
+from mtbench.run.saved import run_config
 
 
 def short_runs(root: Path, steps: int, warmup: int) -> list[Path]:

@@ -36,14 +36,14 @@ from pathlib import Path
 import torch as th
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from mtbench.bench import Row, agent_model, env_throughput, evaluation_rate, markdown, stock_sac
-from mtbench.config import PRESETS
-from mtbench.envs import make_vector_env
-from mtbench.params import spaces_env
-from mtbench.registry import builtin_agents
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import Suite, parse_suite
-from mtbench.timing import ready_for_updates, update_seconds
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.frontends.bench import Row, agent_model, env_throughput, evaluation_rate, markdown, stock_sac
+from mtbench.learner.timing import ready_for_updates, update_seconds
+from mtbench.run.params import spaces_env
+from mtbench.settings.config import PRESETS
+from mtbench.settings.registry import builtin_agents
+from mtbench.settings.suites import Suite, parse_suite
 
 TARGET_HOURS = 4.0
 """Wall time of one MT10 paper-budget run with 8 runs sharing one H100-class GPU (issue 17)."""

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mtbench.executors import LocalPool
-from mtbench.grid import GridRequest, parse_seeds, run_grid
-from mtbench.runner import RunOptions
-from mtbench.variants import parse_settings
+from mtbench.grids.executors import LocalPool
+from mtbench.grids.grid import GridRequest, parse_seeds, run_grid
+from mtbench.run.runner import RunOptions
+from mtbench.settings.variants import parse_settings
 
 PROBE_WARMUP = 500
 """Warm-up steps per task of the probe: its first interval is env stepping only."""

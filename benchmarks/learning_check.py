@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mtbench.bench import replace_marked
-from mtbench.config import PRESETS
-from mtbench.estimate import duration
-from mtbench.executors import LocalPool
-from mtbench.grid import Grid, GridRequest, parse_agents, parse_seeds
-from mtbench.provenance import collect
-from mtbench.runner import RunOptions
-from mtbench.variants import parse_settings
+from mtbench.frontends.bench import replace_marked
+from mtbench.grids.estimate import duration
+from mtbench.grids.executors import LocalPool
+from mtbench.grids.grid import Grid, GridRequest, parse_agents, parse_seeds
+from mtbench.run.provenance import collect
+from mtbench.run.runner import RunOptions
+from mtbench.settings.config import PRESETS
+from mtbench.settings.variants import parse_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SUITE = "fixed:reach-v3,window-close-v3"

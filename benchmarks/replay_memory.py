@@ -16,13 +16,13 @@ import resource
 
 import torch as th
 
-from mtbench.envs import make_vector_env
-from mtbench.estimate import buffer_bytes, run_memory
-from mtbench.params import model_parameters
-from mtbench.registry import get_agent
-from mtbench.runner import RunSpec, resolve
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import parse_suite
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.grids.estimate import buffer_bytes, run_memory
+from mtbench.run.params import model_parameters
+from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import parse_suite
 
 GiB = 2**30
 

@@ -18,11 +18,11 @@ import time
 import torch as th
 from stable_baselines3 import SAC
 
-from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.evaluation import evaluate
-from mtbench.sac import MultiTaskSAC
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import parse_suite
+from mtbench.envs.evaluation import evaluate
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env, save_env_rng
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.suites import parse_suite
 
 
 def main(which: str, steps: int, seed: int, task: str = "reach-v3") -> None:

@@ -16,13 +16,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "GridRequest": "mtbench.grid",
-    "RunOptions": "mtbench.runner",
-    "Grid": "mtbench.grid",
-    "GridResult": "mtbench.grid",
-    "run_grid": "mtbench.grid",
-    "LocalPool": "mtbench.executors",
-    "RayCluster": "mtbench.executors",
+    "GridRequest": "mtbench.grids.grid",
+    "RunOptions": "mtbench.run.runner",
+    "Grid": "mtbench.grids.grid",
+    "GridResult": "mtbench.grids.grid",
+    "run_grid": "mtbench.grids.grid",
+    "LocalPool": "mtbench.grids.executors",
+    "RayCluster": "mtbench.grids.executors",
     "build_report": "mtbench.report",
 }
 __all__ = [*_API, "__version__"]

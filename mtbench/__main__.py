@@ -1,5 +1,5 @@
 """``python -m mtbench``: the same command line as ``mtbench``."""
 
-from mtbench.cli import app
+from mtbench.frontends.cli import app
 
 app(prog_name="mtbench")

@@ -8,8 +8,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (mtbench eval --
 
 import pytest
 
-from mtbench.envs import make_vector_env
-from mtbench.suites import Suite, parse_suite
+from mtbench.envs.vector import make_vector_env
+from mtbench.settings.suites import Suite, parse_suite
 from tests.helpers import THREE_TASKS, TWO_TASKS
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
-from mtbench.checkpoint import StopRequest
-from mtbench.envs import make_vector_env
-from mtbench.rundir import RunDir
-from mtbench.runner import RunOptions, RunSpec
-from mtbench.sac import MultiTaskSAC
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import STATE_DIM, Suite
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.run.checkpoint import StopRequest
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunOptions, RunSpec
+from mtbench.settings.suites import STATE_DIM, Suite
 
 TWO_TASKS = "reach-v3,drawer-close-v3"
 THREE_TASKS = "reach-v3,drawer-close-v3,button-press-topdown-v3"

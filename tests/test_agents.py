@@ -12,19 +12,19 @@ import pytest
 import torch as th
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtbench.agent_check import check_agent
-from mtbench.checkpoint import RunStopped, StopRequest
-from mtbench.envs import make_vector_env
-from mtbench.estimate import CALIBRATION_BATCHES
-from mtbench.layers import BatchedLinear, orthogonal_, timing_only
-from mtbench.params import count_parameters, spaces_env
-from mtbench.registry import builtin_agents, get_agent
-from mtbench.rundir import RunDir
-from mtbench.runner import RunSpec, resolve, run_one
-from mtbench.sac import MultiTaskSAC
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import STATE_DIM, parse_suite
-from mtbench.timing import ready_for_updates
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.frontends.agent_check import check_agent
+from mtbench.grids.estimate import CALIBRATION_BATCHES
+from mtbench.learner.layers import BatchedLinear, orthogonal_, timing_only
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.learner.timing import ready_for_updates
+from mtbench.run.checkpoint import RunStopped, StopRequest
+from mtbench.run.params import count_parameters, spaces_env
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunSpec, resolve, run_one
+from mtbench.settings.registry import builtin_agents, get_agent
+from mtbench.settings.suites import STATE_DIM, parse_suite
 from tests.helpers import THREE_TASKS, crash_after_eval, run_spec, strip_wall
 
 AGENTS = sorted(builtin_agents())
@@ -112,7 +112,7 @@ def test_check_agent_names_the_broken_promise():
 
 @pytest.mark.parametrize("name", AGENTS)
 def test_update_flops_are_linear_in_the_batch(name):
-    """The grid estimate's premise (:func:`mtbench.estimate.update_cost`): an update's matmul FLOPs
+    """The grid estimate's premise (:func:`mtbench.grids.estimate.update_cost`): an update's matmul FLOPs
     are a constant plus a multiple of the batch, so counting two small batches gives any other."""
     model = ready_for_updates(build(name, spaces_env(3)), 3)
 
@@ -148,7 +148,7 @@ def _obs(num_tasks: int, tasks: list[int], seed: int = 0) -> tuple[th.Tensor, th
 
 @pytest.mark.parametrize("name, layers, modules", [("soft_module", 2, 2), ("soft_module_deep", 4, 4)])
 def test_soft_module_routing_is_a_distribution(name, layers, modules, env3):
-    from mtbench.policies import policy_routing
+    from mtbench.learner.policies import policy_routing
 
     model = build(name, env3)
     probs, last = policy_routing(model, env3.reset())

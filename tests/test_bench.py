@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mtbench.bench import replace_marked
-from mtbench.cli import app
+from mtbench.frontends.bench import replace_marked
+from mtbench.frontends.cli import app
 from tests.helpers import TWO_TASKS
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch as th
 
-from mtbench.params import spaces_env
-from mtbench.registry import get_agent
 from mtbench.report.external import read_external
-from mtbench.runner import RunSpec, resolve
-from mtbench.suites import STATE_DIM, parse_suite
+from mtbench.run.params import spaces_env
+from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import STATE_DIM, parse_suite
 from mtbench_agents.brc import RewardScale
 from tests.helpers import THREE_TASKS
 

@@ -8,11 +8,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mtbench.cli import app
-from mtbench.config import TrainConfig, field_docs
-from mtbench.errors import UsageError
-from mtbench.grid import parse_seeds
-from mtbench.rundir import EVAL_KEYS, RunDir
+from mtbench.frontends.cli import app
+from mtbench.grids.grid import parse_seeds
+from mtbench.run.rundir import EVAL_KEYS, RunDir
+from mtbench.settings.config import TrainConfig, field_docs
+from mtbench.settings.errors import UsageError
 
 runner = CliRunner()
 TINY = ["--preset", "quick", "--steps-per-task", "100", "--warmup-steps", "50", "--eval-every", "100",
@@ -161,7 +161,7 @@ def test_the_live_display_fits_80_columns():
 
     from rich.console import Console
 
-    from mtbench.cli import GridDisplay, make_progress
+    from mtbench.frontends.cli import GridDisplay, make_progress
 
     screen = Console(width=80, record=True, file=io.StringIO())
     progress = make_progress(screen)
@@ -182,8 +182,8 @@ def test_without_a_terminal_progress_is_plain_lines_every_so_often(monkeypatch):
 
     from rich.console import Console
 
-    from mtbench import cli
-    from mtbench.executors import Outcome
+    from mtbench.frontends import cli
+    from mtbench.grids.executors import Outcome
 
     log = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=log, width=200))
@@ -206,8 +206,8 @@ def test_the_end_of_grid_table_has_a_row_per_run_when_there_are_many(tmp_path):
 
     from rich.console import Console
 
-    from mtbench.cli import summary_table
-    from mtbench.rundir import RunDir
+    from mtbench.frontends.cli import summary_table
+    from mtbench.run.rundir import RunDir
 
     paths = []
     for i in range(5):

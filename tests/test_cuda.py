@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from mtbench.checkpoint import Checkpoints
-from mtbench.registry import builtin_agents
-from mtbench.rundir import RunDir
-from mtbench.runner import check, run_one
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.run.checkpoint import Checkpoints
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import check, run_one
+from mtbench.settings.registry import builtin_agents
 from tests.helpers import RESUMABLE, Crash, crash_after_eval, run_spec
 
 pytestmark = [

@@ -8,13 +8,13 @@ import pytest
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from mtbench.config import PRESETS
-from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.errors import UsageError
-from mtbench.evaluation import evaluate
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.sharded import ShardedVectorEnv
-from mtbench.suites import EPISODE_STEPS, STATE_DIM, parse_suite
+from mtbench.envs.evaluation import evaluate
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.sharded import ShardedVectorEnv
+from mtbench.envs.vector import make_vector_env, save_env_rng
+from mtbench.settings.config import PRESETS
+from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import EPISODE_STEPS, STATE_DIM, parse_suite
 from tests.helpers import scripted_policy
 
 CLASS_TO_TASK = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}

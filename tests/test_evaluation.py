@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from metaworld.evaluation import evaluation as metaworld_evaluation
 
-from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.evaluation import evaluate
+from mtbench.envs.evaluation import evaluate
+from mtbench.envs.vector import make_vector_env, save_env_rng
 from tests.helpers import scripted_policy
 
 

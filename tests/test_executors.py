@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mtbench import estimate, executors
-from mtbench.checkpoint import Checkpoints, UnloadableCheckpoint
-from mtbench.cli import app
-from mtbench.executors import run_local
-from mtbench.rundir import RunDir
-from mtbench.runner import check, run_one
+from mtbench.frontends.cli import app
+from mtbench.grids import estimate, executors
+from mtbench.grids.executors import run_local
+from mtbench.run.checkpoint import Checkpoints, UnloadableCheckpoint
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import check, run_one
 from tests.helpers import RESUMABLE, TWO_TASKS, Crash, crash_after_eval, run_spec, small_model, strip_wall
 
 runner = CliRunner()
@@ -267,14 +267,14 @@ def test_corrupt_checkpoints_fall_back_then_start_over(tmp_path, monkeypatch):
     messages: list[str] = []
     report = lambda event: messages.append(event.get("text", ""))  # noqa: E731
 
-    crashed = replace(spec, out=str(tmp_path / "crashed"))
+    crashed = replace(spec, options=replace(spec.options, out=tmp_path / "crashed"))
     crash_after_eval(monkeypatch, 1250)  # after the checkpoints at 500 and 1000 steps per task
     with pytest.raises(Crash):
         run_one(crashed)
     monkeypatch.undo()
     for corrupt in ("newest", "all", "eval log lost"):
-        damaged = replace(spec, out=str(tmp_path / corrupt))
-        shutil.copytree(crashed.out, damaged.out)
+        damaged = replace(spec, options=replace(spec.options, out=tmp_path / corrupt))
+        shutil.copytree(crashed.options.out, damaged.options.out)
         rd = check(damaged)[1]
         saved = Checkpoints(rd.checkpoints_dir, print).complete()
         assert [p.name for p in saved] == ["step_000000002000", "step_000000001000"]

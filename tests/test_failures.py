@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mtbench import atomic, registry
-from mtbench.checkpoint import Checkpoints
-from mtbench.cli import app
-from mtbench.errors import Diverged, WriteFailed
-from mtbench.rundir import RunDir
-from mtbench.runner import check, run_one
+from mtbench.frontends.cli import app
+from mtbench.run import atomic
+from mtbench.run.checkpoint import Checkpoints
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import check, run_one
+from mtbench.settings import registry
+from mtbench.settings.errors import Diverged, WriteFailed
 from tests.helpers import SHORT_EPISODES, TWO_TASKS, run_spec, small_model, strip_wall
 
 DIVERGING = Path(__file__).parent / "data" / "diverging_agent.py"

@@ -10,10 +10,10 @@ import pytest
 import torch as th
 import torch.nn.functional as F
 
-from mtbench.params import build_without_envs, count_parameters, with_settings
-from mtbench.registry import get_agent
-from mtbench.suites import STATE_DIM, parse_suite
-from mtbench.variants import expand
+from mtbench.run.params import build_without_envs, count_parameters, with_settings
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import STATE_DIM, parse_suite
+from mtbench.settings.variants import expand
 from tests.helpers import THREE_TASKS
 
 ACTIONS = 4

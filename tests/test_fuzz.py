@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mtbench import estimate
-from mtbench.cli import app
+from mtbench.frontends.cli import app
+from mtbench.grids import estimate
 from tests.test_report import fabricate
 
 pytestmark = pytest.mark.filterwarnings("ignore")

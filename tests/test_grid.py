@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mtbench import GridRequest, LocalPool, RayCluster, build_report, run_grid
-from mtbench.errors import UsageError
-from mtbench.grid import Grid
-from mtbench.runner import RunOptions
+from mtbench.grids.grid import Grid
+from mtbench.run.runner import RunOptions
+from mtbench.settings.errors import UsageError
 from tests.helpers import TWO_TASKS, imported_after
 
 TINY = {"batch_size_per_task": 16, "eval_episodes": 1, "eval_every": 100, "steps_per_task": 200,
@@ -57,5 +57,5 @@ def test_bad_requests_are_refused_before_anything_is_written(tmp_path, monkeypat
 
 @pytest.mark.parametrize("args", [["--help"], ["agents"], ["suites"], ["presets"], ["run", "--help"]])
 def test_listing_commands_import_no_torch(args):
-    code = f"from mtbench.cli import app\ntry:\n    app({args!r})\nexcept SystemExit:\n    pass"
+    code = f"from mtbench.frontends.cli import app\ntry:\n    app({args!r})\nexcept SystemExit:\n    pass"
     assert imported_after(code, ("torch", "stable_baselines3")) == []

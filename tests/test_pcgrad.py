@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch as th
 
-from mtbench.params import build_without_envs
-from mtbench.registry import get_agent
-from mtbench.suites import parse_suite
+from mtbench.run.params import build_without_envs
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import parse_suite
 from mtbench_agents.pcgrad import PCGradSAC, project_conflicting
 
 

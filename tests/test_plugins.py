@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mtbench import registry
-from mtbench.agent_check import check_agent
-from mtbench.cli import app
-from mtbench.variants import expand
+from mtbench.frontends.agent_check import check_agent
+from mtbench.frontends.cli import app
+from mtbench.settings import registry
+from mtbench.settings.variants import expand
 from mtbench_agents.zoo import MT_SAC
 from tests.helpers import TWO_TASKS
 
@@ -169,8 +169,8 @@ def test_an_update_plugin_runs_and_sets_the_gradients_it_says(tmp_path):
     gradient it hands the optimizer is the mean of the tasks' unit-norm gradients."""
     import torch as th
 
-    from mtbench.params import build_without_envs
-    from mtbench.suites import parse_suite
+    from mtbench.run.params import build_without_envs
+    from mtbench.settings.suites import parse_suite
 
     out = tmp_path / "runs"
     args = ["run", "--agent-module", str(UPDATE_EXAMPLE), "--agents", "unit_gradients"]

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mtbench import GridRequest, RayCluster
-from mtbench.checkpoint import Checkpoints
-from mtbench.grid import Grid
-from mtbench.rundir import RunDir
-from mtbench.runner import RunOptions
+from mtbench.grids.grid import Grid
+from mtbench.run.checkpoint import Checkpoints
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunOptions
 from tests.helpers import TWO_TASKS, strip_wall
 
 ray = pytest.importorskip("ray")

@@ -16,13 +16,13 @@ from pypdf import PdfReader
 from rliable import library, metrics
 from typer.testing import CliRunner
 
-from mtbench.cli import app
-from mtbench.errors import UsageError
-from mtbench.registry import builtin_agents
+from mtbench.frontends.cli import app
 from mtbench.report import build_report, figures, stats
 from mtbench.report.data import collect, curve_scores, final_scores
-from mtbench.rundir import RunDir
-from mtbench.runner import run_one
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import run_one
+from mtbench.settings.errors import UsageError
+from mtbench.settings.registry import builtin_agents
 from tests.helpers import TWO_TASKS, imported_after, run_spec
 
 TASKS = TWO_TASKS.split(",")

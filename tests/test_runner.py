@@ -12,15 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from mtbench import config, provenance, runner, sac
-from mtbench.atomic import write_text
-from mtbench.checkpoint import Checkpoints, RunStopped, StopRequest
-from mtbench.envs import make_vector_env
-from mtbench.errors import UsageError
-from mtbench.rundir import RunDir
-from mtbench.runner import RunSpec, _exclusive, check, resolve, run_one
-from mtbench.saved import config_from_json
-from mtbench.suites import STATE_DIM
+from mtbench.envs.vector import make_vector_env
+from mtbench.learner import sac
+from mtbench.run import provenance, runner
+from mtbench.run.atomic import write_text
+from mtbench.run.checkpoint import Checkpoints, RunStopped, StopRequest
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunSpec, _exclusive, check, resolve, run_one
+from mtbench.run.saved import config_from_json
+from mtbench.settings import config
+from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import STATE_DIM
 from tests.helpers import RESUMABLE, TINY, TWO_TASKS, Crash, crash_after_eval, run_spec, strip_wall
 
 
@@ -181,13 +183,13 @@ def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, m
 def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):
     spec = run_spec(tmp_path / "one", seed=3)
     train = check(spec)[0].train
-    assert train.eval_processes(2, cores=4) == 1  # 3 points x 1 episode x 500 steps x 2 tasks: too little
+    assert train.eval_processes(2, cores=4) == 1  # 3 points x 1 episode x 100 steps x 2 tasks: too little
     paper = replace(train, eval_episodes=50, eval_every=50_000, steps_per_task=1_500_000)
     assert (paper.eval_processes(10, cores=4), paper.eval_processes(10, cores=16)) == (4, 10)
     one = RunDir(run_one(spec)).read_eval()
     monkeypatch.setattr(config, "SPREAD_EVAL_STEPS", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    spread = RunDir(run_one(replace(spec, out=str(tmp_path / "two")))).read_eval()
+    spread = RunDir(run_one(replace(spec, options=replace(spec.options, out=tmp_path / "two")))).read_eval()
     assert strip_wall(spread) == strip_wall(one)
 
 
@@ -195,7 +197,7 @@ def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, m
 def test_paper_preset_follows_the_authors_per_suite(suite, buffer):
     """Authors' configs: replay 1e6 for MT10, 1e7 for MT50; Meta-World v1's 150-step episodes and
     reward (the paper's Table 1); fp32. The memory estimate counts the suite's buffer."""
-    from mtbench.estimate import buffer_bytes
+    from mtbench.grids.estimate import buffer_bytes
 
     train = resolve(RunSpec(suite=suite, agent="mt_sac", seed=0, preset="paper")).train
     assert (train.buffer_size_per_task, train.episode_steps, train.reward_version) == (buffer, 150, "v1")

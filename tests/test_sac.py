@@ -13,13 +13,13 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from mtbench import precision
-from mtbench.buffers import TaskStratifiedReplayBuffer
-from mtbench.envs import make_vector_env
-from mtbench.precision import Fp32Linear
-from mtbench.sac import MultiTaskSAC, task_loss_weights
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import STATE_DIM, parse_suite
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.learner import precision
+from mtbench.learner.buffers import TaskStratifiedReplayBuffer
+from mtbench.learner.precision import Fp32Linear
+from mtbench.learner.sac import MultiTaskSAC, task_loss_weights
+from mtbench.settings.suites import STATE_DIM, parse_suite
 from tests.helpers import small_model
 
 
@@ -399,8 +399,8 @@ class _RecordingTaskLosses(MultiTaskSAC):
 
 
 def _recorded_update(bump_task: int | None) -> list:
-    from mtbench.params import spaces_env
-    from mtbench.timing import ready_for_updates
+    from mtbench.learner.timing import ready_for_updates
+    from mtbench.run.params import spaces_env
 
     model = _RecordingTaskLosses(
         "MlpPolicy", spaces_env(3), batch_size_per_task=8, buffer_size_per_task=50,

@@ -14,11 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mtbench.cli import app
-from mtbench.rundir import RunDir
-from mtbench.runner import run_one
-from mtbench.sac import MultiTaskSAC
-from mtbench.saved import load_policy
+from mtbench.frontends.cli import app
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import run_one
+from mtbench.run.saved import load_policy
 from tests.helpers import SHORT_EPISODES, TINY, Crash, crash_after_eval, run_spec
 
 runner = CliRunner()

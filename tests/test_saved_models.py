@@ -1,8 +1,8 @@
 """Models saved by earlier mtbench versions keep loading: SB3's model.zip pickles class paths.
 
 ``tests/data/model_v0.zip`` is a tiny soft_module model (2 tasks, width 8) saved at commit e32edd9,
-before the house-keeping refactor; it pickles ``mtbench.policies.TaskNetPolicy``,
-``mtbench_agents.soft_module.SoftModularNet`` and ``mtbench.buffers.TaskStratifiedReplayBuffer``.
+before the house-keeping refactor; it pickles ``mtbench.learner.policies.TaskNetPolicy``,
+``mtbench_agents.soft_module.SoftModularNet`` and ``mtbench.learner.buffers.TaskStratifiedReplayBuffer``.
 ``model_v0_actions.npz`` holds two observations and the deterministic actions it gave then.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mtbench.buffers import TaskStratifiedReplayBuffer
-from mtbench.policies import TaskNetPolicy
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.buffers import TaskStratifiedReplayBuffer
+from mtbench.learner.policies import TaskNetPolicy
+from mtbench.learner.sac import MultiTaskSAC
 
 DATA = Path(__file__).parent / "data"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mtbench import system
+from mtbench.settings import system
 
 
 def test_container_limits_cap_memory_and_cores(tmp_path, monkeypatch):

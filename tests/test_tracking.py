@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.errors import UsageError
-from mtbench.rundir import RunDir
-from mtbench.runner import RunOptions, run_one
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunOptions, run_one
+from mtbench.settings.errors import UsageError
 from tests.helpers import SHORT_EPISODES, Crash, crash_after_eval, run_spec
 
 wandb = pytest.importorskip("wandb")

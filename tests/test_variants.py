@@ -7,12 +7,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mtbench.cli import app
-from mtbench.errors import UsageError
-from mtbench.grid import Grid, GridRequest
+from mtbench.frontends.cli import app
+from mtbench.grids.grid import Grid, GridRequest
 from mtbench.report.stats import improvement_pairs
-from mtbench.suites import parse_suite
-from mtbench.variants import Variant, expand, split_list, swept
+from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import parse_suite
+from mtbench.settings.variants import Variant, expand, split_list, swept
 from tests.helpers import TWO_TASKS
 
 runner = CliRunner()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.registry import AgentSpec
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from mtbench import atomic
-from mtbench.errors import UsageError
 from mtbench.report import figures, published, stats
 from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
 from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
 from mtbench.report.external import ExternalCurve, read_external
 from mtbench.report.routing import collect_routing
-from mtbench.suites import FIXED_PREFIX
-from mtbench.variants import settings_text
+from mtbench.run import atomic
+from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import FIXED_PREFIX
+from mtbench.settings.variants import settings_text
 
 DEFAULT_REFERENCE = "mt_sac"
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from mtbench.config import PROTOCOL_KEYS
-from mtbench.errors import UsageError
-from mtbench.rundir import EVAL_KEYS, RunDir
-from mtbench.suites import EPISODE_STEPS
+from mtbench.run.rundir import EVAL_KEYS, RunDir
+from mtbench.settings.config import PROTOCOL_KEYS
+from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import EPISODE_STEPS
 
 CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train", "preset"}
 TRAIN_COUNTS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtbench.errors import UsageError
+from mtbench.settings.errors import UsageError
 
 COLUMNS = ("method", "seed", "task", "env_steps_per_task", "success_rate")
 PROTOCOL = "# protocol:"

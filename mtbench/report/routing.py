@@ -1,5 +1,5 @@
 """Routing of policies whose network routes between modules: per-task heatmaps and a t-SNE, drawn
-from the ``routing.npz`` that such a run writes into its run directory (:mod:`mtbench.routing`).
+from the ``routing.npz`` that such a run writes into its run directory (:mod:`mtbench.run.routing`).
 
 The report reads that file only: it loads no model, agent or environment. A run from before runs
 wrote it gets it from ``mtbench routing RUN_DIR``; an unreadable one is listed among what the report
@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.manifold import TSNE
 
 from mtbench.report.data import Collection, Run
-from mtbench.rundir import RunDir
+from mtbench.run.rundir import RunDir
 
 
 @dataclass(frozen=True)

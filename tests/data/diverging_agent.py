@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch as th
 
-from mtbench.registry import AgentSpec
-from mtbench.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC
+from mtbench.settings.registry import AgentSpec
 from mtbench_agents.mt_sac import mlp_policy_kwargs
 
 

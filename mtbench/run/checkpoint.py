@@ -44,9 +44,9 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv
 
-from mtbench import atomic
-from mtbench.buffers import FIELDS as BUFFER_FIELDS
-from mtbench.buffers import TaskStratifiedReplayBuffer
+from mtbench.learner.buffers import FIELDS as BUFFER_FIELDS
+from mtbench.learner.buffers import TaskStratifiedReplayBuffer
+from mtbench.run import atomic
 
 FORMAT = 1
 KEEP = 2
@@ -160,7 +160,7 @@ class Checkpoints:
             files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
             manifest = {"format": FORMAT, "env_steps": model.num_timesteps, "files": files}
             (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # older checkpoints; what killed writes left (".tmp-step_*": the names before mtbench.atomic)
+        # older checkpoints; what killed writes left (".tmp-step_*": the names before mtbench.run.atomic)
         for old in [*self.complete()[KEEP:], *atomic.leftovers(self.root), *self.root.glob(".tmp-*")]:
             shutil.rmtree(old, ignore_errors=True)
         return final

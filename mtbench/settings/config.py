@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from mtbench.errors import UsageError
-from mtbench.suites import EPISODE_STEPS
+from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import EPISODE_STEPS
 
 if TYPE_CHECKING:
-    from mtbench.registry import AgentSpec
-    from mtbench.suites import Suite
+    from mtbench.settings.registry import AgentSpec
+    from mtbench.settings.suites import Suite
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
 Precision = Literal["fp32", "bf16", "auto"]
@@ -128,7 +128,7 @@ class TrainConfig:
         return min(cores, num_tasks) if steps >= SPREAD_EVAL_STEPS else 1
 
     def sac_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`mtbench.sac.MultiTaskSAC` for this configuration."""
+        """Keyword arguments of :class:`mtbench.learner.sac.MultiTaskSAC` for this configuration."""
         return dict(
             batch_size_per_task=self.batch_size_per_task,
             buffer_size_per_task=self.buffer_size_per_task,

@@ -6,7 +6,7 @@ are built by Meta-World's own registered builders (``gymnasium.make_vec("Meta-Wo
 their goal sets are the benchmark's; ``mt1:<task>`` and explicit task lists are built per task with
 ``metaworld.make_mt_envs``, every sub-env receiving the run seed (Meta-World's ``custom-mt-envs``
 builder treats seed 0 as "unseeded", so mtbench does not use it). Suites are parsed in
-:mod:`mtbench.suites`; :mod:`mtbench.sb3_env` presents these envs to Stable-Baselines3.
+:mod:`mtbench.settings.suites`; :mod:`mtbench.envs.sb3` presents these envs to Stable-Baselines3.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any, cast
 import gymnasium as gym
 import metaworld
 
-from mtbench.config import RewardVersion, VectorStrategy
-from mtbench.sharded import ShardedVectorEnv
-from mtbench.suites import EPISODE_STEPS, Suite, benchmarks
+from mtbench.envs.sharded import ShardedVectorEnv
+from mtbench.settings.config import RewardVersion, VectorStrategy
+from mtbench.settings.suites import EPISODE_STEPS, Suite, benchmarks
 
 TaskVectorEnv = gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv | ShardedVectorEnv
 """What :func:`make_vector_env` builds: a gymnasium vector env with ``call``, ``get_attr`` and

@@ -2,8 +2,8 @@
 
 A :class:`GridRequest` says what to run; :meth:`Grid.prepare` validates every run of it without
 writing anything (finished runs are recognised and skipped); :meth:`Grid.plan` calibrates on this
-machine and fits the pending runs into it (:class:`mtbench.estimate.Plan`); :meth:`Grid.run` runs
-them on an :class:`mtbench.executors.Executor` (a local process pool or a Ray cluster) and returns
+machine and fits the pending runs into it (:class:`mtbench.grids.estimate.Plan`); :meth:`Grid.run` runs
+them on an :class:`mtbench.grids.executors.Executor` (a local process pool or a Ray cluster) and returns
 a :class:`GridResult`. :func:`run_grid` does all three::
 
     from mtbench import GridRequest, build_report, run_grid
@@ -12,7 +12,7 @@ a :class:`GridResult`. :func:`run_grid` does all three::
     result = run_grid(request)
     build_report(result.paths, "reports/mine")
 
-A grid's members are registered agents, variants (:class:`mtbench.variants.Variant`: an agent with
+A grid's members are registered agents, variants (:class:`mtbench.settings.variants.Variant`: an agent with
 settings of its own under its own name, treated as an agent by run folders, configs and reports),
 named grids (``paper``, ``paper-ablations``) and ``all``; ``GridRequest.sweeps`` turns every member
 into one variant per combination of the swept values.
@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtbench.config import PROTOCOL_KEYS, RunConfig
-from mtbench.errors import UsageError
-from mtbench.estimate import Plan
-from mtbench.executors import Executor, LocalPool, OnEvent, Outcome
-from mtbench.registry import available_agents
-from mtbench.rundir import RunDir
-from mtbench.runner import RunOptions, RunSpec, check
-from mtbench.variants import Variant, expand
+from mtbench.grids.estimate import Plan
+from mtbench.grids.executors import Executor, LocalPool, OnEvent, Outcome
+from mtbench.run.rundir import RunDir
+from mtbench.run.runner import RunOptions, RunSpec, check
+from mtbench.settings.config import PROTOCOL_KEYS, RunConfig
+from mtbench.settings.errors import UsageError
+from mtbench.settings.registry import available_agents
+from mtbench.settings.variants import Variant, expand
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -65,7 +65,7 @@ class GridRequest:
 
     agents: tuple[str, ...]
     """Names of registered agents, of ``variants`` or of named grids
-    (:data:`mtbench.variants.NAMED_GRIDS`), or ``all`` (every registered agent and variant)."""
+    (:data:`mtbench.settings.variants.NAMED_GRIDS`), or ``all`` (every registered agent and variant)."""
     suite: str
     """Suite name (see ``mtbench suites``)."""
     seeds: tuple[int, ...] = (0,)
@@ -81,7 +81,7 @@ class GridRequest:
     """Where and how the runs execute and are recorded (the same for every run)."""
 
     def members(self) -> list[Variant]:
-        """The grid's agents and variants, expanded and checked (:func:`mtbench.variants.expand`)."""
+        """The grid's agents and variants, expanded and checked (:func:`mtbench.settings.variants.expand`)."""
         return expand(self.agents, self.variants, self.sweeps)
 
     def run_specs(self) -> list[RunSpec]:
@@ -154,7 +154,7 @@ class Grid:
 
     def check_comparable(self) -> None:
         """Raise UsageError unless one report can compare every run: a variant that changes the
-        budget or evaluation protocol (:data:`mtbench.config.PROTOCOL_KEYS`) cannot share one."""
+        budget or evaluation protocol (:data:`mtbench.settings.config.PROTOCOL_KEYS`) cannot share one."""
         protocols: dict[tuple, list[str]] = {}
         for config in self.configs:
             protocol = tuple(getattr(config.train, key) for key in PROTOCOL_KEYS)
@@ -179,7 +179,8 @@ class Grid:
         self, executor: Executor, plan: Plan | None = None, on_event: OnEvent | None = None
     ) -> GridResult:
         """Run the pending runs (planned now unless ``plan`` is given); ``on_event(i, event)``
-        receives their events, ``i`` indexing :attr:`pending` (see :data:`mtbench.executors.OnEvent`)."""
+        receives their events, ``i`` indexing :attr:`pending` (see
+        :data:`mtbench.grids.executors.OnEvent`)."""
         pending = self.pending
         outcomes: list[Outcome] = [Outcome("done", str(rd.path)) for rd in self.run_dirs]
         if pending:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mtbench.envs import TaskVectorEnv, restore_env_rng
+from mtbench.envs.vector import TaskVectorEnv, restore_env_rng
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of observations ``[T, obs_dim]`` to actions ``[T, action_dim]``."""
@@ -42,7 +42,7 @@ def evaluate(
 ) -> EvalResult:
     """Run ``num_episodes`` episodes of every task in ``envs`` (sub-env ``i`` = ``task_names[i]``).
 
-    :param rng_state: a snapshot from :func:`mtbench.envs.save_env_rng` to restore first.
+    :param rng_state: a snapshot from :func:`mtbench.envs.vector.save_env_rng` to restore first.
     """
     if rng_state is not None:
         restore_env_rng(envs, rng_state)

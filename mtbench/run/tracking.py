@@ -16,7 +16,7 @@ from typing import Any
 
 from stable_baselines3.common.logger import KVWriter
 
-from mtbench.errors import UsageError
+from mtbench.settings.errors import UsageError
 
 TRACKERS = ("wandb",)
 

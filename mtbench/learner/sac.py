@@ -12,11 +12,11 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
-from mtbench.buffers import TaskStratifiedReplayBuffer
-from mtbench.config import Init, LossWeighting, Precision
-from mtbench.errors import Diverged
-from mtbench.layers import TaskGrouping, authors_init, metaworld_plus_init
-from mtbench.precision import autocast, bf16_pays, fp32_sb3_outputs
+from mtbench.learner.buffers import TaskStratifiedReplayBuffer
+from mtbench.learner.layers import TaskGrouping, authors_init, metaworld_plus_init
+from mtbench.learner.precision import autocast, bf16_pays, fp32_sb3_outputs
+from mtbench.settings.config import Init, LossWeighting, Precision
+from mtbench.settings.errors import Diverged
 
 
 def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tensor:
@@ -46,7 +46,7 @@ class MultiTaskSAC(SAC):
     networks never see alpha. Everything else (buffers, callbacks, save/load) is SB3's.
 
     :param policy: an SB3 ``SACPolicy`` class or name.
-    :param env: a VecEnv whose sub-env ``i`` runs task ``i`` (see :mod:`mtbench.envs`).
+    :param env: a VecEnv whose sub-env ``i`` runs task ``i`` (see :mod:`mtbench.envs.vector`).
     :param batch_size_per_task: transitions per task in each batch (authors: 128).
     :param buffer_size_per_task: replay capacity per task (FIFO).
     :param learning_starts_per_task: env steps per task with uniform random actions before updates.
@@ -57,11 +57,11 @@ class MultiTaskSAC(SAC):
         a Q value passes ``margin * max(1, max |r|) / (1 - gamma)``; ``None``: only when a loss, Q
         value or parameter is not finite.
     :param precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
-        optimizer state, targets and losses: :mod:`mtbench.precision`); ``auto``: bf16 where it
-        pays (:func:`mtbench.precision.bf16_pays`).
+        optimizer state, targets and losses: :mod:`mtbench.learner.precision`); ``auto``: bf16 where it
+        pays (:func:`mtbench.learner.precision.bf16_pays`).
     :param init: ``torch`` (the networks' own initialisation), ``authors``
-        (:func:`mtbench.layers.authors_init` on every network) or ``metaworld_plus``
-        (:func:`mtbench.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
+        (:func:`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
+        (:func:`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
         the critics); the target critics copy the critics.
     :param sac_kwargs: any other :class:`stable_baselines3.SAC` argument (learning_rate, gamma,
         tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
@@ -138,7 +138,7 @@ class MultiTaskSAC(SAC):
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The block of an update's forward passes (:func:`mtbench.precision.autocast`): bf16
+        """The block of an update's forward passes (:func:`mtbench.learner.precision.autocast`): bf16
         autocast in a bf16 run, nothing in an fp32 one. An override of :meth:`_gradient_step`
         runs its forward passes, never its backward passes, inside it."""
         return autocast(self.device, self.use_bf16)

@@ -24,16 +24,16 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtbench import provenance
-from mtbench.config import PRESETS
-from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.evaluation import evaluate
-from mtbench.params import spaces_env
-from mtbench.registry import available_agents
-from mtbench.runner import RunSpec, resolve
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import EPISODE_STEPS, Suite
-from mtbench.timing import best_time, matmul_gflops, ready_for_updates, update_seconds
+from mtbench.envs.evaluation import evaluate
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env, save_env_rng
+from mtbench.learner.timing import best_time, matmul_gflops, ready_for_updates, update_seconds
+from mtbench.run import provenance
+from mtbench.run.params import spaces_env
+from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.config import PRESETS
+from mtbench.settings.registry import available_agents
+from mtbench.settings.suites import EPISODE_STEPS, Suite
 
 HIDDEN = [400, 400, 400]
 """Network of the stock SB3 reference and of mt_sac (the authors' MT-SAC)."""

@@ -20,13 +20,13 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtbench.errors import UsageError
+from mtbench.settings.errors import UsageError
 
 if TYPE_CHECKING:
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import VecEnv
 
-    from mtbench.config import RunConfig
+    from mtbench.settings.config import RunConfig
 
 ENTRY_POINT_GROUP = "mtbench.agents"
 
@@ -40,8 +40,8 @@ class AgentSpec:
     :param paper: the reference the agent reproduces.
     :param config: the agent's default hyperparameters, an instance of a frozen dataclass.
     :param build: ``build(env, config, seed, device)`` returns an SB3 ``SAC`` (usually a
-        :class:`mtbench.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
-        :class:`mtbench.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
+        :class:`mtbench.learner.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
+        :class:`mtbench.settings.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
     :param train_defaults: TrainConfig fields this agent sets differently from the preset (the
         user's ``--set`` still wins); they are part of the run's recorded config. A value may be a
         function of the suite's number of tasks (e.g. a batch size per task from a total).

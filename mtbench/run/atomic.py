@@ -1,12 +1,12 @@
 """Atomic writes: a file or a whole folder appears complete or not at all, never half-written.
 
-Run directories' metadata (:mod:`mtbench.rundir`), checkpoints (:mod:`mtbench.checkpoint`) and
+Run directories' metadata (:mod:`mtbench.run.rundir`), checkpoints (:mod:`mtbench.run.checkpoint`) and
 reports (:mod:`mtbench.report`) all write through here: into a temporary sibling, flushed to disk, then
 renamed into place (a rename within one folder is atomic on POSIX). A crash leaves the previous
 content; what a killed write left behind is a dot-name ending in ``.tmp-*`` (:func:`leftovers`).
 
 A write the disk refuses (full, over quota, read-only, an I/O error) removes its temporary and
-raises :class:`mtbench.errors.WriteFailed`, which names the file, the cause, the free space and
+raises :class:`mtbench.settings.errors.WriteFailed`, which names the file, the cause, the free space and
 the fix; the previous content stays.
 """
 
@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mtbench.errors import WriteFailed
+from mtbench.settings.errors import WriteFailed
 
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 """What the disk, not the program, is to blame for."""

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from mtbench.errors import UsageError
-from mtbench.registry import available_agents, get_agent, load_errors
+from mtbench.settings.errors import UsageError
+from mtbench.settings.registry import available_agents, get_agent, load_errors
 
 
 def split_list(text: str) -> list[str]:

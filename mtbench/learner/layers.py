@@ -20,7 +20,7 @@ from typing import TypeVar
 import torch as th
 from torch import nn
 
-from mtbench.precision import full_precision
+from mtbench.learner.precision import full_precision
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -59,7 +59,7 @@ def _init_layers(
     network: nn.Module, output_bound: float, hidden: Callable[[nn.Linear | BatchedLinear], None]
 ) -> None:
     """Output and routing-logit layers of ``network`` (:func:`mark_output`,
-    :class:`mtbench.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``); every
+    :class:`mtbench.learner.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``); every
     other linear layer: ``hidden(layer)``."""
     outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
     with th.no_grad():
@@ -79,7 +79,7 @@ def authors_init(network: nn.Module) -> None:
 
     Hidden layers: weights uniform in +-1/sqrt(weight.size(0)), which for their ``nn.Linear``
     ``[out, in]`` weights is out_features, not fan-in; biases 0.1. Output and routing-logit layers
-    (marked with :func:`mark_output`, or :class:`mtbench.precision.Fp32Linear`): weights and biases
+    (marked with :func:`mark_output`, or :class:`mtbench.learner.precision.Fp32Linear`): weights and biases
     uniform(+-3e-3).
     """
 
@@ -98,7 +98,7 @@ def metaworld_plus_init(network: nn.Module, output_bound: float) -> None:
 
     Hidden layers (task embeddings and mixing weights included): He-uniform weights, uniform in
     +-sqrt(6 / fan_in), and zero biases. Output layers (marked with :func:`mark_output`, or
-    :class:`mtbench.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``);
+    :class:`mtbench.learner.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``);
     Meta-World+ uses 1e-3 for the actor and 3e-3 for the critics.
     """
 

@@ -10,9 +10,9 @@ import numpy as np
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from mtbench.config import PRESETS, RunConfig, apply_overrides
-from mtbench.registry import AgentSpec, get_agent
-from mtbench.suites import STATE_DIM, Suite
+from mtbench.settings.config import PRESETS, RunConfig, apply_overrides
+from mtbench.settings.registry import AgentSpec, get_agent
+from mtbench.settings.suites import STATE_DIM, Suite
 
 
 class SpacesOnly(gym.Env):

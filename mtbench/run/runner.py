@@ -3,7 +3,7 @@
 ``run_one`` is top level and picklable so that any executor can call it. It is idempotent: a run
 whose directory holds ``DONE`` and the same configuration is skipped; a directory holding a
 different configuration is refused before anything is written; an interrupted run (no ``DONE``)
-resumes from its newest usable checkpoint (:mod:`mtbench.checkpoint`), or starts again from
+resumes from its newest usable checkpoint (:mod:`mtbench.run.checkpoint`), or starts again from
 scratch when it has none.
 """
 
@@ -35,19 +35,19 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
-from mtbench import atomic, provenance
-from mtbench.callbacks import EvalCallback, ProgressCallback, Report
-from mtbench.checkpoint import CheckpointCallback, Checkpoints, env_rng
-from mtbench.config import RunConfig, get_preset, resolve_config
-from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.errors import Diverged, UsageError
-from mtbench.params import model_parameters
-from mtbench.registry import get_agent, load_agent_module
-from mtbench.routing import write_routing
-from mtbench.rundir import RunDir, run_path
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import parse_suite
-from mtbench.tracking import check_tracker
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env, save_env_rng
+from mtbench.run import atomic, provenance
+from mtbench.run.callbacks import EvalCallback, ProgressCallback, Report
+from mtbench.run.checkpoint import CheckpointCallback, Checkpoints, env_rng
+from mtbench.run.params import model_parameters
+from mtbench.run.routing import write_routing
+from mtbench.run.rundir import RunDir, run_path
+from mtbench.run.tracking import check_tracker
+from mtbench.settings.config import RunConfig, get_preset, resolve_config
+from mtbench.settings.errors import Diverged, UsageError
+from mtbench.settings.registry import get_agent, load_agent_module
+from mtbench.settings.suites import parse_suite
 
 DEVICES = ("auto", "cpu", "cuda")
 NEW_SETTINGS = ("q_bound_margin",)
@@ -93,14 +93,14 @@ class RunSpec:
     """Settings to change, as (name, value) pairs: TrainConfig fields, or ``agent.<field>`` for the
     agent's own config."""
     variant: str | None = None
-    """The variant's name (see :class:`mtbench.variants.Variant`); None: the agent itself."""
+    """The variant's name (see :class:`mtbench.settings.variants.Variant`); None: the agent itself."""
     variant_settings: tuple[tuple[str, Any], ...] = ()
     """The variant's own settings, as ``overrides``; they win over ``overrides``."""
     options: RunOptions = RunOptions()
 
 
 def resolve(spec: RunSpec) -> RunConfig:
-    """The fully resolved configuration of ``spec`` (:func:`mtbench.config.resolve_config`);
+    """The fully resolved configuration of ``spec`` (:func:`mtbench.settings.config.resolve_config`);
     raises UsageError on bad input."""
     for path in spec.options.agent_modules:
         load_agent_module(path)
@@ -179,12 +179,12 @@ def _set_logger(
     model: OffPolicyAlgorithm, rd: RunDir, spec: RunSpec, config: RunConfig, run_provenance: dict[str, Any]
 ) -> None:
     """SB3's log to TensorBoard (``tb/``, when tensorboard is installed) and, with ``spec.options.track``,
-    to wandb (:mod:`mtbench.tracking`)."""
+    to wandb (:mod:`mtbench.run.tracking`)."""
     outputs: list[KVWriter] = []
     if importlib.util.find_spec("tensorboard") is not None:
         outputs.append(make_output_format("tensorboard", str(rd.tensorboard_dir)))
     if spec.options.track == "wandb":
-        from mtbench.tracking import WandbWriter
+        from mtbench.run.tracking import WandbWriter
 
         name = f"{config.suite}/{config.name}/seed_{config.seed}"
         outputs.append(
@@ -236,8 +236,9 @@ def _keeping_precision(
     """``config`` to build the model of a run with: one resumed with ``precision=auto`` on the
     machine and device its checkpoint was written on keeps the precision it trained in there.
 
-    Measuring again could decide differently near :data:`mtbench.precision.BF16_MIN_SPEEDUP` and switch
-    precision mid-run; on another machine or device ``auto`` decides afresh.
+    Measuring again could decide differently near
+    :data:`mtbench.learner.precision.BF16_MIN_SPEEDUP` and switch precision mid-run; on another
+    machine or device ``auto`` decides afresh.
     """
     if config.train.precision != "auto" or not checkpoints.complete() or not rd.provenance_file.exists():
         return config
@@ -254,10 +255,10 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
     """Train and evaluate one run into its run directory and return the directory's path.
 
     An unfinished run resumes from its newest usable checkpoint. With
-    :func:`mtbench.checkpoint.request_stop` as SIGINT/SIGTERM handler a signal makes the run
-    checkpoint and raise :class:`mtbench.checkpoint.RunStopped`.
+    :func:`mtbench.run.checkpoint.request_stop` as SIGINT/SIGTERM handler a signal makes the run
+    checkpoint and raise :class:`mtbench.run.checkpoint.RunStopped`.
 
-    :param report: receives progress events and messages (see :data:`mtbench.callbacks.Report`);
+    :param report: receives progress events and messages (see :data:`mtbench.run.callbacks.Report`);
         without it messages go to stderr.
     """
     config, rd, done = check(spec)

@@ -1,7 +1,7 @@
 """bf16: where the updates' matmuls run in bf16, and which layers stay fp32.
 
 ``precision=bf16`` runs the forward passes of each update (:meth:`MultiTaskSAC._gradient_step
-<mtbench.sac.MultiTaskSAC._gradient_step>`) under bf16 autocast (:func:`autocast`): hidden
+<mtbench.learner.sac.MultiTaskSAC._gradient_step>`) under bf16 autocast (:func:`autocast`): hidden
 matmuls in bf16; parameters, gradients, optimizer state, targets and losses in fp32. Output layers
 (Q values, mean and log std, routing logits) compute in fp32, declared by the network that owns
 them: a task network runs its output layer inside :func:`full_precision`, and SB3's MLP networks
@@ -20,7 +20,7 @@ import torch as th
 from stable_baselines3.sac.policies import Actor, ContinuousCritic, SACPolicy
 from torch import nn
 
-from mtbench.timing import matmul_gflops
+from mtbench.learner.timing import matmul_gflops
 
 BF16_MIN_SPEEDUP = 1.5
 """How much faster than fp32 a CPU's bf16 matmuls must be for ``precision=auto`` to pick bf16."""
@@ -62,7 +62,7 @@ def full_precision(x: th.Tensor) -> Iterator[None]:
 class Fp32Linear(nn.Linear):
     """An output layer: ``nn.Linear`` computing in fp32 under bf16 autocast (its input cast to
     fp32); in fp32 runs exactly ``nn.Linear``. Marked as an output layer for the initialisations
-    (:func:`mtbench.layers.mark_output`)."""
+    (:func:`mtbench.learner.layers.mark_output`)."""
 
     output_layer = True
 
@@ -85,7 +85,7 @@ class Fp32Linear(nn.Linear):
 def fp32_sb3_outputs(policy: nn.Module) -> None:
     """Give SB3's SAC networks in ``policy`` explicit fp32 output layers, in place: the actor's
     ``mu`` and ``log_std`` and each Q network's last ``Linear`` become :class:`Fp32Linear` (same
-    parameters, same state-dict keys). Task networks (:mod:`mtbench.policies`) declare their own."""
+    parameters, same state-dict keys). Task networks (:mod:`mtbench.learner.policies`) declare their own."""
     if not isinstance(policy, SACPolicy):
         return
     actor = policy.actor

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mtbench import atomic
-from mtbench.evaluation import evaluate
-from mtbench.rundir import RunDir
+from mtbench.envs.evaluation import evaluate
+from mtbench.run import atomic
+from mtbench.run.rundir import RunDir
 
 if TYPE_CHECKING:
-    from mtbench.envs import TaskVectorEnv
+    from mtbench.envs.vector import TaskVectorEnv
 
 
 class EvalCallback(BaseCallback):

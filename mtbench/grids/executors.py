@@ -29,11 +29,11 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from mtbench import estimate
-from mtbench.checkpoint import RunStopped, StopRequest, request_stop
-from mtbench.config import RunConfig
-from mtbench.errors import UsageError
-from mtbench.runner import RunSpec, resolve_device, run_one
+from mtbench.grids import estimate
+from mtbench.run.checkpoint import RunStopped, StopRequest, request_stop
+from mtbench.run.runner import RunSpec, resolve_device, run_one
+from mtbench.settings.config import RunConfig
+from mtbench.settings.errors import UsageError
 
 PR_SET_PDEATHSIG = 1
 
@@ -48,7 +48,7 @@ class Outcome:
 
 
 OnEvent = Callable[[int, dict[str, Any]], None]
-"""Receives (run index in the grid, event): the events of :data:`mtbench.callbacks.Report` plus
+"""Receives (run index in the grid, event): the events of :data:`mtbench.run.callbacks.Report` plus
 ``{"event": "start"}``, ``{"event": "retry", "text": ...}`` and ``{"event": "end", "outcome": ...}``."""
 
 
@@ -195,7 +195,7 @@ def run_local(
     """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run).
 
     :param seconds: each run's expected duration; runs then start longest first, which keeps the
-        workers busy to the end (the schedule :func:`mtbench.estimate.grid_seconds` assumes).
+        workers busy to the end (the schedule :func:`mtbench.grids.estimate.grid_seconds` assumes).
     """
     ctx = mp.get_context("spawn")
     pending = list(range(len(specs)))

@@ -21,14 +21,14 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from mtbench.config import AGENT_PREFIX, RunConfig, get_preset, resolve_config
-from mtbench.envs import make_vector_env, save_env_rng
-from mtbench.errors import UsageError, choices
-from mtbench.evaluation import EvalResult, Policy, evaluate
-from mtbench.params import build_on_spaces
-from mtbench.registry import get_agent
-from mtbench.rundir import RunDir
-from mtbench.suites import STATE_DIM, Suite, parse_suite
+from mtbench.envs.evaluation import EvalResult, Policy, evaluate
+from mtbench.envs.vector import make_vector_env, save_env_rng
+from mtbench.run.params import build_on_spaces
+from mtbench.run.rundir import RunDir
+from mtbench.settings.config import AGENT_PREFIX, RunConfig, get_preset, resolve_config
+from mtbench.settings.errors import UsageError, choices
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import STATE_DIM, Suite, parse_suite
 
 Which = Literal["final", "best", "latest"]
 WHICH = ("final", "best", "latest")

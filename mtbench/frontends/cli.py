@@ -1,4 +1,4 @@
-"""The ``mtbench`` command line: parsing and printing only; the work happens in mtbench.runner."""
+"""The ``mtbench`` command line: parsing and printing only; the work happens in mtbench.run.runner."""
 
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mtbench.config import PRESETS, TrainConfig, field_docs
-from mtbench.errors import UsageError, WriteFailed
-from mtbench.registry import available_agents, get_agent, load_agent_module, load_errors
-from mtbench.rundir import RunDir
-from mtbench.suites import all_tasks, benchmarks, parse_suite
-from mtbench.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps, settings_text
+from mtbench.run.rundir import RunDir
+from mtbench.settings.config import PRESETS, TrainConfig, field_docs
+from mtbench.settings.errors import UsageError, WriteFailed
+from mtbench.settings.registry import available_agents, get_agent, load_agent_module, load_errors
+from mtbench.settings.suites import all_tasks, benchmarks, parse_suite
+from mtbench.settings.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps, settings_text
 
 if TYPE_CHECKING:  # the commands import these when they run: --help stays free of torch
-    from mtbench.estimate import Plan
-    from mtbench.executors import Executor
-    from mtbench.grid import Grid, GridRequest, GridResult
-    from mtbench.runner import RunOptions
+    from mtbench.grids.estimate import Plan
+    from mtbench.grids.executors import Executor
+    from mtbench.grids.grid import Grid, GridRequest, GridResult
+    from mtbench.run.runner import RunOptions
 
 app = typer.Typer(
     help="Train and compare multi-task RL agents on Meta-World MT10/MT50.",
@@ -170,7 +170,7 @@ class LineDisplay:
 
 def print_plan(plan: Plan, labels: list[str], names: list[str], smoke: bool) -> None:
     """Memory, parameters (``names``: the runs' agents or variants) and time of the planned runs."""
-    from mtbench.estimate import duration, gib
+    from mtbench.grids.estimate import duration, gib
 
     memory = max(plan.memory, key=lambda m: m.total)
     console.print(
@@ -345,8 +345,8 @@ def run(
 
     Runs execute in parallel (--workers, or --executor ray), checkpoint every few minutes, and an
     interrupted grid resumes where it stopped when the same command is run again."""
-    from mtbench.grid import Grid
-    from mtbench.runner import RunOptions
+    from mtbench.grids.grid import Grid
+    from mtbench.run.runner import RunOptions
 
     budget = {"steps_per_task": steps_per_task, "eval_every": eval_every, "eval_episodes": eval_episodes}
     budget["warmup_steps_per_task"] = warmup_steps
@@ -386,7 +386,7 @@ def _grid_request(
 ) -> GridRequest:
     """The grid ``mtbench run`` asks for, its options parsed (the agent modules registered first:
     ``--agents all`` includes their agents)."""
-    from mtbench.grid import GridRequest, parse_agents, parse_seeds
+    from mtbench.grids.grid import GridRequest, parse_agents, parse_seeds
 
     for module in options.agent_modules:
         load_agent_module(module)
@@ -439,7 +439,7 @@ def _report_after_run(paths: list[Path], out: Path) -> None:
 def _executor(
     name: str, workers: int | None, retries: int, address: str | None, cpus: float, gpus: float
 ) -> Executor:
-    from mtbench.executors import LocalPool, RayCluster
+    from mtbench.grids.executors import LocalPool, RayCluster
 
     executors: dict[str, Callable[[], Executor]] = {
         "local": lambda: LocalPool(workers=workers, retries=retries),
@@ -569,7 +569,7 @@ def eval_command(
     (the network is rebuilt from config.json): safe on run directories from others."""
     if video is not None:  # MuJoCo picks its GL backend when first imported: headless by default
         os.environ.setdefault("MUJOCO_GL", "egl")
-    from mtbench.saved import Which, evaluate_saved, record_videos
+    from mtbench.run.saved import Which, evaluate_saved, record_videos
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     which = cast("Which", checkpoint)  # checked by evaluate_saved
@@ -606,7 +606,7 @@ def routing_command(
     routes between modules. Runs write it when they end; this is for runs from before. Loads only
     tensors (the network is rebuilt from config.json)."""
     from mtbench.report.data import find_run_dirs
-    from mtbench.routing import write_saved_routing
+    from mtbench.run.routing import write_saved_routing
 
     try:
         run_dirs = [RunDir(path) for path in find_run_dirs(runs)]
@@ -649,8 +649,8 @@ def bench(
     import shlex
     import sys
 
-    from mtbench.bench import run_bench, write_section
-    from mtbench.grid import parse_agents
+    from mtbench.frontends.bench import run_bench, write_section
+    from mtbench.grids.grid import parse_agents
 
     try:
         parsed = parse_suite(suite)
@@ -709,14 +709,14 @@ def list_agents(
         table.add_column("description")
     for name, spec in available_agents().items():
         if params:
-            from mtbench.params import count_parameters  # builds the networks: torch
+            from mtbench.run.params import count_parameters  # builds the networks: torch
 
             cells = [f"{v:,}" for v in count_parameters(spec, parsed).values()]
         else:
             cells = [spec.description]
         table.add_row(name, *cells)
     if params:  # and the named grids' variants
-        from mtbench.params import count_parameters, with_settings
+        from mtbench.run.params import count_parameters, with_settings
 
         for grid_name, grid in NAMED_GRIDS.items():
             for variant in [Variant.parse(member) for member in grid.members if "=" in member]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from mtbench.errors import UsageError, choices
+from mtbench.settings.errors import UsageError, choices
 
 STATE_DIM = 39
 """Size of Meta-World's state observation, before the task one-hot."""

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 if TYPE_CHECKING:
-    from mtbench.envs import TaskVectorEnv
+    from mtbench.envs.vector import TaskVectorEnv
 
 
 def _unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:

@@ -27,15 +27,15 @@ import torch
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtbench.config import RunConfig
-from mtbench.envs import make_vector_env
-from mtbench.errors import UsageError
-from mtbench.layers import timing_only
-from mtbench.params import build_on_spaces, model_parameters, spaces_env
-from mtbench.registry import get_agent
-from mtbench.suites import STATE_DIM, parse_suite
-from mtbench.system import available_memory, usable_cores
-from mtbench.timing import matmul_gflops, ready_for_updates, update_seconds
+from mtbench.envs.vector import make_vector_env
+from mtbench.learner.layers import timing_only
+from mtbench.learner.timing import matmul_gflops, ready_for_updates, update_seconds
+from mtbench.run.params import build_on_spaces, model_parameters, spaces_env
+from mtbench.settings.config import RunConfig
+from mtbench.settings.errors import UsageError
+from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import STATE_DIM, parse_suite
+from mtbench.settings.system import available_memory, usable_cores
 
 MiB = 2**20
 PROCESS_BYTES = 300 * MiB
@@ -239,7 +239,7 @@ class Plan:
     memory: list[MemoryEstimate]
     run_seconds: list[float]
     parameters: list[dict[str, int]]
-    """Each run's actor and critic parameter counts (:func:`mtbench.params.model_parameters`)."""
+    """Each run's actor and critic parameter counts (:func:`mtbench.run.params.model_parameters`)."""
     available: int
     """Bytes of memory available on this machine now."""
     local: bool = True

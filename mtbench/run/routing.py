@@ -1,6 +1,6 @@
 """Routing arrays of runs whose policy network routes between modules, for the report's figures.
 
-A network routes when it is a :class:`mtbench.policies.RoutingNetwork` (it has a
+A network routes when it is a :class:`mtbench.learner.policies.RoutingNetwork` (it has a
 ``routing(x, task)`` method: the soft modules, or a plugin network that exposes its routing). A run
 of one writes ``routing.npz`` into its run directory when it ends; ``mtbench routing RUN_DIR``
 writes it for runs from before (:func:`write_saved_routing`). The report reads only that file.
@@ -16,13 +16,13 @@ import contextlib
 import numpy as np
 from stable_baselines3 import SAC
 
-from mtbench import atomic
-from mtbench.config import RunConfig
-from mtbench.envs import make_vector_env
-from mtbench.policies import RoutingNetwork, policy_routing
-from mtbench.rundir import RunDir
-from mtbench.saved import load_policy, run_config
-from mtbench.suites import parse_suite
+from mtbench.envs.vector import make_vector_env
+from mtbench.learner.policies import RoutingNetwork, policy_routing
+from mtbench.run import atomic
+from mtbench.run.rundir import RunDir
+from mtbench.run.saved import load_policy, run_config
+from mtbench.settings.config import RunConfig
+from mtbench.settings.suites import parse_suite
 
 MAX_POINTS = 1000
 """Routing samples per run (spread evenly over tasks)."""

@@ -2,7 +2,7 @@
 
 mtbench's tests run it on every built-in agent; a plugin's tests call it on the plugin's spec::
 
-    from mtbench.agent_check import check_agent
+    from mtbench.frontends.agent_check import check_agent
     from myplugin.wide import AGENT
 
     def test_wide_sac_is_an_mtbench_agent():
@@ -28,11 +28,11 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
-from mtbench.envs import make_vector_env
-from mtbench.registry import AgentSpec, register
-from mtbench.runner import RunSpec, resolve
-from mtbench.sb3_env import MetaWorldVecEnv
-from mtbench.suites import parse_suite
+from mtbench.envs.sb3 import MetaWorldVecEnv
+from mtbench.envs.vector import make_vector_env
+from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.registry import AgentSpec, register
+from mtbench.settings.suites import parse_suite
 
 SUITE = "reach-v3,drawer-close-v3,button-press-topdown-v3"
 SMALL = (("batch_size_per_task", 16), ("buffer_size_per_task", 1_000), ("warmup_steps_per_task", 20))
