@@ -299,6 +299,14 @@ class RewardScale:
                 self.high[t] = max(self.high[t], returns.max())
                 self.episodes[t] = []
 
+    def state(self) -> dict[str, Any]:
+        episodes = [list(e) for e in self.episodes]
+        return {"low": self.low.copy(), "high": self.high.copy(), "episodes": episodes}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.low, self.high = state["low"].copy(), state["high"].copy()
+        self.episodes = [list(e) for e in state["episodes"]]
+
     def denominators(self, alpha: float, target_entropy: float, v_max: float) -> np.ndarray:
         """``[T]``: what each task's rewards are divided by (inf before its first episode ends)."""
         largest = np.where(self.high > np.abs(self.low), self.high, np.abs(self.low))
@@ -327,6 +335,13 @@ class BRCSAC(MultiTaskSAC):
     @property
     def alpha(self) -> th.Tensor:
         return self.log_ent_coef.detach().exp().expand(self.num_tasks)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"reward_scale": self.reward_scale.state()}  # the episodes so far included
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if "reward_scale" in state:  # checkpoints from before lack it: they resume, not exactly
+            self.reward_scale.load(state["reward_scale"])
 
     def _store_transition(
         self,

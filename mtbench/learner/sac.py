@@ -190,6 +190,15 @@ class MultiTaskSAC(SAC):
         """
         loss.backward()
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a subclass keeps besides its networks, optimizers, temperatures, replay buffer,
+        counters and RNG states (running statistics, say), for checkpoints to store: a run resumes
+        exactly only if it does. Nothing here."""
+        return {}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`checkpoint_state` returned."""
+
     def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
         """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
         (task-major) batch, else a mask."""

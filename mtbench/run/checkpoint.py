@@ -7,7 +7,8 @@ A checkpoint is a folder ``<run>/checkpoints/step_<env steps>/`` holding
 - ``buffer.<field>.npy``: the filled rows of each replay-buffer array (read back memory-mapped,
   so resuming needs no second copy of the buffer in memory); observations without their task
   one-hot, as the buffer keeps them (checkpoints from before, with the one-hot, still resume);
-- ``state.pt``: step and update counters, episode statistics, the RNG states (python, numpy,
+- ``state.pt``: step and update counters, episode statistics, what the algorithm keeps besides
+  (:meth:`mtbench.learner.sac.MultiTaskSAC.checkpoint_state`), the RNG states (python, numpy,
   torch, CUDA, the action space of the warm-up actions, every training sub-env) and the
   callbacks' state (evaluation records written, next evaluation point, wall seconds so far);
 - ``MANIFEST.json``, written last: size and SHA-256 of every file.
@@ -46,6 +47,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from mtbench.learner.buffers import FIELDS as BUFFER_FIELDS
 from mtbench.learner.buffers import TaskStratifiedReplayBuffer
+from mtbench.learner.sac import MultiTaskSAC
 from mtbench.run import atomic
 
 FORMAT = 1
@@ -156,6 +158,7 @@ class Checkpoints:
             counters = {name: getattr(model, name) for name in COUNTERS}
             buffer_state = {"pos": buffer.pos, "full": buffer.full}
             extra = {"counters": counters, "buffer": buffer_state, "rng": capture_rng(model)}
+            extra["algorithm"] = model.checkpoint_state() if isinstance(model, MultiTaskSAC) else {}
             th.save(state | extra, tmp / "state.pt")
             files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
             manifest = {"format": FORMAT, "env_steps": model.num_timesteps, "files": files}
@@ -242,6 +245,8 @@ def _load(path: Path, model: OffPolicyAlgorithm, env: VecEnv) -> dict[str, Any]:
     for name, value in state["counters"].items():
         setattr(model, name, value)
     restore_rng(model, state["rng"])
+    if isinstance(model, MultiTaskSAC):
+        model.load_checkpoint_state(state.get("algorithm", {}))  # none in checkpoints from before
     env.env_method("load_checkpoint", state["env_rng"])
     return state
 
