@@ -6,6 +6,11 @@
 #   benchmarks/evidence_grid.sh            # start or resume (from the repository root)
 #   benchmarks/evidence_grid.sh --collect  # copy finished runs' plain files into $KEPT, to commit
 #
+# The report, once all nine are done (from the repository root):
+#   mtbench routing /work/evidence/runs-paper/fixed_mt10/soft_module/seed_*
+#   benchmarks/evidence_grid.sh --collect
+#   mtbench report reports/mt10-fixed-20k/runs --out reports/mt10-fixed-20k
+#
 # Start: a worktree of the commit the grid began at ($ROOT/wt, frozen: every run trains the same code)
 # with its own venv, the finished runs committed under $KEPT copied into $ROOT/runs-paper (the grid
 # skips them: a machine lost between sessions loses only unfinished runs), then two lanes (one core
@@ -28,6 +33,9 @@ if [ "${1:-}" = "--collect" ]; then
         run=$(dirname "$done"); dest=$KEPT/$(basename "$(dirname "$run")")/$(basename "$run")
         mkdir -p "$dest"
         cp "$run"/config.json "$run"/provenance.json "$run"/eval.jsonl "$run"/DONE "$dest"/
+        # the soft modules' routing arrays, written by `mtbench routing RUN_DIR` (the grid's frozen
+        # code predates runs writing them), so that the report reads the committed files only
+        if [ -e "$run"/routing.npz ]; then cp "$run"/routing.npz "$dest"/; fi
         echo "kept $dest"
     done
     exit 0
