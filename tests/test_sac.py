@@ -393,7 +393,7 @@ class _RecordingTaskLosses(MultiTaskSAC):
 
     def combine_task_losses(self, loss, task_loss, module):
         self.seen.append(
-            (module is self.critic, float(loss), [float(task_loss(t)) for t in range(self.num_tasks)])
+            (module is self.critic, loss.item(), [task_loss(t).item() for t in range(self.num_tasks)])
         )
         loss.backward()
 
