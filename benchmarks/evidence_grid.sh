@@ -9,7 +9,7 @@
 # The report, once all nine are done (from the repository root):
 #   mtbench routing /work/evidence/runs-paper/fixed_mt10/soft_module/seed_*
 #   benchmarks/evidence_grid.sh --collect
-#   mtbench report reports/mt10-fixed-20k/runs --out reports/mt10-fixed-20k
+#   mtbench report reports/mt10-fixed-20k/runs --out reports/mt10-fixed-20k/report
 #
 # Start: a worktree of the commit the grid began at ($ROOT/wt, frozen: every run trains the same code)
 # with its own venv, the finished runs committed under $KEPT copied into $ROOT/runs-paper (the grid

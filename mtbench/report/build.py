@@ -217,7 +217,8 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
         Text(
             "Routing probabilities of each routing network's policy on observations from rolling out its "
             "own deterministic policy (one evaluation env of the suite with the goals of seed 0, the same "
-            "for every run; the run wrote them into its `routing.npz` when it ended). "
+            "for every run; in the run's `routing.npz`, written when the run ended or later by "
+            "`mtbench routing`). "
             "Heatmap: mean probability per task of each routing entry; t-SNE: one point per observation, "
             "coloured by task."
         )
