@@ -254,6 +254,12 @@ def test_report_files(runs, tmp_path):
     assert "| soft_module | 81.2 | 65.9 |" in text  # the parameter-scaling study's
     own = "| this report | Meta-World v3 | v2 | 500 | 50 per task | 100 | 10 | at any step | final | 3 |"
     assert own in text  # the report's protocol with the published ones' fields
+    assert "| CARE paper (mtrl) | Meta-World v1" in text and "| mt_sac | 49.0 | 36.0 |" in text
+    tables = summary["published"]  # every published table in summary.json with all its protocol's fields
+    assert [t["name"] for t in tables][-1] == "CARE paper (mtrl)"
+    assert all(set(t["protocol"]) == set(summary["this_report_protocol"]) for t in tables)
+    assert all(all(v.strip() for v in t["protocol"].values()) for t in tables)
+    assert summary["this_report_protocol"]["seeds"] == "3"
 
     reader = PdfReader(out / "report.pdf")
     pdf_text = "\n".join(page.extract_text() for page in reader.pages)
@@ -294,7 +300,9 @@ def test_partial_and_bad_data_are_left_out_with_reasons(runs, tmp_path):
 
     md = build_report([runs], tmp_path / "rep", reps=100).read_text()
     assert "line 2: unreadable" in md and "still in progress" in md
-    assert "Fewer than 3 runs for mix_expert" in md
+    assert "Fewer than 5 runs for mix_expert (1), mt_sac (3), soft_module (3)" in md
+    assert "| final | mix_expert 1, mt_sac 3, soft_module 3 |" in md  # runs per agent in its protocol row
+    assert "With fewer than 4 runs (mix_expert, mt_sac, soft_module) the IQM is the mean" in md
 
 
 @pytest.mark.parametrize(
@@ -390,6 +398,7 @@ def test_routing_figures_from_a_real_soft_module_run(tmp_path):
     assert list(written["task_ids"][:4]) == [0, 1, 0, 1] and written["columns"][-1] == "last: 1"
     md = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
     assert "figures/routing_soft_module_seed0.png" in md
+    assert "## 9. Routing" in md  # the section's title, not the last run's
     assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()
 
     routed.routing_file.unlink()

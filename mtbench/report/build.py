@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,10 @@ from mtbench.settings.suites import FIXED_PREFIX
 from mtbench.settings.variants import settings_text
 
 DEFAULT_REFERENCE = "mt_sac"
+
+
+FEW_RUNS = 5
+"""Below this many runs per agent the setup section says that the intervals only show the runs' spread."""
 
 
 def _ci(point: float, low: float, high: float) -> str:
@@ -93,9 +97,9 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
         ["budget per task", f"{train['steps_per_task']:,} env steps"],
         [
             "evaluation",
-            f"{train['eval_episodes']} episodes per task of {train['episode_steps']} steps (Meta-World "
-            f"v3), every {train['eval_every']:,} steps per task, before training and at the end; "
-            "success = solved at any step of the episode",
+            f"{train['eval_episodes']} episode{'' if train['eval_episodes'] == 1 else 's'} per task of "
+            f"{train['episode_steps']} steps (Meta-World v3), every {train['eval_every']:,} steps per task, "
+            "before training and at the end; success = solved at any step of the episode",
         ],
         ["reward version", str(train["reward_version"])],
         [
@@ -132,10 +136,14 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
         blocks.append(Text("Variants (an agent with settings of its own, compared like an agent):"))
         rows = [[name, v["agent"], _settings_text(v)] for name, v in variants.items()]
         blocks.append(Table(["variant", "base agent", "differs from the base agent in"], rows))
-    few = [a for a in col.agents if len(col.runs_of(a)) < 3]
+    few = [f"{a} ({len(col.runs_of(a))})" for a in col.agents if len(col.runs_of(a)) < FEW_RUNS]
     if few:
         blocks.append(
-            Text(f"Fewer than 3 runs for {', '.join(few)}: their intervals are too narrow to trust.")
+            Text(
+                f"Fewer than {FEW_RUNS} runs for {', '.join(few)}: a bootstrap interval over so few runs is "
+                "narrower than the uncertainty it stands for (zero width where every run scored the same); "
+                "read it as the spread of these runs."
+            )
         )
     blocks.append(
         Text("**Left out**:" if col.left_out else "Nothing was left out: every run found was used.")
@@ -226,16 +234,14 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
     for routing in routings:
         name = f"{routing.run.agent}_seed{routing.run.seed}"
         heat, tsne = fig_dir / f"routing_{name}.png", fig_dir / f"routing_tsne_{name}.png"
-        title = f"{routing.run.agent}, seed {routing.run.seed}"
-        figures.routing_heatmap(routing.per_task(len(col.tasks)), routing.columns, col.tasks, title, heat)
-        figures.tsne_figure(
-            routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {title}", tsne
-        )
+        run = f"{routing.run.agent}, seed {routing.run.seed}"
+        figures.routing_heatmap(routing.per_task(len(col.tasks)), routing.columns, col.tasks, run, heat)
+        figures.tsne_figure(routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {run}", tsne)
         blocks += [
-            Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {title}."),
+            Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {run}."),
             Image(
                 f"figures/{tsne.name}",
-                f"t-SNE of routing vectors: {title}"
+                f"t-SNE of routing vectors: {run}"
                 + (" (colours in task-id order around the hue circle)." if len(col.tasks) > 20 else "."),
             ),
         ]
@@ -245,6 +251,12 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
 def own_protocol(col: Collection) -> published.Protocol:
     """This report's runs described with the fields of the published protocols."""
     train = col.protocol
+    counts = {a: len(col.runs_of(a)) for a in col.agents}
+    seeds = (
+        _distinct(counts.values())
+        if len(set(counts.values())) == 1
+        else _distinct(f"{a} {n}" for a, n in counts.items())
+    )
     return published.Protocol(
         env="Meta-World v3",
         reward=str(train["reward_version"]),
@@ -254,7 +266,7 @@ def own_protocol(col: Collection) -> published.Protocol:
         eval_episodes=str(train["eval_episodes"]),
         success="at any step",
         checkpoint="final",
-        seeds=_distinct(len(col.runs_of(a)) for a in col.agents),
+        seeds=seeds,
         statistic="IQM and mean over runs of the mean over tasks",
     )
 
@@ -274,8 +286,11 @@ def _published(col: Collection) -> Part:
             Text(f"**{table.name}**, success rate in percent, not run here. Source: {table.source}."),
             Table(["method", *table.columns], rows),
         ]
-    blocks.append(Bullets([f"{protocol}: {numbers}" for protocol, numbers in published.OTHER]))
-    return Part("Published results (not run here; context only)", blocks)
+    summary = {
+        "this_report_protocol": asdict(own_protocol(col)),
+        "published": [asdict(t) for t in published.TABLES],
+    }
+    return Part("Published results (not run here; context only)", blocks, summary)
 
 
 @dataclass(frozen=True)
@@ -432,6 +447,10 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
         "Success at every evaluation point, one score per run (its mean over tasks): IQM over runs with "
         "95% CI bands, and the mean over runs as a dotted line."
     )
+    few = [a for a in ctx.col.agents if len(ctx.col.runs_of(a)) < 4]
+    if few:
+        text += f" With fewer than 4 runs ({', '.join(few)}) the IQM is the mean: "
+        text += "its dotted line lies on the solid one."
     return Part(
         "Sample efficiency",
         [
