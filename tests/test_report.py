@@ -430,6 +430,22 @@ def test_the_report_reads_files_only(tmp_path):
     assert (tmp_path / "rep" / "figures" / "routing_soft_module_seed0.png").is_file()
 
 
+def test_a_collapsed_routing_gets_its_heatmap_and_no_tsne(tmp_path):
+    """All routing vectors equal (a soft-module run of the 20k grid): scikit-learn's t-SNE would
+    crash the process, so the report says why there is none."""
+    routed = fabricate(tmp_path / "runs", "soft_module", 0, [0.6, 0.8])
+    np.savez(
+        routed / "routing.npz",
+        vectors=np.tile([1.0, 0.0, 1.0, 0.0], (40, 1)),
+        task_ids=np.tile([0, 1], 20),
+        columns=[f"c{i}" for i in range(4)],
+    )
+    text = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
+    assert "No t-SNE for soft_module, seed 0: all 40 of its routing vectors are the same" in text
+    assert (tmp_path / "rep" / "figures" / "routing_soft_module_seed0.png").is_file()
+    assert not (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").exists()
+
+
 def test_an_unreadable_routing_file_is_left_out(tmp_path):
     fabricate(tmp_path / "runs", "mt_sac", 0, [0.5, 0.9])
     routed = fabricate(tmp_path / "runs", "soft_module", 0, [0.6, 0.8])
@@ -499,8 +515,14 @@ def test_a_bad_external_file_exits_2_and_writes_nothing(tmp_path, content, fragm
 def test_setup_names_the_smoke_preset_each_agents_precision_and_seed_counts(tmp_path):
     fabricate(tmp_path / "runs", "mt_sac", 0, [0.5, 0.9])
     fabricate(tmp_path / "runs", "soft_module", 0, [0.5, 0.9])
-    fabricate(tmp_path / "runs", "soft_module", 1, [0.5, 0.9])
+    moved = fabricate(tmp_path / "runs", "soft_module", 1, [0.5, 0.9]) / "provenance.json"
+    moved.write_text(json.dumps(json.loads(moved.read_text()) | {"cpu": "Intel Xeon", "device": "cpu"}))
     text = build_report([tmp_path / "runs"], tmp_path / "report", reps=50).read_text()
     assert "the smoke preset `quick` (100 env steps per task)" in text
+    machines = (
+        "n/a, device n/a (mt_sac seed 0, soft_module seed 0); Intel Xeon, device cpu (soft_module seed 1)"
+    )
+    assert f"| machines | {machines} |" in text  # each machine with the runs it ran
+    assert "| code | abc |" in text  # one value where all runs agree
     assert "mt_sac: 1 (seed 0); soft_module: 2 (seeds 0, 1)" in text
     assert "| precision | mt_sac: n/a; soft_module: n/a |" in text  # fabricated provenance has none

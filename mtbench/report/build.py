@@ -7,7 +7,7 @@ a failure leaves any earlier report untouched and no half-written one behind.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +53,16 @@ def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values))
 
 
+def _per_run(runs: list[Run], value: Callable[[dict[str, Any]], str]) -> str:
+    """``value`` of the runs' provenance; where runs differ, each value with the runs it holds for."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(value(run.provenance), []).append(run)
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{v} ({', '.join(f'{r.agent} seed {r.seed}' for r in rs)})" for v, rs in groups.items())
+
+
 @dataclass(frozen=True)
 class Part:
     """One section of the report: its title (numbered by position), its blocks, and its part of
@@ -80,7 +90,6 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
     runs = col.runs
     train = col.protocol
     configs = [r.config for r in runs]
-    prov = [r.provenance for r in runs]
     blocks: list[Block] = []
     smoke = _distinct(f"`{c['preset']}`" for c in configs if c.get("smoke"))
     if smoke:
@@ -114,20 +123,22 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
             ),
         ],
         ["statistics", f"rliable, 95% stratified-bootstrap CIs, {reps:,} replications, seed {seed}"],
-        ["mtbench version", _distinct(p.get("mtbench_version", "n/a") for p in prov)],
+        ["mtbench version", _per_run(runs, lambda p: p.get("mtbench_version", "n/a"))],
         [
             "code",
-            _distinct(
-                f"{p['git_commit'][:10]}{' (dirty)' if p.get('git_dirty') else ''}"
-                if p.get("git_commit")
-                else "unknown (not run from a git checkout)"
-                for p in prov
+            _per_run(
+                runs,
+                lambda p: (
+                    f"{p['git_commit'][:10]}{' (dirty)' if p.get('git_dirty') else ''}"
+                    if p.get("git_commit")
+                    else "unknown (not run from a git checkout)"
+                ),
             ),
         ],
-        ["machines", _distinct(f"{p.get('cpu', 'n/a')}, device {p.get('device', 'n/a')}" for p in prov)],
+        ["machines", _per_run(runs, lambda p: f"{p.get('cpu', 'n/a')}, device {p.get('device', 'n/a')}")],
         [
             "packages",
-            _distinct(", ".join(f"{k} {v}" for k, v in sorted(p.get("packages", {}).items())) for p in prov),
+            _per_run(runs, lambda p: ", ".join(f"{k} {v}" for k, v in sorted(p.get("packages", {}).items()))),
         ],
     ]
     blocks.append(Table(["setting", "value"], rows))
@@ -236,15 +247,23 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
         heat, tsne = fig_dir / f"routing_{name}.png", fig_dir / f"routing_tsne_{name}.png"
         run = f"{routing.run.agent}, seed {routing.run.seed}"
         figures.routing_heatmap(routing.per_task(len(col.tasks)), routing.columns, col.tasks, run, heat)
+        blocks.append(Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {run}."))
+        if routing.collapsed:
+            blocks.append(
+                Text(
+                    f"No t-SNE for {run}: all {len(routing.vectors)} of its routing vectors are the same "
+                    "(the heatmap's rows); its routing took one path on every observation."
+                )
+            )
+            continue
         figures.tsne_figure(routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {run}", tsne)
-        blocks += [
-            Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {run}."),
+        blocks.append(
             Image(
                 f"figures/{tsne.name}",
                 f"t-SNE of routing vectors: {run}"
                 + (" (colours in task-id order around the hue circle)." if len(col.tasks) > 20 else "."),
-            ),
-        ]
+            )
+        )
     return Part(title, blocks)
 
 

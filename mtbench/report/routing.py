@@ -31,8 +31,16 @@ class Routing:
         """``[T, D]`` mean routing vector of each task."""
         return np.stack([self.vectors[self.task_ids == t].mean(axis=0) for t in range(num_tasks)])
 
+    @property
+    def collapsed(self) -> bool:
+        """Every vector is the same: the routing took one path on every observation.
+
+        t-SNE has nothing to embed then (scikit-learn's crashes the process on such input).
+        """
+        return bool((np.ptp(self.vectors, axis=0) == 0).all())
+
     def tsne(self, seed: int) -> np.ndarray:
-        """``[N, 2]`` t-SNE embedding of the routing vectors."""
+        """``[N, 2]`` t-SNE embedding of the routing vectors (not :attr:`collapsed`)."""
         perplexity = float(min(30, len(self.vectors) - 1))
         return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
 
