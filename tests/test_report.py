@@ -515,14 +515,15 @@ def test_a_bad_external_file_exits_2_and_writes_nothing(tmp_path, content, fragm
 def test_setup_names_the_smoke_preset_each_agents_precision_and_seed_counts(tmp_path):
     fabricate(tmp_path / "runs", "mt_sac", 0, [0.5, 0.9])
     fabricate(tmp_path / "runs", "soft_module", 0, [0.5, 0.9])
-    moved = fabricate(tmp_path / "runs", "soft_module", 1, [0.5, 0.9]) / "provenance.json"
+    fabricate(tmp_path / "runs", "soft_module", 1, [0.5, 0.9])
+    moved = fabricate(tmp_path / "runs", "soft_module", 2, [0.5, 0.9]) / "provenance.json"
     moved.write_text(json.dumps(json.loads(moved.read_text()) | {"cpu": "Intel Xeon", "device": "cpu"}))
     text = build_report([tmp_path / "runs"], tmp_path / "report", reps=50).read_text()
     assert "the smoke preset `quick` (100 env steps per task)" in text
     machines = (
-        "n/a, device n/a (mt_sac seed 0, soft_module seed 0); Intel Xeon, device cpu (soft_module seed 1)"
+        "n/a, device n/a (mt_sac seed 0, soft_module seeds 0, 1); Intel Xeon, device cpu (soft_module seed 2)"
     )
     assert f"| machines | {machines} |" in text  # each machine with the runs it ran
     assert "| code | abc |" in text  # one value where all runs agree
-    assert "mt_sac: 1 (seed 0); soft_module: 2 (seeds 0, 1)" in text
+    assert "mt_sac: 1 (seed 0); soft_module: 3 (seeds 0, 1, 2)" in text
     assert "| precision | mt_sac: n/a; soft_module: n/a |" in text  # fabricated provenance has none

@@ -44,9 +44,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
 
 
+def _seed_list(runs: list[Run]) -> str:
+    """``seeds 0, 1, 2``, ``seed 0``."""
+    return f"seed{'s' if len(runs) > 1 else ''} {_distinct(r.seed for r in runs)}"
+
+
 def _seeds(runs: list[Run]) -> str:
     """``3 (seeds 0, 1, 2)``, ``1 (seed 0)``."""
-    return f"{len(runs)} (seed{'s' if len(runs) > 1 else ''} {_distinct(r.seed for r in runs)})"
+    return f"{len(runs)} ({_seed_list(runs)})"
 
 
 def _distinct(values: Iterable[Any]) -> str:
@@ -60,7 +65,13 @@ def _per_run(runs: list[Run], value: Callable[[dict[str, Any]], str]) -> str:
         groups.setdefault(value(run.provenance), []).append(run)
     if len(groups) == 1:
         return next(iter(groups))
-    return "; ".join(f"{v} ({', '.join(f'{r.agent} seed {r.seed}' for r in rs)})" for v, rs in groups.items())
+    return "; ".join(f"{v} ({_runs_text(rs)})" for v, rs in groups.items())
+
+
+def _runs_text(runs: list[Run]) -> str:
+    """``mt_sac seeds 0, 1, soft_module seed 2``: the runs, their seeds grouped by agent."""
+    agents = dict.fromkeys(r.agent for r in runs)
+    return ", ".join(f"{a} {_seed_list([r for r in runs if r.agent == a])}" for a in agents)
 
 
 @dataclass(frozen=True)
