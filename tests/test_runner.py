@@ -160,8 +160,7 @@ def test_a_resumed_run_gives_the_same_records(tmp_path, monkeypatch, uninterrupt
 def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, monkeypatch, machine):
     """``auto`` is measured: near the threshold a second measurement can decide differently. A run
     resumed where it started keeps its precision; on another machine ``auto`` decides afresh."""
-    small = (*RESUMABLE, ("agent.hidden_sizes", (64, 64)))
-    spec = run_spec(tmp_path, overrides=small, checkpoint_every=0)
+    spec = run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0)
     monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the measurement when it started
     crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
     with pytest.raises(Crash):
