@@ -28,7 +28,8 @@ As the authors' JAX code (naumix/BiggerRegularizedCategorical, ``jaxrl/networks.
 - **Per-task reward scaling**: rewards stay raw in the replay buffer; each sampled batch's are
   divided, per task, by ``(G + alpha |A| / (4 (1 - gamma))) / 10`` with ``G`` the largest
   ``|discounted return-to-go|`` of that task's finished episodes so far (a truncated episode
-  bootstrapped with its mean reward / (1 - gamma)) and the current alpha.
+  bootstrapped with its mean reward / (1 - gamma)) and alpha, once per env step with the alpha
+  from before that step's updates (both updates of the step share the scale).
 
 What SB3's structure and mtbench's harness change (docs/agents.md lists it too): batches are
 task-stratified (``ceil(1024 / T)`` per task) where theirs are uniform over all transitions;
@@ -325,6 +326,11 @@ class BRCSAC(MultiTaskSAC):
             raise ValueError(
                 f"brc weighs no task's loss: loss_weighting must be none, not {self.loss_weighting!r}"
             )
+        if self.update_order != "sb3":
+            raise ValueError(
+                f"brc updates in its authors' order (critic, actor, temperature): update_order must be "
+                f"sb3, not {self.update_order!r}"
+            )
         super()._setup_model()
         self.log_ent_coef = self.log_ent_coef[:1].detach().clone().requires_grad_(True)  # one for all tasks
         self.ent_coef_optimizer = th.optim.Adam(
@@ -356,12 +362,21 @@ class BRCSAC(MultiTaskSAC):
         self.reward_scale.update(reward, dones, truncated)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.update_reward_denominators()
+        super().train(gradient_steps, batch_size)
+
+    def update_reward_denominators(self) -> None:
+        """What each task's rewards are divided by ``[T]`` in the next updates: set once per env step,
+        from the temperature before that step's updates, as the authors' normalizer does."""
+        alpha = float(self.log_ent_coef.detach().exp())
+        scale = self.reward_scale.denominators(alpha, self.target_entropy, float(self.critic.support[-1]))
+        self.reward_denominators = th.as_tensor(scale, dtype=th.float32, device=self.device)
+
     def _gradient_step(self, batch: Any, q_networks: list[nn.Module]) -> th.Tensor:
         task = self.task_ids(batch.observations)  # [N]
         alpha = self.log_ent_coef.detach().exp()  # [1]
-        v_max = float(self.critic.support[-1])
-        scale = self.reward_scale.denominators(float(alpha), self.target_entropy, v_max)
-        rewards = batch.rewards / th.as_tensor(scale, dtype=th.float32, device=self.device)[task].unsqueeze(1)
+        rewards = batch.rewards / self.reward_denominators[task].unsqueeze(1)
         discounts = getattr(batch, "discounts", None)
         discounts = (1 - batch.dones) * (self.gamma if discounts is None else discounts)  # [N, 1]
 

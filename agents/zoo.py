@@ -15,8 +15,10 @@ from mtbench.settings.registry import AgentSpec, lazy_build
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020"
 BALANCED = {"loss_weighting": "log_alpha"}
 """Balanced multi-task SAC, as the authors' soft-module configs (``temp_reweight: true``)."""
-METAWORLD_PLUS = {"init": "metaworld_plus"}
-"""Meta-World+'s initialisation, for the agents whose reference numbers are Meta-World+'s."""
+METAWORLD_PLUS = {"init": "metaworld_plus", "warmup_actions": "uniform", "update_order": "sb3"}
+"""Meta-World+'s loop (rainx0r/metaworld-algorithms): its initialisation, uniform random warm-up
+actions, and SB3's update order (critic, then actor against the updated critic, then temperature),
+for the agents whose reference numbers are Meta-World+'s."""
 
 
 @dataclass(frozen=True)
@@ -237,5 +239,11 @@ BRC = AgentSpec(
         "gradient_steps": 2,
         "max_grad_norm": None,
         "precision": "fp32",
+        # the authors' loop (naumix/BiggerRegularizedCategorical): lr 3e-4 (also under the CPU
+        # presets), their networks' own init, uniform random warm-up; BRCSAC has its own update order
+        "learning_rate": 3e-4,
+        "init": "torch",
+        "warmup_actions": "uniform",
+        "update_order": "sb3",
     },
 )

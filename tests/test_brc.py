@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.logger import Logger
 
 from mtbench.report.external import read_external
 from mtbench.run.params import spaces_env
@@ -161,6 +162,7 @@ def test_a_gradient_step_has_the_authors_losses(model):
     before = {net: _state(getattr(model, net)) for net in ("actor", "critic", "critic_target")}
     tensors = SimpleNamespace(**{k: th.as_tensor(v, dtype=th.float32) for k, v in vars(batch).items()})
 
+    model.update_reward_denominators()
     th.manual_seed(7)
     losses = model._gradient_step(tensors, list(model.critic.q_networks)).numpy()
     th.manual_seed(7)
@@ -198,6 +200,32 @@ def test_a_gradient_step_has_the_authors_losses(model):
     temperature_loss = alpha * (-log_probs.mean() - target_entropy)
 
     np.testing.assert_allclose(losses[:3], [actor_loss, critic_loss, temperature_loss], rtol=1e-4, atol=1e-5)
+
+
+def test_the_updates_of_an_env_step_share_the_reward_scale_from_before_them(model):
+    """train.py: one normalisation per env step, with the temperature from before that step's
+    updates (``updates_per_step`` 2), though each update moves the temperature."""
+    scale = model.reward_scale
+    scale.low, scale.high = np.array([-3.0, 1.0, 2.0]), np.array([40.0, -2.0, 80.0])
+    alpha = float(model.log_ent_coef.detach().exp())
+    expected = scale.denominators(alpha, model.target_entropy, float(model.critic.support[-1]))
+    seen = []
+
+    def gradient_step(batch, q_networks):
+        seen.append(model.reward_denominators.numpy().copy())
+        with th.no_grad():
+            model.log_ent_coef += 1.0  # the temperature moves with every update
+        return th.zeros(5)
+
+    model._gradient_step = gradient_step
+    model.replay_buffer.sample = lambda *args, **kwargs: None
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.train(gradient_steps=2, batch_size=8)
+    assert len(seen) == 2
+    for denominators in seen:
+        np.testing.assert_allclose(denominators, expected, rtol=1e-6)
+    moved = scale.denominators(alpha * np.e, model.target_entropy, float(model.critic.support[-1]))
+    assert not np.allclose(moved, expected)  # the test would see a per-update scale
 
 
 def test_reward_scale_follows_the_authors_normalizer():

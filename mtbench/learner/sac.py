@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any, get_args
 
+import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
@@ -15,7 +16,7 @@ from torch import nn
 from mtbench.learner.buffers import TaskStratifiedReplayBuffer
 from mtbench.learner.layers import TaskGrouping, authors_init, metaworld_plus_init
 from mtbench.learner.precision import autocast, bf16_pays, fp32_sb3_outputs
-from mtbench.settings.config import Init, LossWeighting, Precision
+from mtbench.settings.config import Init, LossWeighting, Precision, UpdateOrder, WarmupActions
 from mtbench.settings.errors import Diverged
 
 
@@ -49,7 +50,12 @@ class MultiTaskSAC(SAC):
     :param env: a VecEnv whose sub-env ``i`` runs task ``i`` (see :mod:`mtbench.envs.vector`).
     :param batch_size_per_task: transitions per task in each batch (authors: 128).
     :param buffer_size_per_task: replay capacity per task (FIFO).
-    :param learning_starts_per_task: env steps per task with uniform random actions before updates.
+    :param learning_starts_per_task: env steps per task before the first update (warm-up).
+    :param warmup_actions: who acts during warm-up: ``policy`` (the initial policy, sampled; Yang et
+        al.'s code) or ``uniform`` (uniform random actions; SB3's).
+    :param update_order: ``authors`` (Yang et al.'s code: the temperatures' new values weigh the
+        update, the actor's loss uses the critics before their step) or ``sb3`` (SB3's: the
+        temperatures' old values, the actor's loss against the updated critics).
     :param loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing;
         the authors' default, on for their soft-module runs only).
     :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
@@ -84,6 +90,8 @@ class MultiTaskSAC(SAC):
         q_bound_margin: float | None = 10.0,
         precision: Precision = "fp32",
         init: Init = "torch",
+        warmup_actions: WarmupActions = "uniform",
+        update_order: UpdateOrder = "sb3",
         **sac_kwargs: Any,
     ):
         num_tasks = env.num_envs if env is not None else 1
@@ -104,6 +112,14 @@ class MultiTaskSAC(SAC):
         if init not in get_args(Init):
             raise ValueError(f"init must be one of {', '.join(get_args(Init))}, not {init!r}")
         self.init = init
+        for name, value, kind in (
+            ("warmup_actions", warmup_actions, WarmupActions),
+            ("update_order", update_order, UpdateOrder),
+        ):
+            if value not in get_args(kind):
+                raise ValueError(f"{name} must be one of {', '.join(get_args(kind))}, not {value!r}")
+        self.warmup_actions = warmup_actions
+        self.update_order = update_order
         sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
         # fused Adam: one pass over each parameter instead of several (about 5x faster on CPU)
         policy_kwargs = dict(sac_kwargs.pop("policy_kwargs", None) or {})
@@ -206,25 +222,37 @@ class MultiTaskSAC(SAC):
         size = grouping.size if grouping.stratified else 0
         return slice(t * size, (t + 1) * size) if size else task == t
 
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """SB3's, except that with ``warmup_actions="policy"`` the initial policy acts in warm-up too."""
+        if self.warmup_actions == "policy":
+            learning_starts = 0
+        return super()._sample_action(learning_starts, action_noise, n_envs)
+
     def _gradient_step(self, batch: Any, q_networks: list[nn.Module]) -> th.Tensor:
-        """One update of temperatures, critics and actor on ``batch``; ``[5]``, detached: the losses
-        (actor, critic, temperature), the batch's largest |Q| and largest |reward|."""
+        """One update of temperatures, critics and actor on ``batch``, in ``update_order``; ``[5]``,
+        detached: the losses (actor, critic, temperature), the batch's largest |Q| and largest |reward|."""
         task = self.task_ids(batch.observations)  # [N]
         # an n-step buffer (SB3 >= 2.8) gives gamma ** n per sample, as SB3's SAC reads it
         discounts = getattr(batch, "discounts", None)
         discounts = self.gamma if discounts is None else discounts
+        authors = self.update_order == "authors"
 
-        # temperature: each task's log alpha moves only with that task's samples
+        # temperature: each task's log alpha moves only with that task's samples; sb3 takes alpha and
+        # the weights before its step, the authors after it
         with self.autocast():
             actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
         log_prob = log_prob.reshape(-1, 1)  # [N, 1]
         log_alpha = self.log_ent_coef[task].unsqueeze(1)  # [N, 1]
         alpha_loss = -(log_alpha * (log_prob + self.target_entropy).detach()).mean()
-        alpha = self.alpha[task].unsqueeze(1)  # [N, 1], value before this update
-        weights = task_loss_weights(self.log_ent_coef.detach(), self.loss_weighting)[task].unsqueeze(1)
+        if not authors:
+            alpha, weights = self._alpha_and_weights(task)
         self.ent_coef_optimizer.zero_grad()
         alpha_loss.backward()
         self.ent_coef_optimizer.step()
+        if authors:
+            alpha, weights = self._alpha_and_weights(task)
 
         # critic: weighted soft TD regression, mean(w (q - target)^2) per Q network with no 0.5
         # factor (authors' code; it matters when the gradient clip binds); timeouts were
@@ -243,18 +271,7 @@ class MultiTaskSAC(SAC):
                 qs = self.critic(obs, actions)
             return th.stack([(w * (q - target) ** 2).mean() for q in qs]).sum(), qs
 
-        critic_loss, qs = critic_loss_of()
-        q_max = th.cat(qs, dim=1).detach().abs().max()
-        self.critic.optimizer.zero_grad()
-        self.combine_task_losses(
-            critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], self.critic
-        )
-        for q_net in q_networks:
-            self._clip(q_net)
-        self.critic.optimizer.step()
-
-        # actor: weighted policy loss against the smaller of the two Q estimates; the critic
-        # parameters are frozen meanwhile, so no gradient is computed for them
+        # actor: weighted policy loss against the smaller of the two Q estimates
         def actor_loss_of(rows: slice | th.Tensor | None = None) -> th.Tensor:
             obs, actions, log_p, w, a = (batch.observations, actions_pi, log_prob, weights, alpha)
             with self.autocast():
@@ -265,15 +282,19 @@ class MultiTaskSAC(SAC):
                 q = th.cat(self.critic(obs, actions), dim=1).min(dim=1, keepdim=True).values
             return (w * (a * log_p - q)).mean()
 
-        self.critic.requires_grad_(False)
-        try:
-            actor_loss = actor_loss_of()
-            self.actor.optimizer.zero_grad()
-            self.combine_task_losses(actor_loss, lambda t: actor_loss_of(self.task_rows(task, t)), self.actor)
-        finally:
-            self.critic.requires_grad_(True)
-        self._clip(self.actor)
-        self.actor.optimizer.step()
+        critic_loss, qs = critic_loss_of()
+        q_max = th.cat(qs, dim=1).detach().abs().max()
+        if authors:  # the actor's loss against the critics before their step
+            actor_loss = self._actor_step(actor_loss_of, task)
+        self.critic.optimizer.zero_grad()
+        self.combine_task_losses(
+            critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], self.critic
+        )
+        for q_net in q_networks:
+            self._clip(q_net)
+        self.critic.optimizer.step()
+        if not authors:  # the actor's loss against the updated critics
+            actor_loss = self._actor_step(actor_loss_of, task)
 
         self._n_updates += 1
         if self._n_updates % self.target_update_interval == 0:
@@ -284,6 +305,25 @@ class MultiTaskSAC(SAC):
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         r_max = batch.rewards.abs().max()
         return th.stack([actor_loss, critic_loss, alpha_loss, q_max, r_max]).detach()
+
+    def _alpha_and_weights(self, task: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """The temperature and loss weight ``[N, 1]`` of each sample of tasks ``task [N]``, now."""
+        weights = task_loss_weights(self.log_ent_coef.detach(), self.loss_weighting)
+        return self.alpha[task].unsqueeze(1), weights[task].unsqueeze(1)
+
+    def _actor_step(self, actor_loss_of: Callable[..., th.Tensor], task: th.Tensor) -> th.Tensor:
+        """Set the actor's gradients from ``actor_loss_of`` (the critics frozen meanwhile, so that no
+        gradient is computed for them), clip and step; the batch's actor loss."""
+        self.critic.requires_grad_(False)
+        try:
+            actor_loss = actor_loss_of()
+            self.actor.optimizer.zero_grad()
+            self.combine_task_losses(actor_loss, lambda t: actor_loss_of(self.task_rows(task, t)), self.actor)
+        finally:
+            self.critic.requires_grad_(True)
+        self._clip(self.actor)
+        self.actor.optimizer.step()
+        return actor_loss
 
     def check_divergence(self, losses: list[float], q_max: float, r_max: float, param_norm: float) -> None:
         """Raise :class:`Diverged`, naming the step, the quantity and the network, when a loss

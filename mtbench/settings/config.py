@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 LossWeighting = Literal["log_alpha", "alpha", "none"]
 Precision = Literal["fp32", "bf16", "auto"]
 Init = Literal["torch", "authors", "metaworld_plus"]
+WarmupActions = Literal["policy", "uniform"]
+UpdateOrder = Literal["authors", "sb3"]
 RewardVersion = Literal["v1", "v2"]
 VectorStrategy = Literal["sync", "async"]
 
@@ -64,7 +66,10 @@ class TrainConfig:
     eval_episodes: int = setting(REQUIRED, gt=0)
     """Evaluation episodes per task at each evaluation point (Meta-World's protocol: 50)."""
     warmup_steps_per_task: int = setting(REQUIRED, ge=0)
-    """Env steps per task with uniform random actions before the first gradient update."""
+    """Env steps per task before the first gradient update, acted by ``warmup_actions``."""
+    warmup_actions: WarmupActions = "uniform"
+    """Who acts during warm-up: policy (the initial tanh-Gaussian policy, sampled; Yang et al.'s code)
+    or uniform (uniform random actions; SB3's and Meta-World+'s)."""
     batch_size_per_task: int = setting(128, gt=0)
     """Transitions per task in each task-stratified batch (authors: 128)."""
     buffer_size_per_task: int = setting(100_000, gt=0)
@@ -94,6 +99,11 @@ class TrainConfig:
     )
     """Time limit of training and evaluation episodes (Meta-World v3: 500, where its episodes end;
     v1, the paper's: 150)."""
+    update_order: UpdateOrder = "sb3"
+    """Order inside one update: authors (Yang et al.'s code: the temperatures step first and their new
+    values weigh this update's losses; the actor's loss is taken against the critics before their
+    step) or sb3 (SB3's and Meta-World+'s: the temperatures' values before their step; the critics
+    step first and the actor's loss uses the updated critics)."""
     init: Init = "torch"
     """Network initialisation: torch (PyTorch's default; the soft modules' routing-logit and output
     layers uniform(+-3e-3)), authors (Yang et al.'s fan-in init, bound 1/sqrt(out_features), biases
@@ -138,6 +148,8 @@ class TrainConfig:
             q_bound_margin=self.q_bound_margin,
             precision=self.precision,
             init=self.init,
+            warmup_actions=self.warmup_actions,
+            update_order=self.update_order,
             learning_rate=self.learning_rate,
             gamma=self.gamma,
             tau=self.tau,
@@ -186,13 +198,17 @@ class Preset:
 
 _CPU_SETTINGS: dict[str, Any] = {"learning_rate": 1e-3, "batch_size_per_task": 64}
 """The demo preset's learning rate and batch, which learn within a 2-core machine's budget."""
+_AUTHORS_LOOP: dict[str, Any] = {"init": "authors", "warmup_actions": "policy", "update_order": "authors"}
+"""Yang et al.'s learning loop around their update: their initialisation, warm-up acted by the initial
+policy, their update order (agents whose authors differ, such as Meta-World+'s, pin their own)."""
 
 _PAPER = Preset(
     name="paper",
     description="Yang et al. 2020 as closely as Meta-World v3 allows: MT10 1.5M and MT50 1M "
     "steps per task, 150-step episodes and the v1 reward (Meta-World v1, as the paper), replay "
     "100k (MT50: 200k) per task, 4000 warm-up steps per task, 50 eval episodes per task every "
-    "50k steps, fp32",
+    "50k steps, fp32; the authors' loop (their init, warm-up by the initial policy, their update "
+    "order)",
     smoke=False,
     steps_per_task={"mt50": 1_000_000, "default": 1_500_000},
     eval_every=50_000,
@@ -202,6 +218,7 @@ _PAPER = Preset(
     episode_steps=150,
     reward_version="v1",
     precision="fp32",
+    train_settings=_AUTHORS_LOOP,
 )
 
 
@@ -215,7 +232,7 @@ PRESETS: dict[str, Preset] = {
             description="the paper preset except the learning rate (1e-3, paper 3e-4) and batch (64 "
             "transitions per task, paper 128), the demo preset's: a CPU protocol for budgets far below "
             "the paper's, where these learn sooner; give the budget with --steps-per-task",
-            train_settings=_CPU_SETTINGS,
+            train_settings=_AUTHORS_LOOP | _CPU_SETTINGS,
         ),
         Preset(
             name="metaworld-plus",

@@ -138,11 +138,12 @@ NAMED_GRIDS = {
     ),
     "scaling": NamedGrid(
         "the parameter-scaling study's multi-head SAC (McLean et al. 2025, rainx0r/mtrl): mt_mh_sac with "
-        "Meta-World+'s init, only the width of its 3 trunk layers scaled, in actor and critics alike; "
+        "Meta-World+'s loop (init, uniform warm-up, SB3's update order), only the width of its 3 trunk "
+        "layers scaled, in actor and critics alike; "
         "w400 is the default, w550/w800/w885 match Soft Modules, MOORE and PaCo on MT10, "
         "w1024/w2048/w4096 are the width series (use --preset metaworld-plus for the study's protocol)",
         tuple(
-            f"mt_mh_sac_w{w}=mt_mh_sac:init=metaworld_plus"
+            f"mt_mh_sac_w{w}=mt_mh_sac:init=metaworld_plus,warmup_actions=uniform,update_order=sb3"
             + ("" if w == 400 else f",agent.trunk_sizes=[{w},{w},{w}]")
             for w in SCALING_WIDTHS
         ),
