@@ -767,5 +767,10 @@ def presets() -> None:
     docs = field_docs(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         default = "from the preset" if field.default is dataclasses.MISSING else repr(field.default)
+        by_preset = {
+            p.name: p.train_settings[field.name] for p in PRESETS.values() if field.name in p.train_settings
+        }
+        if by_preset and field.default is not dataclasses.MISSING:
+            default += "; " + ", ".join(f"{name}: {value!r}" for name, value in by_preset.items())
         table.add_row(field.name, default, docs.get(field.name, ""))
     console.print(table)

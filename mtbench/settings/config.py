@@ -229,7 +229,8 @@ PRESETS: dict[str, Preset] = {
         dataclasses.replace(
             _PAPER,
             name="paper-cpu",
-            description="the paper preset except the learning rate (1e-3, paper 3e-4) and batch (64 "
+            description="the paper preset except the learning rate (1e-3, paper 3e-4; brc keeps its authors' "
+            "3e-4) and batch (64 "
             "transitions per task, paper 128), the demo preset's: a CPU protocol for budgets far below "
             "the paper's, where these learn sooner; give the budget with --steps-per-task",
             train_settings=_AUTHORS_LOOP | _CPU_SETTINGS,
