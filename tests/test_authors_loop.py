@@ -6,8 +6,10 @@ tests/test_fidelity.py; here they are the function approximators of the restated
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,13 +23,14 @@ from mtbench.envs.vector import make_vector_env
 from mtbench.learner.layers import BatchedLinear
 from mtbench.run.params import spaces_env
 from mtbench.run.runner import RunSpec, resolve
+from mtbench.run.saved import config_from_json
 from mtbench.settings.config import PRESETS
 from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import STATE_DIM, parse_suite
 from tests.helpers import THREE_TASKS
 
 T, A = 3, 4
-PAPER_AGENTS = ("single_task_sac", "mt_sac", "mt_mh_sac", "mix_expert", "hard_routing", "soft_module")
+REPORTS = Path(__file__).parents[1] / "reports"
 
 
 def _paper_model(agent: str, env=None, **settings):
@@ -266,3 +269,12 @@ def test_warmup_actions_come_from_the_initial_policy(warmup, three_task_suite):
         assert np.std(actions) == pytest.approx(0.1, rel=0.15) and np.abs(actions).max() < 0.6
     else:
         assert np.std(actions) == pytest.approx(1 / math.sqrt(3), rel=0.1)
+
+
+def test_runs_from_before_the_loop_settings_read_back_with_the_loop_they_ran():
+    """A config.json written before warmup_actions and update_order existed (the 20k grid's) reads
+    back with uniform warm-up and SB3's order, and"""
+    stored = json.loads((REPORTS / "mt10-fixed-20k/runs/mt_sac/seed_0/config.json").read_text())
+    assert "warmup_actions" not in stored["train"] and stored["preset"] == "paper"
+    train = config_from_json(stored).train
+    assert (train.init, train.warmup_actions, train.update_order) == ("torch", "uniform", "sb3")

@@ -44,7 +44,7 @@ from mtbench.run.params import model_parameters
 from mtbench.run.routing import write_routing
 from mtbench.run.rundir import RunDir, run_path
 from mtbench.run.tracking import check_tracker
-from mtbench.settings.config import RunConfig, get_preset, resolve_config
+from mtbench.settings.config import SETTINGS_BEFORE, RunConfig, get_preset, resolve_config
 from mtbench.settings.errors import Diverged, UsageError
 from mtbench.settings.registry import get_agent, load_agent_module
 from mtbench.settings.suites import parse_suite
@@ -165,7 +165,8 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
         ) from None
     wanted = _config_json(config)
     if stored is not None and isinstance(stored.get("train"), dict):  # settings added since it ran
-        stored["train"] = {k: v for k, v in wanted["train"].items() if k in NEW_SETTINGS} | stored["train"]
+        new = {k: v for k, v in wanted["train"].items() if k in NEW_SETTINGS}
+        stored["train"] = new | SETTINGS_BEFORE | stored["train"]
     if stored is not None and stored != wanted:
         raise UsageError(
             f"{rd.path} holds a run with a different configuration (differs in: "
@@ -375,7 +376,7 @@ def _train(
                 "host": run_provenance["hostname"],
                 "device": device,
                 "precision": precision,
-            }
+            } | provenance.segment(run_provenance)  # this segment's machine and code
             run_provenance = json.loads(rd.provenance_file.read_text())
             run_provenance["resumes"] = [*run_provenance.get("resumes", []), resume]
             steps = model.num_timesteps // suite.num_tasks

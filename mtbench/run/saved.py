@@ -25,7 +25,7 @@ from mtbench.envs.evaluation import EvalResult, Policy, evaluate
 from mtbench.envs.vector import make_vector_env, save_env_rng
 from mtbench.run.params import build_on_spaces
 from mtbench.run.rundir import RunDir
-from mtbench.settings.config import AGENT_PREFIX, RunConfig, get_preset, resolve_config
+from mtbench.settings.config import AGENT_PREFIX, SETTINGS_BEFORE, RunConfig, get_preset, resolve_config
 from mtbench.settings.errors import UsageError, choices
 from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import STATE_DIM, Suite, parse_suite
@@ -51,7 +51,7 @@ def config_from_json(data: dict[str, Any]) -> RunConfig:
         agent,
         get_preset(data["preset"]),
         data["seed"],
-        data["train"] | agent_settings,
+        SETTINGS_BEFORE | data["train"] | agent_settings,
         data.get("variant"),
         data.get("variant_settings", {}),
     )

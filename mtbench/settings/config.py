@@ -31,6 +31,10 @@ SPREAD_EVAL_STEPS = 100_000
 """Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
 (starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
+SETTINGS_BEFORE = {"warmup_actions": "uniform", "update_order": "sb3"}
+"""Training settings added on 2026-12-06, with the values every run made before then trained with:
+a config.json without them reads back with these."""
+
 PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
 """TrainConfig fields that must agree for runs to be compared (the budget and evaluation protocol)."""
 
