@@ -507,11 +507,12 @@ def _write_report(
     reference: str | None,
     all_pairs: bool,
     external: list[Path] | None = None,
+    external_shared_tasks: bool = False,
 ) -> None:
     from mtbench.report import build_report
 
     with console.status(f"Writing the report into {out}/ (bootstrap: {reps:,} replications) ..."):
-        path = build_report(roots, out, reps, seed, reference, all_pairs, external)
+        path = build_report(roots, out, reps, seed, reference, all_pairs, external, external_shared_tasks)
     console.print(f"Report: {path} and {path.with_suffix('.pdf')}", highlight=False)
 
 
@@ -535,15 +536,55 @@ def report_command(
             help="A CSV of published curves to show beside these, not run here (repeatable; see README)."
         ),
     ] = None,
+    external_shared_tasks: Annotated[
+        bool,
+        typer.Option(
+            "--external-shared-tasks",
+            help="Accept --external curves trained on another suite, scored on the tasks it shares with "
+            "this one (labelled so).",
+        ),
+    ] = False,
 ) -> None:
-    """Compare finished runs: rliable statistics, figures, report.md and report.pdf."""
+    """Compare finished runs: a computed verdict, rliable statistics, figures, report.md and report.pdf."""
     try:
-        _write_report(runs_dirs, out, reps, seed, reference, all_pairs, external or [])
+        _write_report(runs_dirs, out, reps, seed, reference, all_pairs, external or [], external_shared_tasks)
     except UsageError as exc:
         raise fail(str(exc)) from None
     except WriteFailed as exc:
         err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
+
+
+@app.command("plan-seeds")
+def plan_seeds_command(
+    runs_dirs: Annotated[
+        list[Path], typer.Argument(help="Folders holding the finished runs of a pilot grid.")
+    ],
+    difference: Annotated[
+        list[float] | None,
+        typer.Option(help="A difference in per-run mean success to size the grid for (repeatable).", min=0.0),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Agent the observed differences are taken from [default: mt_sac if present]."),
+    ] = None,
+) -> None:
+    """Size a grid from a pilot: the difference its runs can detect (95%, 80% power) and the runs per
+    agent that would detect a given one; the same figures as the report's verdict."""
+    from mtbench.report.build import pick_reference
+    from mtbench.report.data import collect, final_scores
+    from mtbench.report.verdict import DIFFERENCES, seed_plan
+
+    try:
+        col = collect(runs_dirs)
+        ref = pick_reference(col.agents, reference, all_pairs=False)
+        assert ref is not None
+        text = seed_plan(
+            final_scores(col), col.protocol["eval_episodes"], difference or list(DIFFERENCES), ref
+        )
+    except UsageError as exc:
+        raise fail(str(exc)) from None
+    console.print(text, highlight=False, soft_wrap=True)
 
 
 @app.command("eval")

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mtbench.report import figures, published, stats
+from mtbench.report import figures, power, published, segments, stats, verdict
 from mtbench.report.data import Collection, Run, collect, curve_scores, final_scores
-from mtbench.report.document import Block, Bullets, Image, Section, Table, Text, to_markdown, to_pdf
+from mtbench.report.document import Block, Bullets, Image, Row, Section, Table, Text, to_markdown, to_pdf
 from mtbench.report.external import ExternalCurve, read_external
 from mtbench.report.routing import collect_routing
 from mtbench.run import atomic
@@ -133,7 +133,12 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
                 for a in col.agents
             ),
         ],
-        ["statistics", f"rliable, 95% stratified-bootstrap CIs, {reps:,} replications, seed {seed}"],
+        [
+            "statistics",
+            f"rliable 95% percentile-bootstrap CIs, {reps:,} replications, seed {seed}: over runs for the "
+            "headline (one stratum), runs resampled within each task for (run, task) pairs and probability "
+            "of improvement; the verdict's test: two-sample t interval (section 1)",
+        ],
         ["mtbench version", _per_run(runs, lambda p: p.get("mtbench_version", "n/a"))],
         [
             "code",
@@ -146,7 +151,10 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
                 ),
             ),
         ],
-        ["machines", _per_run(runs, lambda p: f"{p.get('cpu', 'n/a')}, device {p.get('device', 'n/a')}")],
+        [
+            "machines (first segment)",
+            _per_run(runs, lambda p: f"{segments.machine(p) or 'n/a'}, device {p.get('device', 'n/a')}"),
+        ],
         [
             "packages",
             _per_run(runs, lambda p: ", ".join(f"{k} {v}" for k, v in sorted(p.get("packages", {}).items()))),
@@ -167,12 +175,32 @@ def _setup(col: Collection, reps: int, seed: int) -> Part:
                 "read it as the spread of these runs."
             )
         )
+    blocks += _segment_blocks(col)
     blocks.append(
         Text("**Left out**:" if col.left_out else "Nothing was left out: every run found was used.")
     )
     if col.left_out:
         blocks.append(Bullets(col.left_out))
     return Part("Setup", blocks, {"left_out": list(col.left_out), "variants": variants})
+
+
+def _segment_blocks(col: Collection) -> list[Block]:
+    """Resumed runs and runs whose machine, code or precision changed mid-way, segment by segment."""
+    lines = []
+    for run in col.runs:
+        parts = segments.segments(run.provenance)
+        if len(parts) < 2:
+            continue
+        changed = segments.changes(parts)
+        what = f"**changed {', '.join(changed)}**" if changed else "same machine and code where recorded"
+        text = segments.describe(parts, len(col.tasks))
+        lines.append(f"{run.agent} seed {run.seed}: resumed {len(parts) - 1} time(s), {what}: {text}")
+    if not lines:
+        return [Text("Training segments: every run trained in one segment (never resumed).")]
+    return [
+        Text("Training segments (resumed runs, each segment's start, machine, code and precision):"),
+        Bullets(lines),
+    ]
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -248,33 +276,46 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
             "Routing probabilities of each routing network's policy on observations from rolling out its "
             "own deterministic policy (one evaluation env of the suite with the goals of seed 0, the same "
             "for every run; in the run's `routing.npz`, written when the run ended or later by "
-            "`mtbench routing`). "
-            "Heatmap: mean probability per task of each routing entry; t-SNE: one point per observation, "
-            "coloured by task."
+            "`mtbench routing`). Heatmaps: mean probability per task of each routing entry, one panel per "
+            "run; t-SNE: one point per observation, coloured by task."
         )
     ]
-    for routing in routings:
-        name = f"{routing.run.agent}_seed{routing.run.seed}"
-        heat, tsne = fig_dir / f"routing_{name}.png", fig_dir / f"routing_tsne_{name}.png"
-        run = f"{routing.run.agent}, seed {routing.run.seed}"
-        figures.routing_heatmap(routing.per_task(len(col.tasks)), routing.columns, col.tasks, run, heat)
-        blocks.append(Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {run}."))
-        if routing.collapsed:
+    for agent in dict.fromkeys(r.run.agent for r in routings):
+        mine = [r for r in routings if r.run.agent == agent]
+        heat, tsne = fig_dir / f"routing_{agent}.png", fig_dir / f"routing_tsne_{agent}.png"
+        figures.routing_heatmaps(
+            [r.per_task(len(col.tasks)) for r in mine],
+            [f"seed {r.run.seed}" for r in mine],
+            mine[0].columns,
+            col.tasks,
+            heat,
+        )
+        blocks.append(Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {agent}.", 1.0))
+        collapsed = [r for r in mine if r.collapsed]
+        if collapsed:
+            seeds = ", ".join(str(r.run.seed) for r in collapsed)
             blocks.append(
                 Text(
-                    f"No t-SNE for {run}: all {len(routing.vectors)} of its routing vectors are the same "
-                    "(the heatmap's rows); its routing took one path on every observation."
+                    f"No t-SNE for {agent} seed(s) {seeds}: all routing vectors of such a run are the same "
+                    "(its heatmap's rows); its routing took one path on every observation."
                 )
             )
-            continue
-        figures.tsne_figure(routing.tsne(seed), routing.task_ids, col.tasks, f"t-SNE of routing: {run}", tsne)
-        blocks.append(
-            Image(
-                f"figures/{tsne.name}",
-                f"t-SNE of routing vectors: {run}"
-                + (" (colours in task-id order around the hue circle)." if len(col.tasks) > 20 else "."),
+        spread = [r for r in mine if not r.collapsed]
+        if spread:
+            figures.tsne_figure(
+                [r.tsne(seed) for r in spread],
+                [r.task_ids for r in spread],
+                [f"seed {r.run.seed}" for r in spread],
+                col.tasks,
+                tsne,
             )
-        )
+            settings = (
+                f"scikit-learn t-SNE of {len(spread[0].vectors)} routing vectors per run, perplexity "
+                f"{spread[0].perplexity:g}, PCA initialisation, random_state {seed}"
+            )
+            order = " (colours in task-id order around the hue circle)" if len(col.tasks) > 20 else ""
+            caption = f"t-SNE of routing vectors: {agent}; {settings}{order}."
+            blocks.append(Image(f"figures/{tsne.name}", caption, min(1.0, 0.35 * len(spread) + 0.2)))
     return Part(title, blocks)
 
 
@@ -301,25 +342,94 @@ def own_protocol(col: Collection) -> published.Protocol:
     )
 
 
-def _published(col: Collection) -> Part:
+def own_terms(col: Collection) -> published.Terms:
+    """This report's protocol as the values :func:`published.mark` compares."""
+    train = col.protocol
+    return published.Terms(
+        suite=col.suite.removeprefix(FIXED_PREFIX),
+        env="v3",
+        reward=str(train["reward_version"]),
+        horizon=int(train["episode_steps"]),
+        goals="fixed" if col.suite.startswith(FIXED_PREFIX) else "50 per task",
+        steps_per_task=int(train["steps_per_task"]),
+        eval_episodes=int(train["eval_episodes"]),
+        statistic="mean and IQM",
+    )
+
+
+def _published_rows(col: Collection) -> list[list[str]]:
+    """One row per published (table, column) of this suite (every column when none is): its numbers
+    and its mark against this report's protocol."""
+    ours = own_terms(col)
+    columns = [(t, c) for t in published.TABLES for c in t.columns if t.terms[c].suite == ours.suite]
+    columns = columns or [(t, c) for t in published.TABLES for c in t.columns]
+    rows = []
+    for table, column in columns:
+        i = table.columns.index(column)
+        numbers = "; ".join(f"{a} {v[i]:.1f}" for a, v in table.rows.items() if v[i] is not None)
+        name = f"{table.name}, {column}" + ("" if table.confirmed else " (unconfirmed)")
+        rows.append([name, numbers or "-", published.mark(table.terms[column], ours)])
+    return rows
+
+
+def _external_rows(ctx: _Context) -> tuple[list[list[str]], dict[str, Any]]:
+    """One row per external method: what it was scored on, the four aggregates over its runs at its
+    last point with 95% CIs, and its mark against this report's protocol."""
+    scores = {c.name: stats.per_run(c.scores[..., -1]) for c in ctx.external}  # [seeds, 1]
+    points, cis = stats.interval_estimates(scores, stats.aggregates, ctx.reps, ctx.seed)
+    ours, rows = own_terms(ctx.col), []
+    summary: dict[str, dict[str, Any]] = {}
+    for c in ctx.external:
+        cells = [_ci(points[c.name][i], *cis[c.name][:, i]) for i in range(len(stats.METRICS))]
+        mark = published.mark(c.terms, ours)
+        scope = c.scope(ctx.col.suite)
+        rows.append(
+            [c.name, f"{scope}; {len(c.seeds)} seeds; at {int(c.steps[-1]):,} steps per task", *cells, mark]
+        )
+        summary[c.name] = {"protocol": c.protocol, "source": c.source, "seeds": c.seeds, "tasks": c.tasks}
+        summary[c.name] |= {"trained_on": c.trained_on, "scope": scope, "comparability": mark}
+        summary[c.name] |= {"env_steps_per_task": c.steps.tolist(), "final_over_runs": {}}
+        summary[c.name]["final_over_runs"] = {
+            m: _interval_json(points[c.name][i], *cis[c.name][:, i]) for i, m in enumerate(stats.METRICS)
+        }
+    return rows, summary
+
+
+def _published(ctx: _Context) -> Part:
+    col = ctx.col
     protocols = [["this report", *published.protocol_row(own_protocol(col))]]
     protocols += [[t.name, *published.protocol_row(t.protocol)] for t in published.TABLES]
     blocks: list[Block] = [
         Text(published.CAVEAT),
         Table(["source", *published.PROTOCOL_FIELDS], protocols),
+        Text(
+            "Success rates in percent, **not run here**, each row marked against this report's protocol "
+            "(fields that differ: theirs / ours). Unconfirmed: read from a secondary source, not checked "
+            "against the paper or repository."
+        ),
+        Table(["source, column", "numbers (%)", "against this report"], _published_rows(col)),
+        Text("Sources: " + " ".join(f"**{t.name}**: {t.source}." for t in published.TABLES)),
     ]
-    for table in published.TABLES:
-        rows = [
-            [agent, *("-" if v is None else f"{v:.1f}" for v in row)] for agent, row in table.rows.items()
-        ]
-        blocks += [
-            Text(f"**{table.name}**, success rate in percent, not run here. Source: {table.source}."),
-            Table(["method", *table.columns], rows),
-        ]
-    summary = {
+    summary: dict[str, Any] = {
         "this_report_protocol": asdict(own_protocol(col)),
         "published": [asdict(t) for t in published.TABLES],
+        "published_comparability": {row[0]: row[2] for row in _published_rows(col)},
     }
+    if ctx.external:
+        rows, external = _external_rows(ctx)
+        header = [
+            "method",
+            "scored on",
+            *(f"{m} over runs [95% CI]" for m in stats.METRICS),
+            "against this report",
+        ]
+        text = (
+            "Curves from --external files, **not run here**, drawn dashed in the sample-efficiency figure: "
+            "the same four aggregates as this report's agents (over runs, each run's mean over the tasks "
+            "it is scored on, at its last evaluation point; rliable's bootstrap over runs)."
+        )
+        blocks += [Text(text), Table(header, rows)]
+        summary["external"] = external
     return Part("Published results (not run here; context only)", blocks, summary)
 
 
@@ -336,15 +446,20 @@ class _Context:
     colors: dict[str, Any]
     reps: int
     seed: int
+    comparisons: list[verdict.Comparison]
     external: list[ExternalCurve] = field(default_factory=list)
     """Published curves to show beside ours (``--external``)."""
 
 
 AGGREGATION = {
     "aggregate_over_runs": "the headline: median, IQM, mean and optimality gap over runs of each run's "
-    "final success averaged over its tasks (rliable on a runs x 1 matrix per agent)",
-    "aggregate_over_run_task_pairs": "the same four over (run, task) pairs (rliable on runs x tasks)",
-    "probability_of_improvement": "per task (rliable on runs x tasks), averaged over tasks",
+    "final success averaged over its tasks (rliable on a runs x 1 matrix per agent: a percentile "
+    "bootstrap over runs)",
+    "aggregate_over_run_task_pairs": "the same four over (run, task) pairs (rliable on runs x tasks: "
+    "runs resampled within each task)",
+    "verdict": "difference of mean per-run success with its two-sample t interval (the verdict's test), "
+    "the bootstrap interval over runs beside it, probability of improvement over all tasks and over the "
+    "tasks not tied in every run; power and runs needed from the noncentral t",
     "performance profiles and sample-efficiency curves": "over runs, as the headline",
 }
 """summary.json's key ``aggregation``: which statistic each key holds."""
@@ -352,101 +467,112 @@ AGGREGATION = {
 HEADLINE = (
     "Headline statistics are over runs: each run's final success averaged over its tasks, one score "
     "per run (a runs x 1 matrix per agent, through rliable), as Meta-World+ and the parameter-scaling "
-    'study report them. "Aggregates over (run, task) pairs" gives the same four over (run, task) '
-    "pairs, a different statistic: its IQM trims away the solved tasks while fewer than a quarter of "
-    "the pairs are solved. Probability of improvement needs tasks and is computed per task."
+    "study report them; their intervals are percentile bootstraps over runs (rliable's stratified "
+    "bootstrap with one stratum). Optimality gap = 1 - mean success (lower is better). With one score "
+    "per run, rliable's median (over tasks of the mean over runs) is the mean, and so is the IQM of "
+    "fewer than 4 runs."
 )
 
 
-def _aggregate_part(
-    ctx: _Context, scores: dict[str, np.ndarray], name: str, title: str
-) -> tuple[list[Block], dict]:
-    """The aggregate table and figure (``figures/<name>.png``) of ``scores`` and their summary."""
+def _zero_width_note(intervals: dict[str, np.ndarray]) -> list[Block]:
+    agents = stats.zero_width(intervals)
+    if not agents:
+        return []
+    return [
+        Text(
+            f"Zero-width intervals ({', '.join(agents)}: a bar of no width, drawn as its point's tick): "
+            "every run of that agent scored the same, so resampling runs cannot move the statistic. It is "
+            "the spread of these runs, not certainty; the verdict's t interval uses the pooled spread."
+        )
+    ]
+
+
+def _aggregate_table(
+    ctx: _Context, scores: dict[str, np.ndarray], unit: str
+) -> tuple[Table, dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The aggregate table of ``scores`` (headers naming ``unit``), its summary, points and CIs."""
     agents = ctx.col.agents
     points, intervals = stats.interval_estimates(scores, stats.aggregates, ctx.reps, ctx.seed)
-    figures.aggregate_figure(points, intervals, ctx.colors, title, ctx.fig_dir / f"{name}.png")
     summary = {
         a: {m: _interval_json(points[a][i], *intervals[a][:, i]) for i, m in enumerate(stats.METRICS)}
         for a in agents
     }
     rows = [[a, *(_ci(points[a][i], *intervals[a][:, i]) for i in range(len(stats.METRICS)))] for a in agents]
-    return [Table(["agent", *stats.METRICS], rows)], summary
+    return (
+        Table(["agent", *(f"{m} over {unit} [95% CI]" for m in stats.METRICS)], rows),
+        summary,
+        points,
+        intervals,
+    )
 
 
 def _aggregate(ctx: _Context) -> Part:
-    table, summary = _aggregate_part(ctx, ctx.per_run, "aggregate", "Final success over runs")
-    text = (
-        "Final success rate, one score per run (its mean over tasks); point estimate [95% CI]. "
-        "Optimality gap = 1 - mean success (lower is better). With one score per run, rliable's median "
-        "(the median over tasks of the mean over runs) is the mean, and so is the IQM of fewer than 4 runs."
-    )
+    table, summary, points, intervals = _aggregate_table(ctx, ctx.per_run, "runs")
+    path = ctx.fig_dir / "aggregate.png"
+    interval = "percentile bootstrap over runs"
+    figures.aggregate_figure(points, intervals, ctx.colors, "Final success over runs", interval, path)
     blocks: list[Block] = [
         Text(HEADLINE),
-        Text(text),
-        *table,
-        Image("figures/aggregate.png", "Aggregate metrics over runs with 95% stratified-bootstrap CIs."),
+        table,
+        *_zero_width_note(intervals),
+        Image("figures/aggregate.png", f"Aggregate metrics over runs with 95% CIs ({interval}).", 0.62),
     ]
     return Part("Aggregate final success (over runs)", blocks, {"aggregate_over_runs": summary})
 
 
 def _aggregate_pairs(ctx: _Context) -> Part:
-    table, summary = _aggregate_part(
-        ctx, ctx.final, "aggregate_pairs", "Final success over (run, task) pairs"
-    )
+    table, summary, _, intervals = _aggregate_table(ctx, ctx.final, "(run, task) pairs")
+    del intervals  # zero width here says only that every run agrees on every task: shown in the table
     text = (
-        "The same four aggregates over every (run, task) pair's final success (rliable's default view "
-        "of a runs x tasks matrix), not over runs: a second view, not the headline."
+        "The same four over every (run, task) pair's final success (rliable's default view of a runs x "
+        "tasks matrix; intervals: runs resampled within each task), a different statistic, not the "
+        "headline: its IQM trims away the solved tasks while fewer than a quarter of the pairs are solved."
     )
-    blocks: list[Block] = [
-        Text(text),
-        *table,
-        Image("figures/aggregate_pairs.png", "Aggregate metrics over (run, task) pairs with 95% CIs."),
-    ]
+    blocks: list[Block] = [Text(text), table]
     return Part("Aggregates over (run, task) pairs", blocks, {"aggregate_over_run_task_pairs": summary})
 
 
-def _profiles(ctx: _Context) -> Part:
+def _coinciding_note(curves: dict[str, np.ndarray], what: str) -> str:
+    pairs = stats.coinciding(curves)
+    if not pairs:
+        return ""
+    same = "; ".join(f"{a} and {b}" for a, b in pairs)
+    return f" {what} of {same} coincide at every point (their markers nest)."
+
+
+def _profiles_and_improvement(ctx: _Context) -> Part:
     profiles, cis = stats.interval_estimates(ctx.per_run, stats.score_distribution, ctx.reps, ctx.seed)
     figures.profile_figure(profiles, cis, ctx.colors, ctx.fig_dir / "profiles.png")
-    return Part(
-        "Performance profiles",
-        [
-            Text(
-                "Fraction of runs whose final success (mean over tasks) is above each threshold; higher "
-                "curves are better."
-            ),
-            Image("figures/profiles.png", "Performance profiles over runs with 95% CI bands."),
-        ],
+    text = (
+        "Left: fraction of runs whose final success (mean over tasks) is above each threshold, with 95% "
+        "bands (bootstrap over runs); higher is better." + _coinciding_note(profiles, "The profiles")
     )
-
-
-def _improvement(ctx: _Context, reference: str | None) -> Part:
-    title = "Probability of improvement"
-    bases = {name: run.base for name, run in ctx.col.variants.items()}
-    pairs = stats.improvement_pairs(ctx.col.agents, reference, bases)
-    if not pairs:
-        return Part(title, [Text("Only one agent: nothing to compare.")])
-    poi, cis = stats.improvement(ctx.final, pairs, ctx.reps, ctx.seed)
-    figures.improvement_figure(poi, cis, ctx.colors, ctx.fig_dir / "improvement.png")
-    summary = {k: _interval_json(float(poi[k]), *cis[k]) for k in poi}
-    against = f"the reference agent {reference}" if reference else "each other (all pairs)"
-    if reference and any(base in ctx.col.agents for base in bases.values()):
-        against += ", and each variant with its base agent"
-    blocks: list[Block] = [
-        Text(
-            f"P(X > Y): probability that X's final success on a random task beats Y's on it, averaged over "
-            f"tasks (computed per task, since it needs tasks; ties count half); compared with {against}."
-        ),
-        Table(["X", "Y", "P(X > Y) [95% CI]"], [[*k.split(","), _ci(float(poi[k]), *cis[k])] for k in poi]),
-        Image("figures/improvement.png", "Probability of improvement with 95% CIs; 0.5 = no difference."),
-    ]
-    return Part(title, blocks, {"probability_of_improvement": summary})
+    images = [Image("figures/profiles.png", "Performance profiles over runs.", 0.5)]
+    comparisons = ctx.comparisons
+    summary: dict[str, Any] = {}
+    if comparisons:
+        poi = {f"{c.x},{c.y}": c.poi[0] for c in comparisons}
+        poi_cis = {f"{c.x},{c.y}": np.array(c.poi[1:]) for c in comparisons}
+        figures.improvement_figure(poi, poi_cis, ctx.colors, ctx.fig_dir / "improvement.png")
+        images.append(
+            Image(
+                "figures/improvement.png", "Probability of improvement, all tasks; 0.5 = no difference.", 0.5
+            )
+        )
+        text += (
+            " Right: P(X > Y), the probability that X's final success on a random task beats Y's (per task, "
+            "ties half; rliable, runs resampled within each task), over all tasks; the verdict's table gives "
+            "it also over the tasks not tied in every run."
+        )
+        summary = {"probability_of_improvement": {k: _interval_json(poi[k], *poi_cis[k]) for k in poi}}
+    return Part("Performance profiles and probability of improvement", [Text(text), Row(images)], summary)
 
 
 def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dict) -> Part:
     runs = {a: stats.per_run(c) for a, c in curves.items()}  # [runs, 1, P]
     points, cis = stats.interval_estimates(runs, stats.iqm_per_point, ctx.reps, ctx.seed)
     means = {a: stats.mean_per_point(c) for a, c in runs.items()}
+    differ = {a: m for a, m in means.items() if not np.allclose(m, points[a])}  # drawn where not on the IQM
     ext = {c.name: stats.per_run(c.scores) for c in ctx.external}
     ext_points, ext_cis = (
         stats.interval_estimates(ext, stats.iqm_per_point, ctx.reps, ctx.seed) if ext else ({}, {})
@@ -457,9 +583,9 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
         cis | ext_cis,
         ctx.colors,
         "env steps per task",
-        "Sample efficiency" + (" (dashed: published, not run here)" if ext else ""),
+        "Sample efficiency" + (" (dashed: not run here)" if ext else ""),
         ctx.fig_dir / "sample_efficiency.png",
-        means=means,
+        means=differ,
         dashed=ext,
     )
     hours = max(w[-1] for w in wall.values()) >= 7200
@@ -468,75 +594,55 @@ def _sample_efficiency(ctx: _Context, steps: np.ndarray, curves: dict, wall: dic
         points,
         cis,
         ctx.colors,
-        f"wall-clock {'hours' if hours else 'minutes'} (mean over runs, including evaluation)",
+        f"wall-clock {'hours' if hours else 'minutes'} (mean over runs, with evaluation)",
         "Success against wall-clock time",
         ctx.fig_dir / "wall_clock.png",
-        means=means,
+        means=differ,
     )
     text = (
         "Success at every evaluation point, one score per run (its mean over tasks): IQM over runs with "
-        "95% CI bands, and the mean over runs as a dotted line."
+        "95% bands (bootstrap over runs); the mean over runs dotted where it differs from the IQM."
     )
-    few = [a for a in ctx.col.agents if len(ctx.col.runs_of(a)) < 4]
-    if few:
-        text += f" With fewer than 4 runs ({', '.join(few)}) the IQM is the mean: "
-        text += "its dotted line lies on the solid one."
-    return Part(
-        "Sample efficiency",
-        [
-            Text(text),
-            Image("figures/sample_efficiency.png", "Per-run IQM (dotted: mean) against env steps per task."),
-            Image("figures/wall_clock.png", "Per-run IQM (dotted: mean) against wall-clock time."),
-        ],
-    )
+    same = [a for a in ctx.col.agents if a not in differ]
+    if same:
+        text += f" For {', '.join(same)} the mean equals the IQM at every point"
+        text += " (with fewer than 4 runs the IQM trims nothing)."
+    text += _coinciding_note(points, "The curves")
+    images = [
+        Image("figures/sample_efficiency.png", "Per-run IQM against env steps per task.", 0.5),
+        Image("figures/wall_clock.png", "Per-run IQM against wall-clock time.", 0.5),
+    ]
+    return Part("Sample efficiency", [Text(text), Row(images)])
 
 
-def _external(ctx: _Context) -> Part:
-    points, cis = stats.interval_estimates(
-        {c.name: stats.per_run(c.scores[..., -1:]) for c in ctx.external},
-        stats.iqm_per_point,
-        ctx.reps,
-        ctx.seed,
-    )
-    rows: list[list[str]] = []
-    summary: dict[str, dict[str, Any]] = {}
-    for c in ctx.external:
-        final = _interval_json(points[c.name][0], *cis[c.name][:, 0])
-        summary[c.name] = {"protocol": c.protocol, "source": c.source, "seeds": c.seeds, "tasks": c.tasks}
-        summary[c.name] |= {"env_steps_per_task": c.steps.tolist(), "final_iqm_over_runs": final}
-        tasks = f"{len(c.tasks)} of {len(ctx.col.tasks)}"
-        last = f"{int(c.steps[-1]):,}"
-        rows.append(
-            [c.name, c.protocol, str(len(c.seeds)), tasks, last, _ci(points[c.name][0], *cis[c.name][:, 0])]
-        )
-    text = (
-        "Curves read from --external files, **not run here**: their protocol (from the file) may differ "
-        "from this report's; they are drawn dashed in the sample-efficiency figure. IQM over their seeds "
-        "of each seed's mean over the report's tasks they have, at their last evaluation point [95% CI]."
-    )
-    header = ["method", "protocol", "seeds", "tasks", "last point (steps per task)", "IQM there [95% CI]"]
-    return Part("Published curves (not run here)", [Text(text), Table(header, rows)], {"external": summary})
-
-
-def _per_task(ctx: _Context) -> Part:
+def _per_task(ctx: _Context, steps: np.ndarray, curves: dict[str, np.ndarray]) -> Part:
     agents, tasks = ctx.col.agents, ctx.col.tasks
+    figures.task_curves_figure(steps, curves, tasks, ctx.colors, ctx.fig_dir / "per_task.png")
     table = stats.per_task(ctx.final)
     best = stats.best_per_task({a: m for a, (m, _) in table.items()})
     summary = {
         a: {
-            t: {"mean": float(m[i]), "std": float(s[i]), "runs": len(ctx.final[a])}
+            t: {"mean": float(m[i]), "std": float(s[i]), "runs": ctx.final[a][:, i].tolist()}
             for i, t in enumerate(tasks)
         }
         for a, (m, s) in table.items()
     }
     rows = []
     for i, task in enumerate(tasks):
-        cells = [f"{table[a][0][i]:.2f} ± {table[a][1][i]:.2f}" for a in agents]
+        cells = [f"{table[a][0][i]:.2f} ({' '.join(f'{v:g}' for v in ctx.final[a][:, i])})" for a in agents]
         rows.append([task, *(f"**{c}**" if a in best[i] else c for a, c in zip(agents, cells, strict=True))])
+    seeds = "; ".join(f"{a}: {_seed_list(ctx.col.runs_of(a))}" for a in agents)
     text = (
-        "Mean ± standard deviation over runs (ddof 0); the best agent of each task in bold (ties all bold)."
+        f"Final success per task: the mean over runs, then each run's value in seed order ({seeds}); the "
+        "best agent of each task in bold (ties all bold)."
     )
-    return Part("Per-task final success", [Text(text), Table(["task", *agents], rows)], {"per_task": summary})
+    caption = "Success per task over training: mean over runs, band from the lowest to the highest run."
+    blocks: list[Block] = [
+        Image("figures/per_task.png", caption, 1.0),
+        Text(text),
+        Table(["task", *agents], rows),
+    ]
+    return Part("Per-task results", blocks, {"per_task": summary})
 
 
 def _cost(ctx: _Context) -> Part:
@@ -549,11 +655,34 @@ def _cost(ctx: _Context) -> Part:
     return Part("Cost", [Text(text), Table(header, rows)], {"cost": summary})
 
 
+def _verdict(ctx: _Context) -> Part:
+    col = ctx.col
+    configs = [r.config for r in col.runs]
+    presets = list(dict.fromkeys(c["preset"] for c in configs))
+    train = col.protocol
+    budget = verdict.budget_sentence(
+        presets,
+        col.suite.removeprefix(FIXED_PREFIX),
+        train["steps_per_task"],
+        any(c.get("smoke") for c in configs),
+    )
+    floor = power.grid_floor(len(col.tasks), train["eval_episodes"])
+    budget += (
+        f" Runs per agent: {_distinct(len(col.runs_of(a)) for a in col.agents)}; each run's mean success "
+        f"moves in steps of {2 * floor:g} ({len(col.tasks)} tasks x {train['eval_episodes']} evaluation "
+        f"episode{'s' if train['eval_episodes'] > 1 else ''} per task)."
+    )
+    differences = [*verdict.DIFFERENCES, *(c.difference for c in ctx.comparisons if c.difference)]
+    plan = power.plan([ctx.per_run[a] for a in col.agents], floor, differences)
+    blocks, summary = verdict.verdict_blocks(budget, ctx.comparisons, plan)
+    return Part("Verdict", blocks, summary)
+
+
 def _blocks(
     col: Collection, fig_dir: Path, reps: int, seed: int, reference: str | None, external: list[ExternalCurve]
 ) -> tuple[list[Block], dict[str, Any], dict[str, np.ndarray]]:
-    """All sections, numbered in order; the setup section is made last (it lists everything the
-    others left out) but comes first."""
+    """All sections, numbered in order; the setup section is made after the others (it lists
+    everything they left out) but comes second, after the verdict."""
     final = final_scores(col)
     per_run = {a: stats.per_run(s) for a, s in final.items()}
     steps, curves, wall = curve_scores(col)
@@ -565,21 +694,24 @@ def _blocks(
     arrays |= {f"wall_seconds/{a}": w for a, w in wall.items()}
     colors = figures.agent_colors(col.agents + [c.name for c in external])
     arrays |= {f"final_per_run/{a}": s for a, s in per_run.items()}
-    ctx = _Context(col, final, per_run, fig_dir, colors, reps, seed, external)
+    bases = {name: run.base for name, run in col.variants.items()}
+    pairs = verdict.unordered(stats.improvement_pairs(col.agents, reference, bases))
+    floor = power.grid_floor(len(col.tasks), col.protocol["eval_episodes"])
+    comparisons = verdict.compare(final, pairs, floor, reps, seed)
+    ctx = _Context(col, final, per_run, fig_dir, colors, reps, seed, comparisons, external)
     parts = [
         _aggregate(ctx),
         _aggregate_pairs(ctx),
-        _profiles(ctx),
-        _improvement(ctx, reference),
+        _profiles_and_improvement(ctx),
         _sample_efficiency(ctx, steps, curves, wall),
-        *([_external(ctx)] if external else []),
-        _per_task(ctx),
+        _per_task(ctx, steps, curves),
         _cost(ctx),
         _routing(col, fig_dir, seed),
-        _published(col),
+        _published(ctx),
     ]
+    first = _verdict(ctx)
     blocks: list[Block] = []
-    for number, part in enumerate([_setup(col, reps, seed), *parts], start=1):  # setup made last
+    for number, part in enumerate([first, _setup(col, reps, seed), *parts], start=1):  # setup made last
         blocks += [Section(f"{number}. {part.title}"), *part.blocks]
         summary |= part.summary
     return blocks, summary, arrays
@@ -607,17 +739,25 @@ def build_report(
     reference: str | None = None,
     all_pairs: bool = False,
     external: list[Path] | None = None,
+    external_shared_tasks: bool = False,
 ) -> Path:
     """Write the report of the runs under ``roots`` into ``out``; returns the path of report.md.
 
-    :param external: CSV files of published curves to show beside ours (:mod:`mtbench.report.external`).
+    Args:
+        external: CSV files of published curves to show beside ours (:mod:`mtbench.report.external`).
+        external_shared_tasks: accept external curves trained on other tasks too, scored on the
+            tasks they share with this suite (labelled so); refused without it.
     """
     if reps < 1:
         raise UsageError(f"--reps must be >= 1, got {reps}")
     out = Path(out)
     _check_out(out, roots)
     col = collect(roots)
-    curves = [c for file in external or [] for c in read_external(Path(file), col.tasks, col.left_out)]
+    curves = [
+        c
+        for file in external or []
+        for c in read_external(Path(file), col.suite, col.tasks, col.left_out, external_shared_tasks)
+    ]
     reference = pick_reference(col.agents, reference, all_pairs)
     with atomic.folder(out) as tmp:  # an earlier report is replaced only by a complete one
         (tmp / "figures").mkdir()

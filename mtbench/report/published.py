@@ -50,6 +50,37 @@ PROTOCOL_FIELDS = (
 
 
 @dataclass(frozen=True, kw_only=True)
+class Terms:
+    """The protocol fields two success rates must share to compare, as values (None: not known)."""
+
+    suite: str | None = None
+    """``mt10``, ``mt50``, or the task list of a custom suite."""
+    env: str | None = None
+    """Meta-World version: ``v1``, ``v2``, ``v3``."""
+    reward: str | None = None
+    horizon: int | None = None
+    goals: str | None = None
+    """``fixed`` (one per task), ``50 per task``, ``new every reset``."""
+    steps_per_task: int | None = None
+    eval_episodes: int | None = None
+    statistic: str | None = None
+    """``mean`` or ``IQM`` over runs of the mean over tasks."""
+
+
+COMPARED = {
+    "suite": "suite",
+    "env": "Meta-World version",
+    "reward": "reward",
+    "horizon": "episode length",
+    "goals": "goals",
+    "steps_per_task": "steps per task",
+    "eval_episodes": "evaluation episodes",
+    "statistic": "statistic",
+}
+"""The :class:`Terms` fields compared, with their names in the marks."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Published:
     """One published table: its source, protocol, columns and rows (agent -> percent or None)."""
 
@@ -58,6 +89,38 @@ class Published:
     protocol: Protocol
     columns: tuple[str, ...]
     rows: dict[str, tuple[float | None, ...]]
+    terms: dict[str, Terms]
+    """Each column's comparable fields."""
+    confirmed: bool = False
+    """True where the numbers were read from the primary source (paper table or repository file)."""
+
+
+def _value(name: str, value: object) -> str:
+    if name == "steps_per_task" and isinstance(value, int):
+        return f"{value / 1e6:g}M" if value >= 1_000_000 else f"{value:,}"
+    return str(value)
+
+
+def mark(theirs: Terms, ours: Terms, statistics: frozenset[str] = frozenset({"mean", "IQM"})) -> str:
+    """``comparable``, or the fields that differ (theirs / ours) and those not known.
+
+    ``statistics``: the statistics this report gives (a published IQM compares with our IQM).
+    """
+    differ, unknown = [], []
+    for name, label in COMPARED.items():
+        mine, other = getattr(ours, name), getattr(theirs, name)
+        if other is None:
+            unknown.append(label)
+        elif name == "statistic" and other in statistics:
+            continue
+        elif other != mine:
+            differ.append(f"{label} ({_value(name, other)} / {_value(name, mine)})")
+    if not differ and not unknown:
+        return "comparable"
+    text = "differs: " + ", ".join(differ) if differ else ""
+    return (
+        text + ("; " if differ and unknown else "") + ("not known: " + ", ".join(unknown) if unknown else "")
+    )
 
 
 def protocol_row(protocol: Protocol) -> list[str]:
@@ -91,6 +154,20 @@ SOFT_MODULE = Published(
         "soft_module_deep": (86.7, 68.4, 60.0, 61.0),
         "single_task_sac": (None, 78.5, None, None),
     },
+    terms={
+        f"{suite.upper()}-{goals}": Terms(
+            suite=suite,
+            env="v1",
+            reward="v1",
+            horizon=150,
+            goals="fixed" if goals == "Fixed" else "new every reset",
+            steps_per_task=1_500_000 if suite == "mt10" else 1_000_000,
+            eval_episodes=3,
+            statistic="mean",
+        )
+        for suite in ("mt10", "mt50")
+        for goals in ("Fixed", "Cond")
+    },
 )
 METAWORLD_PLUS = Published(
     name="Meta-World+",
@@ -116,6 +193,20 @@ METAWORLD_PLUS = Published(
         "moore": (61.4, 83.2, 61.2, 72.0),
         "paco": (26.2, 73.6, 18.6, 58.4),
         "pcgrad": (None, None, None, None),
+    },
+    terms={
+        f"{suite.upper()} {reward}": Terms(
+            suite=suite,
+            env="v3",
+            reward=reward,
+            horizon=500,
+            goals="50 per task",
+            steps_per_task=2_000_000,
+            eval_episodes=50,
+            statistic="IQM",
+        )
+        for suite in ("mt10", "mt50")
+        for reward in ("v1", "v2")
     },
 )
 PARAMETER_SCALING = Published(
@@ -155,12 +246,27 @@ PARAMETER_SCALING = Published(
         "mt_mh_sac (moore's parameters)": (None, 72.2),
         "mt_mh_sac_w1805 (paco's parameters)": (None, 80.2),
     },
+    confirmed=True,
+    terms={
+        suite.upper(): Terms(
+            suite=suite,
+            env="v3",
+            reward="v2",
+            horizon=500,
+            goals="50 per task",
+            steps_per_task=2_000_000,
+            eval_episodes=50,
+            statistic="IQM",
+        )
+        for suite in ("mt10", "mt50")
+    },
 )
 NOT_CHECKED = "not checked here"
 OWN_PAPERS = Published(
     name="as their own papers report them",
-    source="the same summary of Meta-World+ quoting the methods' own papers; their protocols not checked "
-    "here",
+    source="MOORE and PaCo: the same summary of Meta-World+ quoting the methods' own papers (Hendawy et al. "
+    "2024, Sun et al. 2022), their protocols not checked here; soft_module: Yang et al. 2020, Table 1, "
+    "goal-conditioned columns (the project's reference notes), shallow and deep network in rows of their own",
     protocol=Protocol(
         env=NOT_CHECKED,
         reward=NOT_CHECKED,
@@ -174,7 +280,15 @@ OWN_PAPERS = Published(
         statistic=NOT_CHECKED,
     ),
     columns=("MT10", "MT50"),
-    rows={"moore": (88.7, 72.9), "paco": (85.4, 57.3), "soft_module": (71.8, 61.0)},
+    rows={
+        "moore": (88.7, 72.9),
+        "paco": (85.4, 57.3),
+        # Yang et al.'s Table 1, goal-conditioned columns: the shallow and the deep network apart (the
+        # summary's one row paired the shallow MT10 value with the deep MT50 value)
+        "soft_module (shallow; Yang et al. Table 1, Cond)": (71.8, 60.4),
+        "soft_module_deep (Yang et al. Table 1, Cond)": (68.4, 61.0),
+    },
+    terms={"MT10": Terms(suite="mt10"), "MT50": Terms(suite="mt50")},
 )
 CARE = Published(
     name="CARE paper (mtrl)",
@@ -194,6 +308,12 @@ CARE = Published(
     ),
     columns=("MT10", "MT50"),
     rows={"soft_module": (73.0, 50.0), "mt_sac": (49.0, 36.0), "mt_mh_sac": (61.0, 45.0)},
+    terms={
+        suite.upper(): Terms(
+            suite=suite, env="v1", reward="v1", horizon=150, steps_per_task=2_000_000, eval_episodes=10
+        )
+        for suite in ("mt10", "mt50")
+    },
 )
 TABLES = [SOFT_MODULE, METAWORLD_PLUS, PARAMETER_SCALING, OWN_PAPERS, CARE]
 CAVEAT = (

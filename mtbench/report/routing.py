@@ -39,10 +39,14 @@ class Routing:
         """
         return bool((np.ptp(self.vectors, axis=0) == 0).all())
 
+    @property
+    def perplexity(self) -> float:
+        """The t-SNE's perplexity: scikit-learn's default 30, below the number of vectors."""
+        return float(min(30, len(self.vectors) - 1))
+
     def tsne(self, seed: int) -> np.ndarray:
         """``[N, 2]`` t-SNE embedding of the routing vectors (not :attr:`collapsed`)."""
-        perplexity = float(min(30, len(self.vectors) - 1))
-        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
+        return TSNE(2, perplexity=self.perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
 
 
 def _read(run: Run, num_tasks: int) -> Routing:

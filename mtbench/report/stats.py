@@ -3,7 +3,9 @@
 Every function takes ``{agent: ndarray(runs x tasks [x points])}`` of success rates in [0, 1]; the
 report's headline statistics pass :func:`per_run` scores (``runs x 1``), its second view the
 (run, task) pairs.
-Intervals are 95% stratified-bootstrap CIs from ``rliable.library.get_interval_estimates``. rliable
+Intervals are 95% percentile-bootstrap CIs from ``rliable.library.get_interval_estimates``: runs are
+resampled within each task (a stratified bootstrap; on the ``runs x 1`` matrix of per-run scores, one
+stratum, so a plain bootstrap over runs). rliable
 (through arch 7) draws from numpy's global RNG, so each call seeds it with ``seed`` and restores
 the previous global state afterwards: the same arrays and seed give the same intervals, whatever
 ran before. The aggregate functions compute exactly what ``rliable.metrics`` computes (tested),
@@ -134,3 +136,19 @@ def best_per_task(means: Mapping[str, np.ndarray]) -> list[set[str]]:
         for t in range(table.shape[1])
     ]
     return [top if len(top) < len(agents) else set() for top in tops]
+
+
+def coinciding(curves: Mapping[str, np.ndarray]) -> list[tuple[str, str]]:
+    """Pairs of agents whose curves (same shape) are equal at every point: one hides the other."""
+    agents = list(curves)
+    return [
+        (a, b)
+        for i, a in enumerate(agents)
+        for b in agents[i + 1 :]
+        if curves[a].shape == curves[b].shape and np.allclose(curves[a], curves[b])
+    ]
+
+
+def zero_width(intervals: Mapping[str, np.ndarray]) -> list[str]:
+    """Agents with an interval (``[2, ...]``: low, high) of zero width: every resample gave the same."""
+    return [a for a, ci in intervals.items() if np.isclose(ci[0], ci[1]).any()]

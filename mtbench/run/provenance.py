@@ -50,6 +50,30 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SPEED_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+"""CPU flags that change training speed and bf16 numerics, recorded where present."""
+SEGMENT_KEYS = ("hostname", "cpu", "cpu_flags", "gpu", "git_commit", "git_dirty", "mtbench_version")
+"""The machine and code fields a resume records again (a resume is a new training segment)."""
+
+
+def _cpu_flags() -> list[str]:
+    """The :data:`SPEED_FLAGS` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in SPEED_FLAGS if f in present]
+    except OSError:
+        pass
+    return []
+
+
+def segment(run_provenance: dict[str, Any]) -> dict[str, Any]:
+    """The machine and code fields of ``run_provenance`` (from :func:`collect`) that a resume
+    record repeats, so that each training segment names its own machine and commit."""
+    return {k: run_provenance.get(k) for k in SEGMENT_KEYS}
+
+
 def collect(device: str) -> dict[str, Any]:
     """Provenance of a run started now on ``device`` (the torch device actually used)."""
     commit = _git("rev-parse", "HEAD")
@@ -63,6 +87,7 @@ def collect(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device,
