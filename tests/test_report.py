@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 from pypdf import PdfReader
 from rliable import library, metrics
 from typer.testing import CliRunner
 
 from mtbench.frontends.cli import app
-from mtbench.report import build_report, figures, stats
+from mtbench.report import build_report, figures, power, stats
 from mtbench.report.data import collect, curve_scores, final_scores
+from mtbench.report.document import plain
 from mtbench.run.rundir import RunDir
 from mtbench.run.runner import run_one
 from mtbench.settings.errors import UsageError
@@ -248,13 +252,28 @@ def test_report_files(runs, tmp_path):
         np.testing.assert_allclose(arrays["final/mt_sac"], FINALS["mt_sac"])
         np.testing.assert_allclose(arrays["final_per_run/mt_sac"], np.mean(FINALS["mt_sac"], axis=1)[:, None])
         assert arrays["curve/soft_module"].shape == (3, 2, 3)
-    assert "**0.63 ± 0.12**" in text  # soft_module is best on reach-v3
-    assert "| moore | 61.4 | 83.2 | 61.2 | 72.0 |" in text  # Meta-World+'s table beside the paper's
-    assert "| pcgrad | - | - | - | - |" in text and "| mt_mh_sac | 85.0 | 67.4 | 35.5 | 34.2 |" in text
-    assert "| soft_module | 81.2 | 65.9 |" in text  # the parameter-scaling study's
+    assert "**0.63 (0.6 0.8 0.5)**" in text  # soft_module is best on reach-v3: its mean and its runs
+    # a custom suite: every published column, each marked with what differs (theirs / ours)
+    mwp = "| Meta-World+, MT10 v1 (unconfirmed) | soft_module 71.4; moore 61.4; paco 26.2 | "
+    mwp += "differs: suite (mt10 / "
+    assert (
+        mwp + f"{TWO_TASKS}), reward (v1 / v2), episode length (500 / 500)" not in text
+    )  # equal fields unlisted
+    assert mwp + f"{TWO_TASKS}), reward (v1 / v2), steps per task (2M / 100)" in text
+    assert "| Yang et al. 2020, MT10-Fixed (unconfirmed) | mt_sac 44.0; mt_mh_sac 85.0;" in text
+    assert "| parameter-scaling study, MT50 | mt_mh_sac 54.9; soft_module 65.9;" in text  # confirmed: no mark
     own = "| this report | Meta-World v3 | v2 | 500 | 50 per task | 100 | 10 | at any step | final | 3 |"
     assert own in text  # the report's protocol with the published ones' fields
-    assert "| CARE paper (mtrl) | Meta-World v1" in text and "| mt_sac | 49.0 | 36.0 |" in text
+    assert (
+        "| CARE paper (mtrl) | Meta-World v1" in text and "| CARE paper (mtrl), MT50 (unconfirmed) | " in text
+    )
+    shallow, deep = (
+        "soft_module (shallow; Yang et al. Table 1, Cond)",
+        "soft_module_deep (Yang et al. Table 1, Cond)",
+    )
+    assert (
+        f"{shallow} 71.8; {deep} 68.4 |" in text and f"{shallow} 60.4; {deep} 61.0 |" in text
+    )  # never mixed
     tables = summary["published"]  # every published table in summary.json with all its protocol's fields
     assert [t["name"] for t in tables][-1] == "CARE paper (mtrl)"
     assert all(set(t["protocol"]) == set(summary["this_report_protocol"]) for t in tables)
@@ -266,7 +285,7 @@ def test_report_files(runs, tmp_path):
     assert "Aggregate final success" in pdf_text
     flat = " ".join(pdf_text.split())
     sections = [line[3:] for line in text.splitlines() if line.startswith("## ")]
-    assert len(sections) >= 10 and len(reader.pages) >= len(sections)  # each section on a page of its own
+    assert len(sections) >= 10 and len(reader.pages) < len(sections)  # sections flow, no page each
     assert all(" ".join(heading.split()) in flat for heading in sections)
     for key in ("aggregate_over_runs", "aggregate_over_run_task_pairs"):  # every cell of both tables
         for agent in FINALS:
@@ -302,7 +321,9 @@ def test_partial_and_bad_data_are_left_out_with_reasons(runs, tmp_path):
     assert "line 2: unreadable" in md and "still in progress" in md
     assert "Fewer than 5 runs for mix_expert (1), mt_sac (3), soft_module (3)" in md
     assert "| final | mix_expert 1, mt_sac 3, soft_module 3 |" in md  # runs per agent in its protocol row
-    assert "With fewer than 4 runs (mix_expert, mt_sac, soft_module) the IQM is the mean" in md
+    assert (
+        "For mix_expert, mt_sac, soft_module the mean equals the IQM at every point (with fewer than 4" in md
+    )
 
 
 @pytest.mark.parametrize(
@@ -397,9 +418,10 @@ def test_routing_figures_from_a_real_soft_module_run(tmp_path):
     assert written["vectors"].shape == (2 * steps, len(written["columns"]))
     assert list(written["task_ids"][:4]) == [0, 1, 0, 1] and written["columns"][-1] == "last: 1"
     md = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
-    assert "figures/routing_soft_module_seed0.png" in md
+    assert "figures/routing_soft_module.png" in md
     assert "## 9. Routing" in md  # the section's title, not the last run's
-    assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").is_file()
+    assert (tmp_path / "rep" / "figures" / "routing_tsne_soft_module.png").is_file()
+    assert "scikit-learn t-SNE of 1000 routing vectors per run, perplexity 30, PCA initialisation" in md
 
     routed.routing_file.unlink()
     result = CliRunner().invoke(app, ["routing", str(tmp_path / "runs")])
@@ -427,7 +449,7 @@ def test_the_report_reads_files_only(tmp_path):
     )
     heavy = ("torch", "stable_baselines3", "mujoco", "metaworld", "gymnasium", "mtbench_agents")
     assert imported_after(code, heavy) == []
-    assert (tmp_path / "rep" / "figures" / "routing_soft_module_seed0.png").is_file()
+    assert (tmp_path / "rep" / "figures" / "routing_soft_module.png").is_file()
 
 
 def test_a_collapsed_routing_gets_its_heatmap_and_no_tsne(tmp_path):
@@ -442,8 +464,8 @@ def test_a_collapsed_routing_gets_its_heatmap_and_no_tsne(tmp_path):
     )
     text = build_report([tmp_path / "runs"], tmp_path / "rep", reps=50).read_text()
     assert "No t-SNE for soft_module, seed 0: all 40 of its routing vectors are the same" in text
-    assert (tmp_path / "rep" / "figures" / "routing_soft_module_seed0.png").is_file()
-    assert not (tmp_path / "rep" / "figures" / "routing_tsne_soft_module_seed0.png").exists()
+    assert (tmp_path / "rep" / "figures" / "routing_soft_module.png").is_file()
+    assert not (tmp_path / "rep" / "figures" / "routing_tsne_soft_module.png").exists()
 
 
 def test_an_unreadable_routing_file_is_left_out(tmp_path):
@@ -468,25 +490,43 @@ def test_published_curves_from_a_csv_are_shown_beside_ours(tmp_path):
     for seed in (0, 1):
         fabricate(runs, "mt_sac", seed, [0.5, 0.9])
     csv = tmp_path / "moore.csv"
-    rows = [f"MOORE,{s},{t},{p},{0.004 * p}" for s in (0, 1) for t in TASKS for p in (0, 100, 250)]
-    rows += ["MOORE,0,push-v3,100,0.5"]  # a task outside the suite: left out
+    rows = [
+        f"MOORE,{s},{t},{p},{(0.004 - 0.001 * s) * p}" for s in (0, 1) for t in TASKS for p in (0, 100, 250)
+    ]
     protocol = "Meta-World+ MT10, v3, 500-step episodes, 10 seeds"
-    csv.write_text(
-        f"# protocol: {protocol}\nmethod,seed,task,env_steps_per_task,success_rate\n" + "\n".join(rows)
-    )
-    result = CliRunner().invoke(
-        app, ["report", str(runs), "--out", str(tmp_path / "report"), "--reps", "200", "--external", str(csv)]
-    )
+    terms = "# env: v3\n# reward: v2\n# horizon: 500\n# goals: 50 per task\n# eval_episodes: 10\n"
+    header = f"# protocol: {protocol}\n{terms}method,seed,task,env_steps_per_task,success_rate\n"
+    csv.write_text(header + "\n".join(rows))
+    out = tmp_path / "report"
+    args = ["report", str(runs), "--out", str(out), "--reps", "200", "--external", str(csv)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
     moore = summary["external"]["MOORE (external)"]
     assert moore["protocol"] == protocol and moore["seeds"] == ["0", "1"] and moore["tasks"] == TASKS
     assert moore["env_steps_per_task"] == [0, 100, 250]
-    assert moore["final_iqm_over_runs"]["estimate"] == pytest.approx(1.0)
-    assert any("push-v3" in line for line in summary["left_out"])
-    text = (tmp_path / "report" / "report.md").read_text()
-    assert "Published curves (not run here)" in text and protocol in text
+    per_run = np.array([[1.0], [0.75]])  # each seed's mean over the tasks at its last point, 250 steps
+    for metric, value in zip(stats.METRICS, stats.aggregates(per_run), strict=True):  # as our agents'
+        assert moore["final_over_runs"][metric]["estimate"] == pytest.approx(value)
+    assert moore["comparability"] == "differs: steps per task (250 / 100)"  # every other field agrees
+    text = (out / "report.md").read_text()
+    assert (
+        protocol in text and "| MOORE (external) | 2 tasks; 2 seeds; at 250 steps per task | 0.875 [" in text
+    )
     assert "MOORE (external)" not in summary["aggregate_over_runs"]  # not part of our statistics
+
+    # trained on another suite: refused, unless the user accepts scoring it on the shared tasks
+    csv.write_text(header + "\n".join([*rows, "MOORE,0,push-v3,250,0.5", "MOORE,1,push-v3,250,0.5"]))
+    refused = CliRunner().invoke(app, args)
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "MOORE trained on 3 tasks, 1 of them not in" in message
+    assert "--external-shared-tasks" in message and json.loads((out / "summary.json").read_text()) == summary
+    result = CliRunner().invoke(app, [*args, "--external-shared-tasks"])
+    assert result.exit_code == 0, result.output
+    moore = json.loads((out / "summary.json").read_text())["external"]["MOORE (external)"]
+    assert moore["scope"] == f"trained on 3 tasks, scored on the 2 {TWO_TASKS} tasks"
+    assert moore["trained_on"] == [*TASKS, "push-v3"] and moore["tasks"] == TASKS
+    assert moore["scope"] in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -521,9 +561,55 @@ def test_setup_names_the_smoke_preset_each_agents_precision_and_seed_counts(tmp_
     text = build_report([tmp_path / "runs"], tmp_path / "report", reps=50).read_text()
     assert "the smoke preset `quick` (100 env steps per task)" in text
     machines = (
-        "n/a, device n/a (mt_sac seed 0, soft_module seeds 0, 1); Intel Xeon, device cpu (soft_module seed 2)"
+        "n/a, device n/a (mt_sac seed 0, soft_module seeds 0, 1); Intel Xeon (flags not recorded), "
+        "device cpu (soft_module seed 2)"
     )
-    assert f"| machines | {machines} |" in text  # each machine with the runs it ran
+    assert f"| machines (first segment) | {machines} |" in text  # each machine with the runs it ran
     assert "| code | abc |" in text  # one value where all runs agree
     assert "mt_sac: 1 (seed 0); soft_module: 3 (seeds 0, 1, 2)" in text
     assert "| precision | mt_sac: n/a; soft_module: n/a |" in text  # fabricated provenance has none
+
+
+def _page_fill(pdf: Path, tmp_path: Path) -> list[float]:
+    """For each page of ``pdf`` rendered by pdftoppm, how far down the page its content reaches (0-1)."""
+    tmp_path.mkdir()
+    subprocess.run(["pdftoppm", "-r", "20", "-gray", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    fills = []
+    for page in sorted(tmp_path.glob("page*.png")):
+        with PILImage.open(page) as im:
+            ink = np.nonzero((np.asarray(im) < 200).any(axis=1))[0]  # rows with anything drawn
+            fills.append(float(ink[-1] + 1) / im.height if ink.size else 0.0)
+    return fills
+
+
+@pytest.mark.skipif(
+    shutil.which("pdftoppm") is None, reason="needs poppler-utils (pdftoppm); .ci/run installs it"
+)
+def test_the_pdf_opens_with_the_verdict_and_flows_without_empty_pages(runs, tmp_path):
+    out = tmp_path / "report"
+    text = build_report([runs], out, reps=300).read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    (c,) = summary["verdict"]["comparisons"]
+    assert (c["x"], c["y"], c["separated"]) == ("soft_module", "mt_sac", True)  # 0.80 against 0.53 per run
+    assert c["difference"] == pytest.approx(np.mean(FINALS["soft_module"]) - np.mean(FINALS["mt_sac"]))
+    first = PdfReader(out / "report.pdf").pages[0].extract_text()
+    flat = " ".join(first.split())
+    assert "1. Verdict" in flat and "Separated at 95%" in flat and f"{c['difference']:+.3f}" in flat
+    power_line = next(line for line in text.splitlines() if line.startswith("**Power.**"))
+    detectable = summary["verdict"]["power"]["detectable_difference"]
+    assert f"detects a difference of **{detectable:.2f}**" in power_line and "**0.10: " in power_line
+    assert " ".join(plain(power_line).split()) in flat  # the power sentence is on the first page too
+    fills = _page_fill(out / "report.pdf", tmp_path / "pages")
+    assert 3 <= len(fills) <= 6  # 11 sections flow onto a few pages
+    assert all(fill > 0.6 for fill in fills[:-1]), fills  # no page but the last is mostly empty
+
+
+def test_plan_seeds_prints_the_reports_power_figures(runs, tmp_path):
+    result = CliRunner().invoke(app, ["plan-seeds", str(runs), "--difference", "0.2"])
+    assert result.exit_code == 0, result.output
+    groups = [np.mean(FINALS[a], axis=1) for a in FINALS]
+    plan = power.plan(groups, power.grid_floor(2, 10), [0.2])
+    out = " ".join(result.output.split())
+    assert f"with 3 runs per agent: {plan.detectable:.3f}" in out and f"0.2: {plan.needed[0.2]}" in out
+    observed = np.mean(FINALS["soft_module"]) - np.mean(FINALS["mt_sac"])
+    assert f"Observed soft_module − mt_sac: {observed:+.3f}" in out

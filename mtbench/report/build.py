@@ -291,15 +291,15 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
             heat,
         )
         blocks.append(Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {agent}.", 1.0))
-        collapsed = [r for r in mine if r.collapsed]
-        if collapsed:
-            seeds = ", ".join(str(r.run.seed) for r in collapsed)
-            blocks.append(
-                Text(
-                    f"No t-SNE for {agent} seed(s) {seeds}: all routing vectors of such a run are the same "
-                    "(its heatmap's rows); its routing took one path on every observation."
+        for r in mine:
+            if r.collapsed:
+                blocks.append(
+                    Text(
+                        f"No t-SNE for {agent}, seed {r.run.seed}: all {len(r.vectors)} of its routing "
+                        "vectors are the same (the heatmap's rows); its routing took one path on every "
+                        "observation."
+                    )
                 )
-            )
         spread = [r for r in mine if not r.collapsed]
         if spread:
             figures.tsne_figure(
@@ -428,7 +428,8 @@ def _published(ctx: _Context) -> Part:
             "the same four aggregates as this report's agents (over runs, each run's mean over the tasks "
             "it is scored on, at its last evaluation point; rliable's bootstrap over runs)."
         )
-        blocks += [Text(text), Table(header, rows)]
+        protocols = Bullets([f"**{c.name}** ({c.source}): {c.protocol}" for c in ctx.external])
+        blocks += [Text(text), Table(header, rows), protocols]
         summary["external"] = external
     return Part("Published results (not run here; context only)", blocks, summary)
 

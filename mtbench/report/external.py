@@ -28,6 +28,7 @@ import numpy as np
 
 from mtbench.report.published import Terms
 from mtbench.settings.errors import UsageError
+from mtbench.settings.suites import FIXED_PREFIX
 
 COLUMNS = ("method", "seed", "task", "env_steps_per_task", "success_rate")
 PROTOCOL = "# protocol:"
@@ -148,7 +149,9 @@ def read_external(
         ordered = [t for t in suite_tasks if t in trained[method]] + sorted(
             trained[method] - set(suite_tasks)
         )
-        method_terms = Terms(**terms, steps_per_task=steps[-1], statistic="mean")  # type: ignore[arg-type]
+        same = trained[method] == set(suite_tasks)  # this suite's tasks: this suite, unless it says
+        known = terms | ({"suite": suite.removeprefix(FIXED_PREFIX)} if same and "suite" not in terms else {})
+        method_terms = Terms(**known, steps_per_task=steps[-1], statistic="mean")  # type: ignore[arg-type]
         curves.append(
             ExternalCurve(
                 method,
