@@ -428,8 +428,8 @@ def _published(ctx: _Context) -> Part:
             "the same four aggregates as this report's agents (over runs, each run's mean over the tasks "
             "it is scored on, at its last evaluation point; rliable's bootstrap over runs)."
         )
-        protocols = Bullets([f"**{c.name}** ({c.source}): {c.protocol}" for c in ctx.external])
-        blocks += [Text(text), Table(header, rows), protocols]
+        sources = Bullets([f"**{c.name}** ({c.source}): {c.protocol}" for c in ctx.external])
+        blocks += [Text(text), Table(header, rows), sources]
         summary["external"] = external
     return Part("Published results (not run here; context only)", blocks, summary)
 
