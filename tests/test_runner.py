@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.save_util import load_from_zip_file
 
 from mtbench.envs.vector import make_vector_env
 from mtbench.learner import sac
@@ -118,11 +119,54 @@ def _with_one_hots(checkpoint: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> list[dict]:
-    """The records of RESUMABLE seed 3 run in one go (the reference of the resume tests)."""
+def reference(tmp_path_factory) -> RunDir:
+    """RESUMABLE seed 3 run in one go (the reference of the resume and extension tests)."""
     spec = run_spec(tmp_path_factory.mktemp("reference"), seed=3, overrides=RESUMABLE, checkpoint_every=0)
     assert not RunDir(run_one(spec)).checkpoints_dir.exists()  # finished: checkpoints removed
-    return strip_wall(RunDir(run_one(spec)).read_eval())  # the second call skips the finished run
+    return RunDir(run_one(spec))  # the second call skips the finished run
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference) -> list[dict]:
+    """The reference run's records."""
+    return strip_wall(reference.read_eval())
+
+
+def _final_parameters(rd: RunDir) -> dict[str, torch.Tensor]:
+    return load_from_zip_file(rd.model_file, device="cpu")[1]["policy"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [500, 750])  # the end at an episode boundary, or mid-episode
+def test_a_finished_run_continues_to_a_larger_budget_as_if_made_at_it(tmp_path, reference, budget):
+    """A run finished at ``budget`` steps per task with its final checkpoint kept, asked for 1000,
+    continues from that checkpoint: the same records and final parameters as the run made at 1000."""
+    short = tuple((dict(RESUMABLE) | {"steps_per_task": budget}).items())
+    spec = run_spec(tmp_path, seed=3, overrides=short, checkpoint_every=0, keep_final_checkpoint=True)
+    rd = RunDir(run_one(spec))
+    assert rd.is_done() and len(Checkpoints(rd.checkpoints_dir, print).complete()) == 1
+    longer = replace(spec, overrides=RESUMABLE)
+    assert check(longer)[2] is False  # to do again
+    run_one(longer)
+    assert rd.is_done() and strip_wall(rd.read_eval()) == strip_wall(reference.read_eval())
+    ours, theirs = _final_parameters(rd), _final_parameters(reference)
+    for name, value in theirs.items():
+        torch.testing.assert_close(ours[name], value, rtol=0, atol=0, msg=name)
+    (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
+    assert (resume["env_steps"], resume["steps_per_task"]) == (2 * budget, 1000)
+
+
+def test_a_finished_run_without_its_final_checkpoint_cannot_continue(tmp_path):
+    spec = run_spec(tmp_path)  # TINY: 300 steps per task
+    run_one(spec)
+    more = replace(spec, overrides=tuple((dict(TINY) | {"steps_per_task": 600}).items()))
+    with pytest.raises(
+        UsageError, match="finished run of 300 steps per task whose final checkpoint"
+    ):
+        check(more)
+    fewer = replace(spec, overrides=tuple((dict(TINY) | {"steps_per_task": 150}).items()))
+    with pytest.raises(UsageError, match=r"different configuration.*steps_per_task"):
+        check(fewer)
 
 
 @pytest.mark.parametrize(

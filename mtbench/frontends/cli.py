@@ -168,16 +168,23 @@ class LineDisplay:
             console.print(f"{label}: [{STATUS_COLOURS[status]}]{status}[/]", highlight=False)
 
 
-def print_plan(plan: Plan, labels: list[str], names: list[str], smoke: bool) -> None:
+def print_plan(
+    plan: Plan, labels: list[str], names: list[str], smoke: bool, keep_final_checkpoint: bool = False
+) -> None:
     """Memory, parameters (``names``: the runs' agents or variants) and time of the planned runs."""
     from mtbench.grids.estimate import duration, gib
 
     memory = max(plan.memory, key=lambda m: m.total)
+    kept = (
+        f"; the final checkpoints kept: {gib(sum(m.buffer for m in plan.memory))} on disk in all"
+        if keep_final_checkpoint
+        else ""
+    )
     console.print(
         f"Memory per run: up to {gib(memory.total)} (replay buffer {gib(memory.buffer)}, networks "
         f"{gib(memory.networks)}, envs {gib(memory.envs)}, process {gib(memory.process)}); "
         f"checkpoints: up to {gib(3 * memory.buffer)} on disk per unfinished run (two kept, one being "
-        "written)",
+        f"written){kept}",
         highlight=False,
     )
     counts = dict(zip(names, plan.parameters, strict=True))
@@ -299,6 +306,15 @@ def run(
             rich_help_panel=EXECUTION,
         ),
     ] = 300.0,
+    keep_final_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--keep-final-checkpoint",
+            help="Keep each finished run's final checkpoint (with its replay; the dry run shows the disk "
+            "it takes), so that the same command with a larger --steps-per-task continues the runs.",
+            rich_help_panel=EXECUTION,
+        ),
+    ] = False,
     retries: Annotated[
         int,
         typer.Option(
@@ -355,7 +371,7 @@ def run(
         modules = tuple(str(m) for m in agent_module or [])
         options = RunOptions(
             out=out, device=device, agent_modules=modules, checkpoint_every=checkpoint_every, track=track,
-            wandb_project=wandb_project,
+            wandb_project=wandb_project, keep_final_checkpoint=keep_final_checkpoint,
         )  # fmt: skip
         settings = parse_settings(set_ or []) | {k: v for k, v in budget.items() if v is not None}
         request = _grid_request(agents, suite, seeds, preset, settings, variant or [], sweep or [], options)
@@ -411,7 +427,8 @@ def _train(grid: Grid, pool: Executor, dry_run: bool) -> bool:
     except UsageError as exc:
         raise fail(str(exc)) from None
     labels = grid.labels(grid.pending)
-    print_plan(plan, labels, [grid.configs[i].name for i in grid.pending], grid.configs[0].smoke)
+    names = [grid.configs[i].name for i in grid.pending]
+    print_plan(plan, labels, names, grid.configs[0].smoke, grid.specs[0].options.keep_final_checkpoint)
     if dry_run:
         return False
     totals = [grid.configs[i].train.steps_per_task for i in grid.pending]

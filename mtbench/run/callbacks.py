@@ -29,9 +29,10 @@ class EvalCallback(BaseCallback):
     :param num_episodes: episodes per task per evaluation.
     :param run_dir: where records go.
     :param rng_state: eval env goal-sampler snapshot restored before each evaluation.
-    :param steps_per_task: the run's budget. The evaluation at the budget is left to the caller,
-        after ``learn``: SB3 calls callbacks before the step's gradient update, so only then is
-        the evaluated policy the one saved as ``model.zip``.
+    :param steps_per_task: the run's budget. Evaluations happen between vector steps, after the
+        updates of the step before; the evaluation at the budget is left to the caller, after
+        ``learn`` (its last step's updates come after the last callback), where the evaluated
+        policy is the one saved as ``model.zip``.
     """
 
     def __init__(
@@ -89,9 +90,14 @@ class EvalCallback(BaseCallback):
             self.evaluate()
 
     def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        # between vector steps, after the last step's updates: the evaluation at k steps per task
+        # sees the policy after k steps' updates, as the final one does, so a run extended past its
+        # budget records what a run made at the longer budget records
         if self._next_eval <= self.steps_per_task < self.budget:
             self.evaluate()
-        return True
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now, append the record and return it."""

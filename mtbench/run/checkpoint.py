@@ -314,7 +314,16 @@ class CheckpointCallback(BaseCallback):
         elif StopRequest.requested:  # before the first step of learn, the episodes have no actions yet
             self._save(self._before_reset, mid_episode=bool(self._actions))
 
-    def _save(self, before_reset: list[Any], mid_episode: bool) -> None:
+    def save_now(self) -> Path:
+        """Checkpoint where ``learn`` stopped (a finished run's final checkpoint, from which a larger
+        budget continues it)."""
+        if self._boundary:  # as at the next rollout start: the autoreset has begun new episodes
+            self._boundary = False
+            self._before_reset, self._after_reset = self._after_reset, env_rng(self.training_env)
+            return self._save(self._before_reset, mid_episode=False)
+        return self._save(self._before_reset, mid_episode=bool(self._actions))
+
+    def _save(self, before_reset: list[Any], mid_episode: bool) -> Path:
         assert isinstance(self.model, OffPolicyAlgorithm)
         state = {"env_rng": before_reset, "mid_episode": mid_episode}
         if mid_episode:
@@ -323,3 +332,4 @@ class CheckpointCallback(BaseCallback):
         self._last = time.monotonic()
         if StopRequest.requested:
             raise RunStopped(f"stopped on request at {self.model.num_timesteps} env steps; checkpoint {path}")
+        return path

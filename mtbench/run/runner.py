@@ -4,7 +4,10 @@
 whose directory holds ``DONE`` and the same configuration is skipped; a directory holding a
 different configuration is refused before anything is written; an interrupted run (no ``DONE``)
 resumes from its newest usable checkpoint (:mod:`mtbench.run.checkpoint`), or starts again from
-scratch when it has none.
+scratch when it has none. A run asked for a larger ``steps_per_task`` alone continues from its
+newest checkpoint to it: a finished one from the final checkpoint that
+``RunOptions.keep_final_checkpoint`` keeps, and then records what a run made at the larger budget
+from the start records.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class RunOptions:
     """Python files whose AgentSpecs are registered before the agents are looked up."""
     checkpoint_every: float = 300.0
     """Wall seconds between checkpoints (taken at the next episode boundary); 0: every episode."""
+    keep_final_checkpoint: bool = False
+    """Keep a finished run's final checkpoint (networks, optimizers, replay: about the replay's size
+    on disk), so that the same run asked for a larger ``steps_per_task`` continues from it."""
     track: str | None = None
     """Experiment tracker besides TensorBoard: None or ``wandb`` (one wandb run per run)."""
     wandb_project: str = "mtbench"
@@ -167,6 +173,14 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
     if stored is not None and isinstance(stored.get("train"), dict):  # settings added since it ran
         new = {k: v for k, v in wanted["train"].items() if k in NEW_SETTINGS}
         stored["train"] = new | SETTINGS_BEFORE | stored["train"]
+    if stored is not None and stored != wanted and (shorter := _shorter_budget(stored, wanted)) is not None:
+        if rd.is_done() and not Checkpoints(rd.checkpoints_dir, print).complete():
+            raise UsageError(
+                f"{rd.path} holds a finished run of {shorter} steps per task whose final checkpoint was "
+                f"not kept, so it cannot continue to {config.train.steps_per_task}; delete that run "
+                "directory and run again (--keep-final-checkpoint keeps a finished run extendable)"
+            )
+        return config, rd, False  # continued from its newest checkpoint to the larger budget
     if stored is not None and stored != wanted:
         raise UsageError(
             f"{rd.path} holds a run with a different configuration (differs in: "
@@ -174,6 +188,14 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
             "directory"
         )
     return config, rd, stored is not None and rd.is_done()
+
+
+def _shorter_budget(stored: dict[str, Any], wanted: dict[str, Any]) -> int | None:
+    """The stored run's steps per task when it differs from ``wanted`` in a smaller budget alone."""
+    budget = "steps_per_task"
+    old, new = stored["train"].get(budget), wanted["train"][budget]
+    same = stored | {"train": stored["train"] | {budget: new}} == wanted
+    return old if same and isinstance(old, int) and old < new else None
 
 
 def _set_logger(
@@ -272,9 +294,13 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
         with _exclusive(rd):
             for leftover in atomic.leftovers(rd.path):  # of writes killed midway; the run is ours now
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            budget = (rd.read_config() or {}).get("train", {}).get("steps_per_task", 0)
+            if rd.is_done() and budget < config.train.steps_per_task:
+                rd.done_file.unlink()  # a finished run continued to a larger budget (see check)
             if not rd.is_done():  # another process may have finished it meanwhile
                 _run_unfinished(spec, config, rd, report)
-    shutil.rmtree(rd.checkpoints_dir, ignore_errors=True)  # left by a kill between DONE and cleanup
+    if not spec.options.keep_final_checkpoint:
+        shutil.rmtree(rd.checkpoints_dir, ignore_errors=True)  # left by a kill between DONE and cleanup
     return rd.path
 
 
@@ -376,6 +402,7 @@ def _train(
                 "host": run_provenance["hostname"],
                 "device": device,
                 "precision": precision,
+                "steps_per_task": train.steps_per_task,  # the budget it continues to
             } | provenance.segment(run_provenance)  # this segment's machine and code
             run_provenance = json.loads(rd.provenance_file.read_text())
             run_provenance["resumes"] = [*run_provenance.get("resumes", []), resume]
@@ -404,5 +431,10 @@ def _train(
                 eval_cb.evaluate()
             atomic.write_with(rd.model_file, model.save)
             write_routing(rd, model, config)
+            if spec.options.keep_final_checkpoint:
+                final = checkpoint_cb.save_now()
+                for old in checkpoints.complete():
+                    if old != final:
+                        shutil.rmtree(old)
         finally:
             model.logger.close()  # a wandb run ends with its mtbench run (or its attempt)
