@@ -160,9 +160,7 @@ def test_a_finished_run_without_its_final_checkpoint_cannot_continue(tmp_path):
     spec = run_spec(tmp_path)  # TINY: 300 steps per task
     run_one(spec)
     more = replace(spec, overrides=tuple((dict(TINY) | {"steps_per_task": 600}).items()))
-    with pytest.raises(
-        UsageError, match="finished run of 300 steps per task whose final checkpoint"
-    ):
+    with pytest.raises(UsageError, match="finished run of 300 steps per task whose final checkpoint"):
         check(more)
     fewer = replace(spec, overrides=tuple((dict(TINY) | {"steps_per_task": 150}).items()))
     with pytest.raises(UsageError, match=r"different configuration.*steps_per_task"):
