@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
-# Issue 26's evidence grid on this 2-core machine, in the background over several sessions:
-# mt_sac, mt_mh_sac and soft_module on fixed:mt10, seeds 0-2, the paper preset at 20,000 steps per
-# task (evaluation every 2000 with one episode per task: fixed goals are deterministic).
+# The evidence grids on this 2-core machine, in the background over several sessions.
 #
-#   benchmarks/evidence_grid.sh            # start or resume (from the repository root)
-#   benchmarks/evidence_grid.sh --collect  # copy finished runs' plain files into $KEPT, to commit
+#   benchmarks/evidence_grid.sh [GRID]            # start or resume GRID (from the repository root)
+#   benchmarks/evidence_grid.sh [GRID] --collect  # copy finished runs' plain files into $KEPT, to commit
 #
-# The report, once all nine are done (from the repository root):
-#   mtbench routing /work/evidence/runs-paper/fixed_mt10/soft_module/seed_*
-#   benchmarks/evidence_grid.sh --collect
-#   mtbench report reports/mt10-fixed-20k/runs --out reports/mt10-fixed-20k/report
+# GRID (default mt10-power):
+#   mt10-fixed-20k  issue 26: mt_sac, mt_mh_sac, soft_module on fixed:mt10, seeds 0-2, the paper preset
+#                   (its loop before 2026-12-06) at 20,000 steps per task, 1 evaluation episode per
+#                   task every 2000 (fixed goals are deterministic). Finished.
+#   mt10-power      issue 43 (design: reports/mt10-power/README.md): the same agents on mt10 (50 goals
+#                   per task), seeds 0-4, the paper preset with the authors' loop, 10 evaluation
+#                   episodes per task every 2000 steps, final checkpoints kept: a ladder, 20,000 steps
+#                   per task now (STEPS=50000 continues every finished run to 50,000).
+#
+# The report, once a grid's runs are done (from the repository root; soft modules' routing first):
+#   mtbench routing $RUNS/soft_module/seed_*     (runs of code that predates routing.npz only)
+#   benchmarks/evidence_grid.sh GRID --collect
+#   mtbench report $KEPT --out reports/mt10-fixed-20k/report   (mt10-power: reports/mt10-power/report-20k)
 #
 # Start: a worktree of the commit the grid began at ($ROOT/wt, frozen: every run trains the same code)
-# with its own venv, the finished runs committed under $KEPT copied into $ROOT/runs-paper (the grid
-# skips them: a machine lost between sessions loses only unfinished runs), then two lanes (one core
-# each, nice 10, one torch thread) that take the runs in order; unfinished runs resume from their
+# with its own venv, the finished runs committed under $KEPT copied into $ROOT/runs (the grid skips
+# them: a machine lost between sessions loses only unfinished runs), then two lanes (one core each,
+# nice 10, one torch thread) that take the runs in order; unfinished runs resume from their
 # checkpoints. Logs: $ROOT/lane0.log, $ROOT/lane1.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=${ROOT:-/work/evidence}
-KEPT=reports/mt10-fixed-20k/runs
-COMMIT=${COMMIT:-b052ca0}  # the grid's code since 2026-12-04 (its first committed runs name it)
-RUNS=$ROOT/runs-paper/fixed_mt10
-# Runs that fit one session (mt_sac, mt_mh_sac: 1.5-1.8 h on one core) come first, soft_module's
-# (3.5-5 h) last: the machine has been lost between sessions three times, and only finished runs
-# survive that.
-JOBS="mt_sac:0 mt_mh_sac:0 mt_sac:1 mt_mh_sac:1 mt_sac:2 mt_mh_sac:2 soft_module:0 soft_module:1 soft_module:2"
+GRID=mt10-power
+case "${1:-}" in mt10-fixed-20k | mt10-power) GRID=$1; shift ;; esac
+if [ "$GRID" = mt10-fixed-20k ]; then
+    KEPT=reports/mt10-fixed-20k/runs
+    ROOT=${ROOT:-/work/evidence}
+    COMMIT=${COMMIT:-b052ca0}  # the grid's code since 2026-12-04 (its first committed runs name it)
+    RUNS=$ROOT/runs-paper/fixed_mt10
+    OUT=$ROOT/runs-paper
+    ARGS="--suite fixed:mt10 --preset paper --steps-per-task 20000 --eval-every 2000 --eval-episodes 1"
+    # runs that fit one session first, soft_module's (3.5-5 h) last: only finished runs survive a lost machine
+    JOBS="mt_sac:0 mt_mh_sac:0 mt_sac:1 mt_mh_sac:1 mt_sac:2 mt_mh_sac:2 soft_module:0 soft_module:1 soft_module:2"
+else
+    STEPS=${STEPS:-20000}
+    KEPT=reports/mt10-power/runs-$((STEPS / 1000))k  # one folder per rung of the ladder
+    ROOT=${ROOT:-/work/power}
+    COMMIT=${COMMIT:-$(git rev-parse --short HEAD)}  # frozen once $ROOT/wt exists
+    RUNS=$ROOT/runs/mt10
+    OUT=$ROOT/runs
+    ARGS="--suite mt10 --preset paper --steps-per-task $STEPS --eval-every 2000 --eval-episodes 10"
+    ARGS="$ARGS --keep-final-checkpoint"
+    # every agent to 3 runs first, then to 5; soft_module (about 2 h on one core) after the others
+    JOBS=""
+    for seed in 0 1 2 3 4; do JOBS="$JOBS mt_sac:$seed mt_mh_sac:$seed soft_module:$seed"; done
+fi
 
 if [ "${1:-}" = "--collect" ]; then
     for done in "$RUNS"/*/seed_*/DONE; do
@@ -41,7 +64,7 @@ if [ "${1:-}" = "--collect" ]; then
     exit 0
 fi
 
-if pgrep -f "mtbench run .*--out $ROOT/runs-paper" > /dev/null; then
+if pgrep -f "mtbench run .*--out $OUT" > /dev/null; then
     echo "the grid is running already: $ROOT/lane0.log, $ROOT/lane1.log"; exit 0
 fi
 mkdir -p "$ROOT" "$RUNS"
@@ -67,13 +90,13 @@ lane() {
         job=$(flock "$ROOT/queue.lock" sh -c 'j=$(head -1 "$1"); [ -n "$j" ] && sed -i 1d "$1"; echo "$j"' _ "$ROOT/queue.txt")
         [ -z "$job" ] && break
         echo "$(date -u +%FT%T) lane $1 start $job"
+        # shellcheck disable=SC2086  # ARGS is a list of options
         OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c "$1" nice -n 10 "$ROOT/venv/bin/mtbench" run \
-            --agents "${job%:*}" --seeds "${job#*:}" --suite fixed:mt10 --preset paper --steps-per-task 20000 \
-            --eval-every 2000 --eval-episodes 1 --device cpu --workers 1 --out "$ROOT/runs-paper" --no-report \
+            --agents "${job%:*}" --seeds "${job#*:}" $ARGS --device cpu --workers 1 --out "$OUT" --no-report \
             && echo "$(date -u +%FT%T) lane $1 end $job" || echo "$(date -u +%FT%T) lane $1 failed $job"
     done
 }
 for core in 0 1; do
-    (setsid nohup bash -c "$(declare -f lane); ROOT=$ROOT; lane $core" >> "$ROOT/lane$core.log" 2>&1 &)
+    (setsid nohup bash -c "$(declare -f lane); ROOT=$ROOT; ARGS='$ARGS'; OUT=$OUT; lane $core" >> "$ROOT/lane$core.log" 2>&1 &)
 done
 echo "grid started in the background: $ROOT/lane0.log, $ROOT/lane1.log; runs in $RUNS"
