@@ -77,6 +77,23 @@ COMPARED = {
     "eval_episodes": "evaluation episodes",
     "statistic": "statistic",
 }
+
+
+def _metaworld_plus_terms(suite: str, reward: str) -> Terms:
+    """Meta-World+'s protocol: v3, 500-step episodes, 50 goals per task, 2M steps per task, 50
+    evaluation episodes, IQM over runs."""
+    return Terms(
+        suite=suite,
+        env="v3",
+        reward=reward,
+        horizon=500,
+        goals="50 per task",
+        steps_per_task=2_000_000,
+        eval_episodes=50,
+        statistic="IQM",
+    )
+
+
 """The :class:`Terms` fields compared, with their names in the marks."""
 
 
@@ -195,16 +212,7 @@ METAWORLD_PLUS = Published(
         "pcgrad": (None, None, None, None),
     },
     terms={
-        f"{suite.upper()} {reward}": Terms(
-            suite=suite,
-            env="v3",
-            reward=reward,
-            horizon=500,
-            goals="50 per task",
-            steps_per_task=2_000_000,
-            eval_episodes=50,
-            statistic="IQM",
-        )
+        f"{suite.upper()} {reward}": _metaworld_plus_terms(suite, reward)
         for suite in ("mt10", "mt50")
         for reward in ("v1", "v2")
     },
@@ -247,19 +255,7 @@ PARAMETER_SCALING = Published(
         "mt_mh_sac_w1805 (paco's parameters)": (None, 80.2),
     },
     confirmed=True,
-    terms={
-        suite.upper(): Terms(
-            suite=suite,
-            env="v3",
-            reward="v2",
-            horizon=500,
-            goals="50 per task",
-            steps_per_task=2_000_000,
-            eval_episodes=50,
-            statistic="IQM",
-        )
-        for suite in ("mt10", "mt50")
-    },
+    terms={suite.upper(): _metaworld_plus_terms(suite, "v2") for suite in ("mt10", "mt50")},
 )
 NOT_CHECKED = "not checked here"
 OWN_PAPERS = Published(
