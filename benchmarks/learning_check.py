@@ -190,10 +190,12 @@ def main() -> None:
     print(result)
     command = "python benchmarks/learning_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     settings = ", ".join(args.set) or "none"
+    actors = {"uniform": "uniform random actions", "policy": "the initial policy"}
+    warmup = " or ".join(sorted({actors[c.train.warmup_actions] for c in grid.configs}))
     section = (
         f"## Learning check ({date.today().isoformat()})\n\n"
         f"Suite `{args.suite}`, {args.steps_per_task} env steps per task ({args.warmup_steps} of them "
-        f"uniform random warm-up), {args.batch_size_per_task} transitions per task per batch, "
+        f"warm-up, acted by {warmup}), {args.batch_size_per_task} transitions per task per batch, "
         f"learning rate {args.learning_rate:g}, "
         f"evaluation with {args.eval_episodes} episode(s) per task before training and every "
         f"{args.eval_every} steps per task; final success is the mean of the last {args.last} "
