@@ -59,7 +59,7 @@ def test_parse_seeds(text, seeds):
         (["--steps-per-task", "100", "--warmup-steps", "100"], "leaves no training after the 100 warm-up"),
         (["--set", "lr=0.1"], "unknown training setting 'lr'"),
         (["--set", "gamma"], "--set expects name=value"),
-        (["--device", "tpu"], "unknown device 'tpu'; valid devices: auto, cpu, cuda"),
+        (["--device", "tpu"], "unknown device 'tpu' (did you mean 'cpu'?); valid devices: auto, cpu, cuda"),
         (["--set", "gamma=abc"], "gamma must be a float like 0.99, got 'abc'"),
         (["--set", "eval_episodes=true"], "eval_episodes must be an int, got True"),
         (["--set", "reward_version=v9"], "unknown reward_version 'v9'; valid values: v1, v2"),
@@ -71,6 +71,34 @@ def test_parse_seeds(text, seeds):
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, fragment):
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["run", "--preset", "quick", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in " ".join(result.output.split())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--agents", "mt_sca"], "unknown agent 'mt_sca' (did you mean 'mt_sac' or 'mt_mh_sac'?); valid agents:"),
+        (["--agents", "paper-ablation"], "(did you mean 'paper-ablations'"),  # a named grid
+        (["--variant", "x=mt_sca:gamma=0.9", "--agents", "x"], "unknown agent 'mt_sca' (did you mean 'mt_sac'"),
+        (["--preset", "papr"], "unknown preset 'papr' (did you mean 'paper' or 'paper-cpu'?); valid presets:"),
+        (["--suite", "mt100"], "unknown suite 'mt100' (did you mean 'mt10' or 'mt50'?)"),
+        (["--suite", "mt1:reech-v3"], "unknown Meta-World task 'reech-v3' (did you mean 'reach-v3'"),
+        (["--suite", "reach-v3,pick-plce-v3"], "unknown Meta-World task 'pick-plce-v3' (did you mean 'pick-place-v3'"),
+        (["--set", "learnng_rate=1e-3"], "unknown training setting 'learnng_rate' (did you mean 'learning_rate'?)"),
+        (["--set", "agent.hiden_sizes=[8]"], "has no setting 'hiden_sizes' (did you mean 'hidden_sizes'?)"),
+        (["--set", "agent.learning_rate=1e-3"], "learning_rate is a training setting: use --set learning_rate=..."),
+        (["--set", "hidden_sizes=[8]"], "hidden_sizes is a setting of the agent: use --set agent.hidden_sizes=..."),
+        (["--set", "precision=fp33"], "unknown precision 'fp33' (did you mean 'fp32'"),
+        (["--device", "cpuu"], "unknown device 'cpuu' (did you mean 'cpu'?)"),
+        (["--executor", "rya"], "unknown executor 'rya' (did you mean 'ray'?)"),
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
+    ],
+)  # fmt: skip
+def test_a_typo_gets_the_closest_names(tmp_path, args, fragment):
     out = tmp_path / "runs"
     result = runner.invoke(app, ["run", "--preset", "quick", "--out", str(out), *args])
     assert result.exit_code == 2, result.output

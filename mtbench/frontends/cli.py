@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mtbench.run.rundir import RunDir
 from mtbench.settings.config import PRESETS, TrainConfig, field_docs
-from mtbench.settings.errors import UsageError, WriteFailed
+from mtbench.settings.errors import UsageError, WriteFailed, did_you_mean
 from mtbench.settings.registry import available_agents, get_agent, load_agent_module, load_errors
 from mtbench.settings.suites import all_tasks, benchmarks, parse_suite
 from mtbench.settings.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps, settings_text
@@ -463,7 +463,10 @@ def _executor(
         "ray": lambda: RayCluster(address=address, cpus_per_run=cpus, gpus_per_run=gpus, retries=retries),
     }
     if name not in executors:
-        raise UsageError(f"unknown executor {name!r}; valid executors: {', '.join(executors)}")
+        raise UsageError(
+            f"unknown executor {name!r}{did_you_mean(name, executors)}; "
+            f"valid executors: {', '.join(executors)}"
+        )
     return executors[name]()
 
 

@@ -354,7 +354,7 @@ class LocalPool:
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
-            raise UsageError(f"workers must be at least 1, got {self.workers}")
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
         _check_retries(self.retries)
 
     def check(self, device: str) -> None:

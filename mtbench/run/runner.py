@@ -48,7 +48,7 @@ from mtbench.run.routing import write_routing
 from mtbench.run.rundir import RunDir, run_path
 from mtbench.run.tracking import check_tracker
 from mtbench.settings.config import SETTINGS_BEFORE, RunConfig, get_preset, resolve_config
-from mtbench.settings.errors import Diverged, UsageError
+from mtbench.settings.errors import Diverged, UsageError, did_you_mean
 from mtbench.settings.registry import get_agent, load_agent_module
 from mtbench.settings.suites import parse_suite
 
@@ -82,7 +82,10 @@ class RunOptions:
         if self.checkpoint_every < 0:
             raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.device not in DEVICES:
-            raise UsageError(f"unknown device {self.device!r}; valid devices: {', '.join(DEVICES)}")
+            raise UsageError(
+                f"unknown device {self.device!r}{did_you_mean(self.device, DEVICES)}; "
+                f"valid devices: {', '.join(DEVICES)}"
+            )
         check_tracker(self.track)
 
 

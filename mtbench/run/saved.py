@@ -26,7 +26,7 @@ from mtbench.envs.vector import make_vector_env, save_env_rng
 from mtbench.run.params import build_on_spaces
 from mtbench.run.rundir import RunDir
 from mtbench.settings.config import AGENT_PREFIX, SETTINGS_BEFORE, RunConfig, get_preset, resolve_config
-from mtbench.settings.errors import UsageError, choices
+from mtbench.settings.errors import UsageError, choices, did_you_mean
 from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import STATE_DIM, Suite, parse_suite
 
@@ -64,7 +64,9 @@ def policy_file(rd: RunDir, which: Which) -> Path:
     :raises UsageError: when the run has none.
     """
     if which not in WHICH:
-        raise UsageError(f"unknown checkpoint {which!r}; valid choices: {', '.join(WHICH)}")
+        raise UsageError(
+            f"unknown checkpoint {which!r}{did_you_mean(which, WHICH)}; valid choices: {', '.join(WHICH)}"
+        )
     if which == "latest":
         steps = sorted(rd.checkpoints_dir.glob("step_*/model.pt")) if rd.checkpoints_dir.is_dir() else []
         if steps:

@@ -16,7 +16,7 @@ from typing import Any
 
 from stable_baselines3.common.logger import KVWriter
 
-from mtbench.settings.errors import UsageError
+from mtbench.settings.errors import UsageError, did_you_mean
 
 TRACKERS = ("wandb",)
 
@@ -26,7 +26,9 @@ def check_tracker(track: str | None) -> None:
     if track is None:
         return
     if track not in TRACKERS:
-        raise UsageError(f"unknown tracker {track!r}; valid trackers: {', '.join(TRACKERS)}")
+        raise UsageError(
+            f"unknown tracker {track!r}{did_you_mean(track, TRACKERS)}; valid trackers: {', '.join(TRACKERS)}"
+        )
     if importlib.util.find_spec("wandb") is None:
         raise UsageError('--track wandb needs wandb: pip install -e ".[wandb]" (or pip install wandb)')
 

@@ -8,11 +8,11 @@ import inspect
 import itertools
 import textwrap
 import types
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from mtbench.settings.errors import UsageError
+from mtbench.settings.errors import UsageError, did_you_mean
 from mtbench.settings.suites import EPISODE_STEPS
 
 if TYPE_CHECKING:
@@ -298,7 +298,9 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+        raise UsageError(
+            f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; valid presets: {', '.join(PRESETS)}"
+        ) from None
 
 
 def _conform(name: str, value: Any, hint: Any, example: Any = None) -> Any:
@@ -318,7 +320,11 @@ def _conform(name: str, value: Any, hint: Any, example: Any = None) -> Any:
         raise UsageError(errors[0] if len(errors) == 1 else f"{name}: {value!r} fits none of {hint}")
     if origin is Literal:
         if value not in get_args(hint):
-            raise UsageError(f"unknown {name} {value!r}; valid values: {', '.join(map(str, get_args(hint)))}")
+            valid = get_args(hint)
+            raise UsageError(
+                f"unknown {name} {value!r}{did_you_mean(value, valid)}; "
+                f"valid values: {', '.join(map(str, valid))}"
+            )
         return value
     if hint is float and _is(value, int):
         return float(value)
@@ -378,11 +384,19 @@ def check_fields(config: Any, prefix: str = "") -> None:
             raise UsageError(message)
 
 
-def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "", owner: str = "") -> Any:
+def apply_overrides(
+    config: Any,
+    overrides: dict[str, Any],
+    prefix: str = "",
+    owner: str = "",
+    agent_settings: Collection[str] = (),
+) -> Any:
     """``config`` (a frozen dataclass) with ``overrides`` applied and checked.
 
     :param prefix: how the settings are named in messages (``agent.`` for an agent's config).
     :param owner: the agent whose config this is (for the message about an unknown setting).
+    :param agent_settings: the agent's own settings, for the message about a training setting that
+        is one of them (it wants the ``agent.`` prefix).
     """
     fields = {f.name: f for f in dataclasses.fields(config)}
     names = list(fields)
@@ -390,15 +404,35 @@ def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "", ow
     values = {}
     for key, value in overrides.items():
         if key not in names:
-            if owner:
-                raise UsageError(
-                    f"agent {owner!r} has no setting {key!r}; its settings: {', '.join(names) or 'none'}"
-                )
-            raise UsageError(f"unknown training setting {key!r}; valid settings: {', '.join(sorted(names))}")
+            raise UsageError(_unknown_setting(key, names, owner, agent_settings))
         values[key] = _conform(prefix + key, value, hints.get(key, Any), _example(fields[key]))
     updated = dataclasses.replace(config, **values)
     check_fields(updated, prefix)  # an agent's config need not check itself
     return updated
+
+
+def _unknown_setting(key: str, names: list[str], owner: str, agent_settings: Collection[str]) -> str:
+    """The message for the setting ``key`` that is not among ``names``: the closest names, or where
+    the setting belongs when it is a training setting given with ``agent.`` or the reverse."""
+    if owner:
+        if key in {f.name for f in dataclasses.fields(TrainConfig)}:
+            return (
+                f"agent {owner!r} has no setting {key!r}; {key} is a training setting: "
+                f"use --set {key}=... (without {AGENT_PREFIX})"
+            )
+        return (
+            f"agent {owner!r} has no setting {key!r}{did_you_mean(key, names)}; "
+            f"its settings: {', '.join(names) or 'none'}"
+        )
+    if key in agent_settings:
+        return (
+            f"unknown training setting {key!r}; {key} is a setting of the agent: "
+            f"use --set {AGENT_PREFIX}{key}=..."
+        )
+    return (
+        f"unknown training setting {key!r}{did_you_mean(key, names)}; "
+        f"valid settings: {', '.join(sorted(names))}"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -473,7 +507,11 @@ def resolve_config(
         seed=seed,
         preset=preset.name,
         smoke=preset.smoke,
-        train=apply_overrides(preset.train_config(suite), defaults | train_settings),
+        train=apply_overrides(
+            preset.train_config(suite),
+            defaults | train_settings,
+            agent_settings=[f.name for f in dataclasses.fields(agent.config)],
+        ),
         agent_config=apply_overrides(agent.config, agent_settings, prefix=AGENT_PREFIX, owner=agent.name),
         variant=variant,
         variant_settings=dict(variant_settings or {}) if variant else {},

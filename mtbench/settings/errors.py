@@ -1,5 +1,6 @@
 """The one exception type for bad user input; the CLI turns it into a message and exit code 2."""
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -23,3 +24,12 @@ def choices(values: Iterable[object]) -> str:
     if len(items) > 12:
         return ", ".join(items[:12]) + f", ... ({len(items)} in all; see `mtbench suites`)"
     return ", ".join(items)
+
+
+def did_you_mean(value: object, valid: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` naming the valid names closest to ``value`` (at most three), or ""
+    when none is close; for the message about an unknown name, after the name."""
+    close = [repr(name) for name in difflib.get_close_matches(str(value), [str(v) for v in valid], n=3)]
+    if not close:
+        return ""
+    return f" (did you mean {', '.join(close[:-1]) + ' or ' if len(close) > 1 else ''}{close[-1]}?)"

@@ -14,13 +14,13 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtbench.settings.errors import UsageError
+from mtbench.settings.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from stable_baselines3 import SAC
@@ -135,11 +135,15 @@ def load_errors() -> dict[str, str]:
     return dict(_errors)
 
 
-def get_agent(name: str) -> AgentSpec:
+def get_agent(name: str, also: Iterable[str] = ()) -> AgentSpec:
+    """The registered agent ``name``; UsageError naming the closest names among the agents and
+    ``also`` (other names valid where the caller asks: variants, named grids) and every agent."""
     agents = _load()
     if name in agents:
         return agents[name]
-    hint = f" (it failed to load: {_errors[name]})" if name in _errors else ""
+    hint = (
+        f" (it failed to load: {_errors[name]})" if name in _errors else did_you_mean(name, [*agents, *also])
+    )
     raise UsageError(f"unknown agent {name!r}{hint}; valid agents: {', '.join(agents) or 'none'}")
 
 

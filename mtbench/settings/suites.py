@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from mtbench.settings.errors import UsageError, choices
+from mtbench.settings.errors import UsageError, choices, did_you_mean
 
 STATE_DIM = 39
 """Size of Meta-World's state observation, before the task one-hot."""
@@ -82,7 +82,8 @@ def parse_suite(name: str) -> Suite:
         raise UsageError(f"empty suite name {name!r}: use mt10, mt50, mt1:<task> or a task list")
     if len(tasks) == 1 and tasks[0] not in all_tasks():
         raise UsageError(
-            f"unknown suite {name!r}: valid suites are mt10, mt50, mt1:<task> or a comma-separated "
+            f"unknown suite {name!r}{did_you_mean(key, [*benchmarks(), *all_tasks()])}: valid suites are "
+            "mt10, mt50, mt1:<task> or a comma-separated "
             f"task list; tasks are {choices(all_tasks())}"
         )
     _check_tasks(tasks, name)
@@ -95,5 +96,6 @@ def _check_tasks(tasks: list[str], given: str) -> None:
     unknown = [t for t in tasks if t not in all_tasks()]
     if unknown:
         raise UsageError(
-            f"unknown Meta-World task {unknown[0]!r} in suite {given!r}; valid tasks: {choices(all_tasks())}"
+            f"unknown Meta-World task {unknown[0]!r}{did_you_mean(unknown[0], all_tasks())} in suite "
+            f"{given!r}; valid tasks: {choices(all_tasks())}"
         )

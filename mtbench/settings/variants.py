@@ -238,7 +238,7 @@ def _agent(name: str, agents: dict[str, Any], defined: dict[str, Variant]) -> Va
     """The member for the agent ``name``; UsageError naming every valid choice when there is none."""
     if name not in agents:
         try:
-            get_agent(name)
+            get_agent(name, also=[*defined, ALL, *NAMED_GRIDS])
         except UsageError as exc:
             raise UsageError(
                 f"{exc}; variants: {', '.join(defined) or 'none (define one with --variant)'}; named grids: "
