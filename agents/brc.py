@@ -315,7 +315,7 @@ class RewardScale:
 
 
 class BRCSAC(MultiTaskSAC):
-    """:class:`MultiTaskSAC` with BRC's update: categorical critic, one temperature, reward scaling."""
+    """`MultiTaskSAC` with BRC's update: categorical critic, one temperature, reward scaling."""
 
     critic: BRCCritic  # type: ignore[assignment]
     critic_target: BRCCritic  # type: ignore[assignment]

@@ -67,4 +67,4 @@ class HardRoutingNet(nn.Module):
 
 
 build = task_net_build(HardRoutingNet)
-"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The `mtbench.settings.registry.AgentSpec` build of this agent (see `mtbench_agents.zoo`)."""

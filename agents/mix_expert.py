@@ -47,4 +47,4 @@ class MixtureOfExpertsNet(nn.Module):
 
 
 build = task_net_build(MixtureOfExpertsNet)
-"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The `mtbench.settings.registry.AgentSpec` build of this agent (see `mtbench_agents.zoo`)."""

@@ -3,7 +3,7 @@
 As Meta-World+'s ``MOORENetwork`` (the configuration its numbers come from): ``k`` experts, each
 an MLP on the state alone (critics: state and action) with three 400-wide layers, ReLU between
 them and none after the last, stored as one ``[k, in, out]`` weight per layer; per sample their
-``k`` representations are orthonormalised by Gram-Schmidt in expert order (:func:`gram_schmidt`);
+``k`` representations are orthonormalised by Gram-Schmidt in expert order (`gram_schmidt`);
 a bias-free linear map of the task one-hot gives the task's ``k`` mixing weights (no softmax);
 the mixture goes through tanh and then through the sample's task head (one linear layer per task,
 as MT-MH-SAC's). Experts: 4 on MT10 and smaller suites, 6 on MT50 (the MOORE paper's counts;

@@ -39,4 +39,4 @@ class MultiHeadNet(nn.Module):
 
 
 build = task_net_build(MultiHeadNet)
-"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The `mtbench.settings.registry.AgentSpec` build of this agent (see `mtbench_agents.zoo`)."""

@@ -19,7 +19,7 @@ def mlp_policy_kwargs(hidden_sizes: tuple[int, ...]) -> dict[str, Any]:
 
 
 def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> MultiTaskSAC:
-    """MT-SAC: :func:`mlp_policy_kwargs` of the agent's hidden sizes."""
+    """MT-SAC: `mlp_policy_kwargs` of the agent's hidden sizes."""
     return MultiTaskSAC(
         "MlpPolicy",
         env,

@@ -7,7 +7,7 @@ in every layer. As Meta-World+'s ``PaCoNetwork``: three 400-wide ReLU layers and
 output layer on the state (critics: state and action), ``K`` = 5 on MT10 and smaller suites and
 20 on MT50 (``agent.num_parameter_sets`` sets any). Meta-World+ mixes the ``K`` layers' outputs,
 ``sum_k w_tk (x W_k + b_k)``; here each task's parameters ``sum_k w_tk W_k`` are composed first
-and applied to that task's samples with one batched matmul (:class:`CompositionalLinear`): the same
+and applied to that task's samples with one batched matmul (`CompositionalLinear`): the same
 function, with ``K`` times fewer multiplications in the batch's matmuls.
 
 Not implemented, as in Meta-World+: the paper's loss maskout and reset (a task whose loss passes

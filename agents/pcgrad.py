@@ -2,11 +2,11 @@
 (Yu et al., Gradient Surgery for Multi-Task Learning, NeurIPS 2020, arXiv 2001.06782).
 
 Per gradient step, for the critics and again for the actor, each task's loss gives its own
-gradient ``g_t`` over all of the network's parameters (:meth:`PCGradSAC.combine_task_losses`:
+gradient ``g_t`` over all of the network's parameters (`PCGradSAC.combine_task_losses`:
 one forward and backward pass per task on that task's samples, about one pass of the batch in
 all). Every ``g_i`` is then projected, one task ``j`` at a time in a random order, onto the
 normal plane of each ``g_j`` it conflicts with (``g_i . g_j < 0``); the update is the mean of the
-projected gradients (:func:`project_conflicting`). As in Meta-World+'s ``pcgrad`` (the baseline
+projected gradients (`project_conflicting`). As in Meta-World+'s ``pcgrad`` (the baseline
 its numbers come from): one random order per update shared by all tasks, ``j = i`` included (a
 no-op while ``g_i . g_i > 0``), ``1e-8`` added to ``|g_j|^2``, the mean rather than the paper's sum
 (``T`` times smaller, the same direction), the gradient-norm clip after the projection, and the
@@ -49,7 +49,7 @@ def project_conflicting(grads: th.Tensor, order: th.Tensor) -> th.Tensor:
 
 
 class PCGradSAC(MultiTaskSAC):
-    """:class:`MultiTaskSAC` whose update is the mean of the tasks' PCGrad-projected gradients."""
+    """`MultiTaskSAC` whose update is the mean of the tasks' PCGrad-projected gradients."""
 
     def combine_task_losses(
         self, loss: th.Tensor, task_loss: Callable[[int], th.Tensor], module: nn.Module

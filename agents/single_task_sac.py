@@ -31,4 +31,4 @@ class SingleTaskNet(nn.Module):
 
 
 build = task_net_build(SingleTaskNet)
-"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The `mtbench.settings.registry.AgentSpec` build of this agent (see `mtbench_agents.zoo`)."""

@@ -93,4 +93,4 @@ class SoftModularNet(nn.Module):
 
 
 build = task_net_build(SoftModularNet)
-"""The :class:`mtbench.settings.registry.AgentSpec` build of this agent (see :mod:`mtbench_agents.zoo`)."""
+"""The `mtbench.settings.registry.AgentSpec` build of this agent (see `mtbench_agents.zoo`)."""

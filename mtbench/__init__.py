@@ -1,11 +1,13 @@
 """mtbench: train and compare multi-task RL agents on Meta-World MT10/MT50.
 
-The Python API in a few lines (see README.md)::
+The Python API in a few lines (see README.md):
 
-    from mtbench import GridRequest, build_report, run_grid
+```python
+from mtbench import GridRequest, build_report, run_grid
 
-    result = run_grid(GridRequest(agents=("mt_sac",), suite="mt10", seeds=(0, 1), preset="quick"))
-    build_report(result.paths, "reports/mine")
+result = run_grid(GridRequest(agents=("mt_sac",), suite="mt10", seeds=(0, 1), preset="quick"))
+build_report(result.paths, "reports/mine")
+```
 """
 
 from __future__ import annotations

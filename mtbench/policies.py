@@ -1,4 +1,4 @@
-"""Where :mod:`mtbench.learner.policies` was before 2026-12-05: saved models and checkpoints name this path in
+"""Where `mtbench.learner.policies` was before 2026-12-05: saved models and checkpoints name this path in
 their pickles (SB3 stores the policy and replay-buffer classes), so it stays for them to load."""
 
 from mtbench.learner.policies import *  # noqa: F403

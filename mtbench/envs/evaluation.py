@@ -42,7 +42,8 @@ def evaluate(
 ) -> EvalResult:
     """Run ``num_episodes`` episodes of every task in ``envs`` (sub-env ``i`` = ``task_names[i]``).
 
-    :param rng_state: a snapshot from :func:`mtbench.envs.vector.save_env_rng` to restore first.
+    Args:
+        rng_state: a snapshot from `mtbench.envs.vector.save_env_rng` to restore first.
     """
     if rng_state is not None:
         restore_env_rng(envs, rng_state)

@@ -37,7 +37,8 @@ class MetaWorldVecEnv(VecEnv):
       whether the task was solved at *any* step of the episode (Meta-World's definition).
     - ``episode`` (``r``, ``l``, ``t``) comes from Meta-World's ``RecordEpisodeStatistics``.
 
-    :param envs: a vector env from :func:`make_vector_env`.
+    Args:
+        envs: a vector env from `make_vector_env`.
     """
 
     def __init__(self, envs: TaskVectorEnv):

@@ -14,7 +14,7 @@ from gymnasium.vector.utils import CloudpickleWrapper, batch_space, concatenate,
 
 
 def _shard_worker(pipe: Any, env_fns: CloudpickleWrapper) -> None:
-    """Serve one shard of a :class:`ShardedVectorEnv`: build its envs, then answer commands."""
+    """Serve one shard of a `ShardedVectorEnv`: build its envs, then answer commands."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stops reach the run, which closes its envs
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
@@ -62,8 +62,9 @@ class ShardedVectorEnv(gym.vector.VectorEnv):
     holds several sub-envs, so the cores a run may use are used without a process per task.
     Observations, rewards and infos are those of a ``SyncVectorEnv`` built from ``env_fns``.
 
-    :param env_fns: the sub-env constructors (pickled with cloudpickle).
-    :param processes: worker processes (capped at the number of sub-envs).
+    Args:
+        env_fns: the sub-env constructors (pickled with cloudpickle).
+        processes: worker processes (capped at the number of sub-envs).
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], processes: int):

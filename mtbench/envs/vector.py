@@ -6,7 +6,7 @@ are built by Meta-World's own registered builders (``gymnasium.make_vec("Meta-Wo
 their goal sets are the benchmark's; ``mt1:<task>`` and explicit task lists are built per task with
 ``metaworld.make_mt_envs``, every sub-env receiving the run seed (Meta-World's ``custom-mt-envs``
 builder treats seed 0 as "unseeded", so mtbench does not use it). Suites are parsed in
-:mod:`mtbench.settings.suites`; :mod:`mtbench.envs.sb3` presents these envs to Stable-Baselines3.
+`mtbench.settings.suites`; `mtbench.envs.sb3` presents these envs to Stable-Baselines3.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mtbench.settings.config import RewardVersion, VectorStrategy
 from mtbench.settings.suites import EPISODE_STEPS, Suite, benchmarks
 
 TaskVectorEnv = gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv | ShardedVectorEnv
-"""What :func:`make_vector_env` builds: a gymnasium vector env with ``call``, ``get_attr`` and
+"""What `make_vector_env` builds: a gymnasium vector env with ``call``, ``get_attr`` and
 ``set_attr`` (the plain ``gym.vector.VectorEnv`` type has none of them)."""
 
 
@@ -44,11 +44,12 @@ def make_vector_env(
     the same arguments give envs that draw the same goals. With fixed goals every sub-env draws
     one goal now, from its seeded goal sampler, and keeps it.
 
-    :param processes: with more than one (and strategy ``sync``), the sub-envs are split over
-        that many processes (at most one per task) that step them in parallel: a
-        :class:`ShardedVectorEnv`, with the same goals, transitions and infos.
-    :param render_size: sub-envs render ``rgb_array`` frames of this many pixels square
-        (``envs.call("render")``; MuJoCo's offscreen renderer: headless with ``MUJOCO_GL=egl``).
+    Args:
+        processes: with more than one (and strategy ``sync``), the sub-envs are split over
+            that many processes (at most one per task) that step them in parallel: a
+            `ShardedVectorEnv`, with the same goals, transitions and infos.
+        render_size: sub-envs render ``rgb_array`` frames of this many pixels square
+            (``envs.call("render")``; MuJoCo's offscreen renderer: headless with ``MUJOCO_GL=egl``).
     """
     envs: TaskVectorEnv = _make_vector_env(suite, seed, strategy, reward_version, episode_steps, render_size)
     if processes > 1 and strategy == "sync" and suite.num_tasks > 1:
@@ -106,5 +107,5 @@ def save_env_rng(envs: TaskVectorEnv) -> list[Any]:
 
 
 def restore_env_rng(envs: TaskVectorEnv, state: list[Any]) -> None:
-    """Restore a snapshot taken by :func:`save_env_rng`: the same goals are drawn again."""
+    """Restore a snapshot taken by `save_env_rng`: the same goals are drawn again."""
     envs.call("load_checkpoint", state)

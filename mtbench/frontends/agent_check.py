@@ -1,12 +1,14 @@
 """``check_agent``: what every agent must do, for a plugin author's own tests.
 
-mtbench's tests run it on every built-in agent; a plugin's tests call it on the plugin's spec::
+mtbench's tests run it on every built-in agent; a plugin's tests call it on the plugin's spec:
 
-    from mtbench.frontends.agent_check import check_agent
-    from myplugin.wide import AGENT
+```python
+from mtbench.frontends.agent_check import check_agent
+from myplugin.wide import AGENT
 
-    def test_wide_sac_is_an_mtbench_agent():
-        check_agent(AGENT)
+def test_wide_sac_is_an_mtbench_agent():
+    check_agent(AGENT)
+```
 
 It builds the agent on three Meta-World tasks with a small replay buffer, batch and warm-up, and
 raises ``AssertionError`` naming the first promise broken: actions of the right shape within the

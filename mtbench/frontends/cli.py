@@ -49,7 +49,7 @@ SUMMARY_COLUMNS = 3
 
 def summary_table(run_paths: list[Path]) -> Table:
     """Success rate before training -> final, per task (rows) and run (columns), from the runs'
-    eval.jsonl; for more than :data:`SUMMARY_COLUMNS` runs, a row per run with its mean (the
+    eval.jsonl; for more than `SUMMARY_COLUMNS` runs, a row per run with its mean (the
     report has the tasks)."""
     records = [RunDir(path).read_eval() for path in run_paths]
     ends = [(r[0], r[-1]) if r else None for r in records]
@@ -115,7 +115,7 @@ STATUS_COLOURS = {"done": "green", "stopped": "yellow", "failed": "red"}
 
 
 class GridDisplay:
-    """Turns executor events into the rows of a :func:`make_progress` display (a terminal)."""
+    """Turns executor events into the rows of a `make_progress` display (a terminal)."""
 
     def __init__(self, progress: Progress, labels: list[str], totals: list[int]):
         self.progress = progress

@@ -92,7 +92,8 @@ def default_workers(needs: list[int], available: int) -> int:
 def check_fits(needs: list[int], workers: int, available: int, buffer_hint: int) -> None:
     """UsageError when the ``workers`` largest runs together need more than ``available`` bytes.
 
-    :param buffer_hint: a buffer_size_per_task with which one run of each worker would fit.
+    Args:
+        buffer_hint: a buffer_size_per_task with which one run of each worker would fit.
     """
     need = sum(sorted(needs, reverse=True)[:workers])
     if need <= available:
@@ -119,7 +120,7 @@ class Calibration:
     env_step: float
     """One transition of one sub-env (random actions)."""
     update: float
-    """One gradient update at the run's batch size (:func:`update_cost`)."""
+    """One gradient update at the run's batch size (`update_cost`)."""
     act: float
     """One deterministic forward pass of the actor on a batch of T observations (evaluation)."""
 
@@ -141,7 +142,8 @@ def _env_step_seconds(config: RunConfig, steps: int = 100) -> float:
 def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> Calibration:
     """Time ``config``'s agent (networks on spaces only, random buffer) with ``threads`` threads.
 
-    :param env_step: seconds per transition (:func:`_env_step_seconds`).
+    Args:
+        env_step: seconds per transition (`_env_step_seconds`).
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -173,7 +175,7 @@ def _parameters(config: RunConfig) -> dict[str, int]:
 def update_cost(model: OffPolicyAlgorithm, num_tasks: int, batch_size_per_task: int) -> float:
     """Seconds per gradient update of ``model`` (its buffer filled) at ``batch_size_per_task``.
 
-    On the CPU: the time of an update at the smaller of :data:`CALIBRATION_BATCHES`, plus the matmul
+    On the CPU: the time of an update at the smaller of `CALIBRATION_BATCHES`, plus the matmul
     FLOPs that the full batch adds (counted at both, linear in the batch) at this machine's matmul
     rate in the model's precision. On a GPU, or for a batch no larger than the calibration's: timed.
     """
@@ -239,7 +241,7 @@ class Plan:
     memory: list[MemoryEstimate]
     run_seconds: list[float]
     parameters: list[dict[str, int]]
-    """Each run's actor and critic parameter counts (:func:`mtbench.run.params.model_parameters`)."""
+    """Each run's actor and critic parameter counts (`mtbench.run.params.model_parameters`)."""
     available: int
     """Bytes of memory available on this machine now."""
     local: bool = True
@@ -255,10 +257,13 @@ def plan(
 ) -> Plan:
     """Calibrate every agent of ``configs`` here and fit the runs into this machine's memory.
 
-    :param workers: runs at a time; None picks as many as cores, runs and memory allow.
-    :param threads: torch threads per run; None shares the cores among the workers.
-    :param local: the runs execute on this machine (else on a cluster, whose scheduler fits them).
-    :raises UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
+    Args:
+        workers: runs at a time; None picks as many as cores, runs and memory allow.
+        threads: torch threads per run; None shares the cores among the workers.
+        local: the runs execute on this machine (else on a cluster, whose scheduler fits them).
+
+    Raises:
+        UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
     """
     cores = usable_cores()
     parameters = _per_config(configs, _parameters)

@@ -1,7 +1,7 @@
 """Executors: the (agent, seed) runs of a grid in a local process pool or as Ray tasks.
 
-:class:`Executor` is what a grid needs of one (:class:`LocalPool` and :class:`RayCluster` implement
-it; the grid never asks which it has). Both call the same top-level :func:`execute` in a worker. A
+`Executor` is what a grid needs of one (`LocalPool` and `RayCluster` implement
+it; the grid never asks which it has). Both call the same top-level `execute` in a worker. A
 worker reports progress events through its own pipe (local) or ``ray.util.queue`` (Ray) to the
 caller's ``on_event``. A run whose worker dies (``kill -9``, out of memory, a lost node) is retried
 from its last checkpoint up to ``retries`` times, then reported as failed with the cause; an
@@ -48,7 +48,7 @@ class Outcome:
 
 
 OnEvent = Callable[[int, dict[str, Any]], None]
-"""Receives (run index in the grid, event): the events of :data:`mtbench.run.callbacks.Report` plus
+"""Receives (run index in the grid, event): the events of `mtbench.run.callbacks.Report` plus
 ``{"event": "start"}``, ``{"event": "retry", "text": ...}`` and ``{"event": "end", "outcome": ...}``."""
 
 
@@ -194,8 +194,9 @@ def run_local(
 ) -> dict[int, Outcome]:
     """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run).
 
-    :param seconds: each run's expected duration; runs then start longest first, which keeps the
-        workers busy to the end (the schedule :func:`mtbench.grids.estimate.grid_seconds` assumes).
+    Args:
+        seconds: each run's expected duration; runs then start longest first, which keeps the
+            workers busy to the end (the schedule `mtbench.grids.estimate.grid_seconds` assumes).
     """
     ctx = mp.get_context("spawn")
     pending = list(range(len(specs)))
@@ -258,10 +259,11 @@ def run_ray(
 ) -> dict[int, Outcome]:
     """Run ``specs`` as Ray tasks on the cluster at ``address`` (None: start a local instance).
 
-    :param cpus: CPUs per run (also its torch thread count).
-    :param gpus: GPUs per run (fractions share a GPU).
-    :param memory: bytes each run needs, given to Ray's scheduler.
-    :param retries: Ray's ``max_retries``: re-executions after the worker or node died.
+    Args:
+        cpus: CPUs per run (also its torch thread count).
+        gpus: GPUs per run (fractions share a GPU).
+        memory: bytes each run needs, given to Ray's scheduler.
+        retries: Ray's ``max_retries``: re-executions after the worker or node died.
     """
     try:
         import ray
@@ -345,8 +347,9 @@ def _check_retries(retries: int) -> None:
 class LocalPool:
     """Runs in spawned processes on this machine, at most ``workers`` at a time.
 
-    :param workers: runs at a time; None: as many as cores, runs and memory allow.
-    :param retries: restarts of a run whose worker died, from its last checkpoint.
+    Args:
+        workers: runs at a time; None: as many as cores, runs and memory allow.
+        retries: restarts of a run whose worker died, from its last checkpoint.
     """
 
     workers: int | None = None
@@ -371,9 +374,10 @@ class LocalPool:
 class RayCluster:
     """Runs as Ray tasks on the cluster at ``address`` (None: a local Ray instance on loopback).
 
-    :param cpus_per_run: CPUs Ray reserves per run (also its torch threads).
-    :param gpus_per_run: GPUs per run (fractions share a GPU).
-    :param retries: Ray's ``max_retries`` of a run whose worker or node died.
+    Args:
+        cpus_per_run: CPUs Ray reserves per run (also its torch threads).
+        gpus_per_run: GPUs per run (fractions share a GPU).
+        retries: Ray's ``max_retries`` of a run whose worker or node died.
     """
 
     address: str | None = None

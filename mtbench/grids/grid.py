@@ -1,18 +1,20 @@
 """Grids: many (agent, seed) runs on one suite, as a library (the CLI only parses and prints).
 
-A :class:`GridRequest` says what to run; :meth:`Grid.prepare` validates every run of it without
-writing anything (finished runs are recognised and skipped); :meth:`Grid.plan` calibrates on this
-machine and fits the pending runs into it (:class:`mtbench.grids.estimate.Plan`); :meth:`Grid.run` runs
-them on an :class:`mtbench.grids.executors.Executor` (a local process pool or a Ray cluster) and returns
-a :class:`GridResult`. :func:`run_grid` does all three::
+A `GridRequest` says what to run; `Grid.prepare` validates every run of it without
+writing anything (finished runs are recognised and skipped); `Grid.plan` calibrates on this
+machine and fits the pending runs into it (`mtbench.grids.estimate.Plan`); `Grid.run` runs
+them on an `mtbench.grids.executors.Executor` (a local process pool or a Ray cluster) and returns
+a `GridResult`. `run_grid` does all three:
 
-    from mtbench import GridRequest, build_report, run_grid
+```python
+from mtbench import GridRequest, build_report, run_grid
 
-    request = GridRequest(agents=("mt_sac", "soft_module"), suite="mt10", seeds=(0, 1), preset="quick")
-    result = run_grid(request)
-    build_report(result.paths, "reports/mine")
+request = GridRequest(agents=("mt_sac", "soft_module"), suite="mt10", seeds=(0, 1), preset="quick")
+result = run_grid(request)
+build_report(result.paths, "reports/mine")
+```
 
-A grid's members are registered agents, variants (:class:`mtbench.settings.variants.Variant`: an agent with
+A grid's members are registered agents, variants (`mtbench.settings.variants.Variant`: an agent with
 settings of its own under its own name, treated as an agent by run folders, configs and reports),
 named grids (``paper``, ``paper-ablations``) and ``all``; ``GridRequest.sweeps`` turns every member
 into one variant per combination of the swept values.
@@ -61,11 +63,11 @@ def parse_agents(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class GridRequest:
-    """Every (member, seed) run of ``agents`` x ``seeds`` on one suite (see :meth:`members`)."""
+    """Every (member, seed) run of ``agents`` x ``seeds`` on one suite (see `members`)."""
 
     agents: tuple[str, ...]
     """Names of registered agents, of ``variants`` or of named grids
-    (:data:`mtbench.settings.variants.NAMED_GRIDS`), or ``all`` (every registered agent and variant)."""
+    (`mtbench.settings.variants.NAMED_GRIDS`), or ``all`` (every registered agent and variant)."""
     suite: str
     """Suite name (see ``mtbench suites``)."""
     seeds: tuple[int, ...] = (0,)
@@ -81,7 +83,7 @@ class GridRequest:
     """Where and how the runs execute and are recorded (the same for every run)."""
 
     def members(self) -> list[Variant]:
-        """The grid's agents and variants, expanded and checked (:func:`mtbench.settings.variants.expand`)."""
+        """The grid's agents and variants, expanded and checked (`mtbench.settings.variants.expand`)."""
         return expand(self.agents, self.variants, self.sweeps)
 
     def run_specs(self) -> list[RunSpec]:
@@ -132,7 +134,8 @@ class Grid:
     def prepare(cls, request: GridRequest, executor: Executor | None = None) -> Grid:
         """Validate every run (and that ``executor`` can run them) before anything is written.
 
-        :raises UsageError: naming the bad value and the valid choices.
+        Raises:
+            UsageError: naming the bad value and the valid choices.
         """
         specs = request.run_specs()  # resolving a spec registers its agent modules
         if not specs:
@@ -154,7 +157,7 @@ class Grid:
 
     def check_comparable(self) -> None:
         """Raise UsageError unless one report can compare every run: a variant that changes the
-        budget or evaluation protocol (:data:`mtbench.settings.config.PROTOCOL_KEYS`) cannot share one."""
+        budget or evaluation protocol (`mtbench.settings.config.PROTOCOL_KEYS`) cannot share one."""
         protocols: dict[tuple, list[str]] = {}
         for config in self.configs:
             protocol = tuple(getattr(config.train, key) for key in PROTOCOL_KEYS)
@@ -179,8 +182,8 @@ class Grid:
         self, executor: Executor, plan: Plan | None = None, on_event: OnEvent | None = None
     ) -> GridResult:
         """Run the pending runs (planned now unless ``plan`` is given); ``on_event(i, event)``
-        receives their events, ``i`` indexing :attr:`pending` (see
-        :data:`mtbench.grids.executors.OnEvent`)."""
+        receives their events, ``i`` indexing `pending` (see
+        `mtbench.grids.executors.OnEvent`)."""
         pending = self.pending
         outcomes: list[Outcome] = [Outcome("done", str(rd.path)) for rd in self.run_dirs]
         if pending:

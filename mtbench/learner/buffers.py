@@ -18,7 +18,7 @@ class TaskStratifiedReplayBuffer(ReplayBuffer):
     """SB3 replay buffer whose column ``i`` (sub-env ``i``) holds task ``i``'s transitions.
 
     SB3 stores transitions as ``[buffer_size // n_envs, n_envs, ...]``; with one sub-env per task
-    that is a FIFO of ``buffer_size // n_envs`` transitions per task. :meth:`sample` draws
+    that is a FIFO of ``buffer_size // n_envs`` transitions per task. `sample` draws
     ``batch_size // n_envs`` transitions from every task, laid out task-major: row
     ``t * B + b`` is sample ``b`` of task ``t``, so a batch can be viewed as ``[T, B, dim]``.
     Timeouts are never terminal (``handle_timeout_termination``, SB3's default, stays on).
@@ -29,11 +29,12 @@ class TaskStratifiedReplayBuffer(ReplayBuffer):
     no memory (at MT50 they were more than half of it). Batches are the same, bit for bit.
 
     On a GPU the buffer also keeps a copy of its arrays in device memory, made at the first
-    :meth:`sample` and extended by every :meth:`add` (one row of T transitions per vector step),
+    `sample` and extended by every `add` (one row of T transitions per vector step),
     and samples there with torch's RNG: a batch never crosses the host-device bus. The numpy
     arrays stay the record (checkpoints read and write them).
 
-    :param on_device: sample from the device copy; None (default): only when the device is CUDA.
+    Args:
+        on_device: sample from the device copy; None (default): only when the device is CUDA.
     """
 
     def __init__(self, *args: Any, on_device: bool | None = None, **kwargs: Any):

@@ -4,7 +4,7 @@ Per-task parameters (heads, single-task networks) are one ``[T, in, out]`` weigh
 batched matmul over tasks after grouping the samples by task, never a Python loop over tasks and
 never a per-sample copy of weight matrices. Modules and experts are one ``[M, in, out]`` weight.
 Initialisation follows ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)) for every slice;
-:func:`authors_init` is Yang et al.'s alternative (``init=authors``), :func:`metaworld_plus_init`
+`authors_init` is Yang et al.'s alternative (``init=authors``), `metaworld_plus_init`
 Meta-World+'s (``init=metaworld_plus``).
 """
 
@@ -31,7 +31,7 @@ _TIMING_ONLY = contextvars.ContextVar("timing_only", default=False)
 @contextlib.contextmanager
 def timing_only() -> Iterator[None]:
     """Networks built inside this block are only timed (the grid estimate), never trained:
-    :func:`orthogonal_` fills their kernels with a Gaussian of the same scale instead."""
+    `orthogonal_` fills their kernels with a Gaussian of the same scale instead."""
     token = _TIMING_ONLY.set(True)
     try:
         yield
@@ -40,7 +40,7 @@ def timing_only() -> Iterator[None]:
 
 
 def orthogonal_(weight: th.Tensor, gain: float) -> th.Tensor:
-    """``nn.init.orthogonal_(weight, gain)``, or under :func:`timing_only` a Gaussian of the same
+    """``nn.init.orthogonal_(weight, gain)``, or under `timing_only` a Gaussian of the same
     scale: an update takes as long whatever the values, and the QR behind one orthogonal
     4096 x 4096 kernel takes about 5 s on 2 cores (brc's critic and its target hold 16)."""
     if _TIMING_ONLY.get():
@@ -58,8 +58,8 @@ def mark_output(layer: ModuleT) -> ModuleT:
 def _init_layers(
     network: nn.Module, output_bound: float, hidden: Callable[[nn.Linear | BatchedLinear], None]
 ) -> None:
-    """Output and routing-logit layers of ``network`` (:func:`mark_output`,
-    :class:`mtbench.learner.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``); every
+    """Output and routing-logit layers of ``network`` (`mark_output`,
+    `mtbench.learner.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``); every
     other linear layer: ``hidden(layer)``."""
     outputs = {id(m) for m in network.modules() if getattr(m, "output_layer", False)}
     with th.no_grad():
@@ -79,7 +79,7 @@ def authors_init(network: nn.Module) -> None:
 
     Hidden layers: weights uniform in +-1/sqrt(weight.size(0)), which for their ``nn.Linear``
     ``[out, in]`` weights is out_features, not fan-in; biases 0.1. Output and routing-logit layers
-    (marked with :func:`mark_output`, or :class:`mtbench.learner.precision.Fp32Linear`): weights and biases
+    (marked with `mark_output`, or `mtbench.learner.precision.Fp32Linear`): weights and biases
     uniform(+-3e-3).
     """
 
@@ -97,8 +97,8 @@ def metaworld_plus_init(network: nn.Module, output_bound: float) -> None:
     """Meta-World+'s initialisation (its ``NeuralNetworkConfig`` defaults and SAC heads), in place.
 
     Hidden layers (task embeddings and mixing weights included): He-uniform weights, uniform in
-    +-sqrt(6 / fan_in), and zero biases. Output layers (marked with :func:`mark_output`, or
-    :class:`mtbench.learner.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``);
+    +-sqrt(6 / fan_in), and zero biases. Output layers (marked with `mark_output`, or
+    `mtbench.learner.precision.Fp32Linear`): weights and biases uniform(+-``output_bound``);
     Meta-World+ uses 1e-3 for the actor and 3e-3 for the critics.
     """
 
@@ -125,9 +125,10 @@ def mlp(input_dim: int, hidden: tuple[int, ...], output_dim: int) -> nn.Sequenti
 class BatchedLinear(nn.Module):
     """``count`` independent linear maps stored as one ``[count, in, out]`` weight.
 
-    :param count: number of maps (tasks, modules or experts).
-    :param input_dim: input features of each map.
-    :param output_dim: output features of each map.
+    Args:
+        count: number of maps (tasks, modules or experts).
+        input_dim: input features of each map.
+        output_dim: output features of each map.
     """
 
     def __init__(self, count: int, input_dim: int, output_dim: int):
@@ -151,8 +152,9 @@ class TaskGrouping:
     Task-stratified batches (``B`` samples per task, task-major) are a plain view; any other batch
     (rollouts, evaluation, arbitrary inputs) is padded with vectorised indexing.
 
-    :param task: ``[N]`` task index of each sample.
-    :param num_tasks: T.
+    Args:
+        task: ``[N]`` task index of each sample.
+        num_tasks: T.
     """
 
     def __init__(self, task: th.Tensor, num_tasks: int):
@@ -192,10 +194,11 @@ class TaskGrouping:
 class TaskMLP(nn.Module):
     """One MLP per task (ReLU between layers), all tasks evaluated with batched matmuls.
 
-    :param num_tasks: T.
-    :param input_dim: input features.
-    :param hidden: hidden widths.
-    :param output_dim: output features.
+    Args:
+        num_tasks: T.
+        input_dim: input features.
+        hidden: hidden widths.
+        output_dim: output features.
     """
 
     def __init__(self, num_tasks: int, input_dim: int, hidden: tuple[int, ...], output_dim: int):

@@ -7,7 +7,7 @@ and outputs mean and log std (``2 |A|``); each Q network is a separate instance 
 (``39 + |A|`` -> 1). Networks never see alpha; the algorithm never sees routing.
 
 A network that routes between modules can say so by having a ``routing(x, task)`` method
-(:class:`RoutingNetwork`): the report then draws its routing figures, whatever agent it belongs to.
+(`RoutingNetwork`): the report then draws its routing figures, whatever agent it belongs to.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class RoutingNetwork(Protocol):
 def policy_routing(model: SAC, observations: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """The routing of ``model``'s actor for observations ``[N, 39 + T]``: matrices and last weights.
 
-    :raises TypeError: when the actor's network is not a :class:`RoutingNetwork`.
+    Raises:
+        TypeError: when the actor's network is not a `RoutingNetwork`.
     """
     actor = model.actor
     net = getattr(actor, "net", None)
@@ -65,10 +66,11 @@ def policy_routing(model: SAC, observations: np.ndarray) -> tuple[list[np.ndarra
 class TaskNetActor(BasePolicy):
     """Tanh-squashed Gaussian actor whose mean and log std come from one task network.
 
-    :param observation_space: state + one-hot observations.
-    :param action_space: the action box.
-    :param net: task network with ``output_dim = 2 * |A|``.
-    :param num_tasks: T (length of the one-hot).
+    Args:
+        observation_space: state + one-hot observations.
+        action_space: the action box.
+        net: task network with ``output_dim = 2 * |A|``.
+        num_tasks: T (length of the one-hot).
     """
 
     num_tasks: int
@@ -102,10 +104,11 @@ class TaskNetActor(BasePolicy):
 class TaskNetCritic(BaseModel):
     """Independent Q networks (task networks on state + action), SB3's critic interface.
 
-    :param observation_space: state + one-hot observations.
-    :param action_space: the action box.
-    :param nets: one task network per Q estimate, each with ``output_dim = 1``.
-    :param num_tasks: T.
+    Args:
+        observation_space: state + one-hot observations.
+        action_space: the action box.
+        nets: one task network per Q estimate, each with ``output_dim = 1``.
+        num_tasks: T.
     """
 
     def __init__(
@@ -129,10 +132,11 @@ class TaskNetCritic(BaseModel):
 class TaskNetPolicy(SACPolicy):
     """SACPolicy whose actor and critics are instances of one task-network class.
 
-    :param network_class: the task network class.
-    :param network_kwargs: its hyperparameters (everything but the three dimensions).
-    :param num_tasks: T.
-    :param kwargs: other :class:`SACPolicy` arguments (optimizer, ``n_critics``, ...).
+    Args:
+        network_class: the task network class.
+        network_kwargs: its hyperparameters (everything but the three dimensions).
+        num_tasks: T.
+        kwargs: other `SACPolicy` arguments (optimizer, ``n_critics``, ...).
     """
 
     observation_space: spaces.Box
@@ -198,7 +202,7 @@ def task_net_sac(
     network_kwargs: dict[str, Any],
     algorithm: type[MultiTaskSAC] = MultiTaskSAC,
 ) -> MultiTaskSAC:
-    """A :class:`MultiTaskSAC` (or the subclass ``algorithm``) with :class:`TaskNetPolicy` for the
+    """A `MultiTaskSAC` (or the subclass ``algorithm``) with `TaskNetPolicy` for the
     run ``config``."""
     return algorithm(
         TaskNetPolicy,

@@ -1,11 +1,11 @@
 """bf16: where the updates' matmuls run in bf16, and which layers stay fp32.
 
-``precision=bf16`` runs the forward passes of each update (:meth:`MultiTaskSAC._gradient_step
-<mtbench.learner.sac.MultiTaskSAC._gradient_step>`) under bf16 autocast (:func:`autocast`): hidden
+``precision=bf16`` runs the forward passes of each update (`MultiTaskSAC._gradient_step
+<mtbench.learner.sac.MultiTaskSAC._gradient_step>`) under bf16 autocast (`autocast`): hidden
 matmuls in bf16; parameters, gradients, optimizer state, targets and losses in fp32. Output layers
 (Q values, mean and log std, routing logits) compute in fp32, declared by the network that owns
-them: a task network runs its output layer inside :func:`full_precision`, and SB3's MLP networks
-get :class:`Fp32Linear` output layers (:func:`fp32_sb3_outputs`). Acting and evaluation run in
+them: a task network runs its output layer inside `full_precision`, and SB3's MLP networks
+get `Fp32Linear` output layers (`fp32_sb3_outputs`). Acting and evaluation run in
 fp32: with one observation per task, casting the weights to bf16 costs more than bf16 saves.
 In fp32 none of this changes a result: every block below is a no-op there.
 """
@@ -28,7 +28,7 @@ BF16_MIN_SPEEDUP = 1.5
 
 def bf16_pays(device: th.device) -> bool:
     """Whether bf16 matmuls beat fp32 on ``device``: a CUDA GPU with bf16 support, or a CPU whose
-    bf16 matmuls measure at least :data:`BF16_MIN_SPEEDUP` times its fp32 rate (CPU flags do not
+    bf16 matmuls measure at least `BF16_MIN_SPEEDUP` times its fp32 rate (CPU flags do not
     tell: a Xeon VM with avx512_bf16 ran bf16 at 0.55x fp32, an AMD EPYC with it at 2.2x)."""
     if device.type == "cuda":
         return th.cuda.is_bf16_supported()
@@ -62,7 +62,7 @@ def full_precision(x: th.Tensor) -> Iterator[None]:
 class Fp32Linear(nn.Linear):
     """An output layer: ``nn.Linear`` computing in fp32 under bf16 autocast (its input cast to
     fp32); in fp32 runs exactly ``nn.Linear``. Marked as an output layer for the initialisations
-    (:func:`mtbench.learner.layers.mark_output`)."""
+    (`mtbench.learner.layers.mark_output`)."""
 
     output_layer = True
 
@@ -84,8 +84,8 @@ class Fp32Linear(nn.Linear):
 
 def fp32_sb3_outputs(policy: nn.Module) -> None:
     """Give SB3's SAC networks in ``policy`` explicit fp32 output layers, in place: the actor's
-    ``mu`` and ``log_std`` and each Q network's last ``Linear`` become :class:`Fp32Linear` (same
-    parameters, same state-dict keys). Task networks (:mod:`mtbench.learner.policies`) declare their own."""
+    ``mu`` and ``log_std`` and each Q network's last ``Linear`` become `Fp32Linear` (same
+    parameters, same state-dict keys). Task networks (`mtbench.learner.policies`) declare their own."""
     if not isinstance(policy, SACPolicy):
         return
     actor = policy.actor

@@ -41,36 +41,37 @@ class MultiTaskSAC(SAC):
 
     On top of SB3's SAC: one learned temperature per task (``log_ent_coef`` has shape ``[T]``,
     target entropy ``-|A|``), balanced re-weighting of the critic and actor losses per sample by
-    its task (:func:`task_loss_weights`), task-stratified batches (``batch_size_per_task``
+    its task (`task_loss_weights`), task-stratified batches (``batch_size_per_task``
     transitions per task, task-major), and gradient-norm clipping of the actor and of each Q
     network. The task of a sample is read from the one-hot at the end of its observation; the
     networks never see alpha. Everything else (buffers, callbacks, save/load) is SB3's.
 
-    :param policy: an SB3 ``SACPolicy`` class or name.
-    :param env: a VecEnv whose sub-env ``i`` runs task ``i`` (see :mod:`mtbench.envs.vector`).
-    :param batch_size_per_task: transitions per task in each batch (authors: 128).
-    :param buffer_size_per_task: replay capacity per task (FIFO).
-    :param learning_starts_per_task: env steps per task before the first update (warm-up).
-    :param warmup_actions: who acts during warm-up: ``policy`` (the initial policy, sampled; Yang et
-        al.'s code) or ``uniform`` (uniform random actions; SB3's).
-    :param update_order: ``authors`` (Yang et al.'s code: the temperatures' new values weigh the
-        update, the actor's loss uses the critics before their step) or ``sb3`` (SB3's: the
-        temperatures' old values, the actor's loss against the updated critics).
-    :param loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing;
-        the authors' default, on for their soft-module runs only).
-    :param max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
-    :param q_bound_margin: divergence guard (:meth:`check_divergence`): raise :class:`Diverged` when
-        a Q value passes ``margin * max(1, max |r|) / (1 - gamma)``; ``None``: only when a loss, Q
-        value or parameter is not finite.
-    :param precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
-        optimizer state, targets and losses: :mod:`mtbench.learner.precision`); ``auto``: bf16 where it
-        pays (:func:`mtbench.learner.precision.bf16_pays`).
-    :param init: ``torch`` (the networks' own initialisation), ``authors``
-        (:func:`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
-        (:func:`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
-        the critics); the target critics copy the critics.
-    :param sac_kwargs: any other :class:`stable_baselines3.SAC` argument (learning_rate, gamma,
-        tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
+    Args:
+        policy: an SB3 ``SACPolicy`` class or name.
+        env: a VecEnv whose sub-env ``i`` runs task ``i`` (see `mtbench.envs.vector`).
+        batch_size_per_task: transitions per task in each batch (authors: 128).
+        buffer_size_per_task: replay capacity per task (FIFO).
+        learning_starts_per_task: env steps per task before the first update (warm-up).
+        warmup_actions: who acts during warm-up: ``policy`` (the initial policy, sampled; Yang et
+            al.'s code) or ``uniform`` (uniform random actions; SB3's).
+        update_order: ``authors`` (Yang et al.'s code: the temperatures' new values weigh the
+            update, the actor's loss uses the critics before their step) or ``sb3`` (SB3's: the
+            temperatures' old values, the actor's loss against the updated critics).
+        loss_weighting: ``log_alpha`` (authors' code), ``alpha`` (paper) or ``none`` (no balancing;
+            the authors' default, on for their soft-module runs only).
+        max_grad_norm: clip the gradient norm of the actor and of each Q network; ``None``: no clipping.
+        q_bound_margin: divergence guard (`check_divergence`): raise `Diverged` when
+            a Q value passes ``margin * max(1, max |r|) / (1 - gamma)``; ``None``: only when a loss, Q
+            value or parameter is not finite.
+        precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
+            optimizer state, targets and losses: `mtbench.learner.precision`); ``auto``: bf16 where it
+            pays (`mtbench.learner.precision.bf16_pays`).
+        init: ``torch`` (the networks' own initialisation), ``authors``
+            (`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
+            (`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
+            the critics); the target critics copy the critics.
+        sac_kwargs: any other `stable_baselines3.SAC` argument (learning_rate, gamma,
+            tau, train_freq, gradient_steps, ent_coef ("auto" or "auto_<init>"), policy_kwargs, ...).
     """
 
     log_ent_coef: th.Tensor
@@ -154,8 +155,8 @@ class MultiTaskSAC(SAC):
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The block of an update's forward passes (:func:`mtbench.learner.precision.autocast`): bf16
-        autocast in a bf16 run, nothing in an fp32 one. An override of :meth:`_gradient_step`
+        """The block of an update's forward passes (`mtbench.learner.precision.autocast`): bf16
+        autocast in a bf16 run, nothing in an fp32 one. An override of `_gradient_step`
         runs its forward passes, never its backward passes, inside it."""
         return autocast(self.device, self.use_bf16)
 
@@ -195,14 +196,15 @@ class MultiTaskSAC(SAC):
         ``mtbench_agents.pcgrad``); the default backpropagates ``loss``, the weighted mean of the
         task losses over the batch.
 
-        :param loss: the batch's loss (scalar), computed from the forward passes that the
-            temperature update shares; backpropagate it or ignore it.
-        :param task_loss: ``task_loss(t)``, task ``t``'s loss alone (its weight included), from
-            new forward passes on its samples only: one call per task costs about one forward and
-            backward pass of the batch in all. On task-stratified batches the mean over tasks
-            equals ``loss``: exactly for the critics, in expectation for the actor (whose actions
-            are sampled anew).
-        :param module: the network whose gradients to set (its frozen parameters excluded).
+        Args:
+            loss: the batch's loss (scalar), computed from the forward passes that the
+                temperature update shares; backpropagate it or ignore it.
+            task_loss: ``task_loss(t)``, task ``t``'s loss alone (its weight included), from
+                new forward passes on its samples only: one call per task costs about one forward and
+                backward pass of the batch in all. On task-stratified batches the mean over tasks
+                equals ``loss``: exactly for the critics, in expectation for the actor (whose actions
+                are sampled anew).
+            module: the network whose gradients to set (its frozen parameters excluded).
         """
         loss.backward()
 
@@ -213,7 +215,7 @@ class MultiTaskSAC(SAC):
         return {}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`checkpoint_state` returned."""
+        """Restore what `checkpoint_state` returned."""
 
     def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
         """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
@@ -326,7 +328,7 @@ class MultiTaskSAC(SAC):
         return actor_loss
 
     def check_divergence(self, losses: list[float], q_max: float, r_max: float, param_norm: float) -> None:
-        """Raise :class:`Diverged`, naming the step, the quantity and the network, when a loss
+        """Raise `Diverged`, naming the step, the quantity and the network, when a loss
         (actor, critic, temperature), the largest |Q| or a parameter is not finite, or when |Q|
         passes ``q_bound_margin * max(1, max |r|) / (1 - gamma)``: no discounted return of rewards
         seen so far comes near it (the entropy bonus aside), so a Q value there is runaway."""

@@ -343,7 +343,7 @@ def own_protocol(col: Collection) -> published.Protocol:
 
 
 def own_terms(col: Collection) -> published.Terms:
-    """This report's protocol as the values :func:`published.mark` compares."""
+    """This report's protocol as the values `published.mark` compares."""
     train = col.protocol
     return published.Terms(
         suite=col.suite.removeprefix(FIXED_PREFIX),
@@ -745,7 +745,7 @@ def build_report(
     """Write the report of the runs under ``roots`` into ``out``; returns the path of report.md.
 
     Args:
-        external: CSV files of published curves to show beside ours (:mod:`mtbench.report.external`).
+        external: CSV files of published curves to show beside ours (`mtbench.report.external`).
         external_shared_tasks: accept external curves trained on other tasks too, scored on the
             tasks they share with this suite (labelled so); refused without it.
     """

@@ -2,7 +2,7 @@
 
 Reads only files (``config.json``, ``provenance.json``, ``eval.jsonl``, ``DONE``); never imports an
 agent. A run enters the comparison when it is finished (``DONE``) and has an evaluation at its full
-budget; everything else is listed in :attr:`Collection.left_out` with the reason.
+budget; everything else is listed in `Collection.left_out` with the reason.
 """
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
 """Published learning curves beside ours (``mtbench report --external FILE``): read, never run here.
 
-The file is a plain CSV, one row per (method, seed, task, evaluation point)::
+The file is a plain CSV, one row per (method, seed, task, evaluation point):
 
-    # protocol: Meta-World+ (arXiv 2505.11289): Meta-World v3, 500-step episodes, 10 seeds
-    method,seed,task,env_steps_per_task,success_rate
-    MOORE,0,reach-v3,100000,0.9
+```text
+# protocol: Meta-World+ (arXiv 2505.11289): Meta-World v3, 500-step episodes, 10 seeds
+method,seed,task,env_steps_per_task,success_rate
+MOORE,0,reach-v3,100000,0.9
+```
 
 Lines starting with ``#`` are comments; the one starting ``# protocol:`` says how the curves were
 measured and is shown with them (an optional ``protocol`` column does the same per row, and wins).
 Comment lines ``# suite:``, ``# env:``, ``# reward:``, ``# horizon:``, ``# goals:``,
 ``# eval_episodes:`` give the protocol's fields that decide comparability
-(:class:`mtbench.report.published.Terms`); a field not given is marked not known.
+(`mtbench.report.published.Terms`); a field not given is marked not known.
 
 A method trained on tasks outside the report's suite (another suite: BRC's MT50 curves on an MT10
 report) is refused, unless ``shared_tasks`` accepts scoring it on the tasks both have; its row then
@@ -33,7 +35,7 @@ from mtbench.settings.suites import FIXED_PREFIX
 COLUMNS = ("method", "seed", "task", "env_steps_per_task", "success_rate")
 PROTOCOL = "# protocol:"
 TERMS = {"suite": str, "env": str, "reward": str, "horizon": int, "goals": str, "eval_episodes": int}
-"""``# name: value`` comment lines read into :class:`Terms`, with their types."""
+"""``# name: value`` comment lines read into `Terms`, with their types."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class ExternalCurve:
     steps: np.ndarray
     scores: np.ndarray
     trained_on: list[str]
-    """Every task the file has for it (more than :attr:`tasks` when it trained on another suite)."""
+    """Every task the file has for it (more than `tasks` when it trained on another suite)."""
     terms: Terms
     """Its protocol's comparable fields, from the file's comment lines and its last point."""
 
@@ -71,7 +73,7 @@ class ExternalCurve:
 
 
 def _terms(lines: list[str], path: Path) -> dict[str, str | int]:
-    """The ``# name: value`` comment lines of :data:`TERMS`."""
+    """The ``# name: value`` comment lines of `TERMS`."""
     found: dict[str, str | int] = {}
     for line in lines:
         name, _, value = line.lstrip("#").partition(":")

@@ -37,7 +37,7 @@ ALPHA = 0.05
 POWER = 0.8
 """Target power of the detectable difference and the runs needed."""
 MAX_RUNS = 10_000
-"""Runs per agent beyond which :func:`runs_needed` gives up (returns None)."""
+"""Runs per agent beyond which `runs_needed` gives up (returns None)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def separated(x: np.ndarray, y: np.ndarray, floor: float = 0.0) -> bool:
 
 
 def power(difference: float, sd: float, runs: int) -> float:
-    """Probability that the t test of :func:`separated` detects a true ``difference`` with ``runs``
+    """Probability that the t test of `separated` detects a true ``difference`` with ``runs``
     per agent and per-run standard deviation ``sd`` (normal scores; noncentral t)."""
     if runs < 2:
         return math.nan
@@ -123,7 +123,7 @@ def detectable(sd: float, runs: int, target: float = POWER) -> float:
 
 def runs_needed(difference: float, sd: float, target: float = POWER) -> int | None:
     """The smallest number of runs per agent that detects ``difference`` with power ``target``;
-    None when it is 0 or more than :data:`MAX_RUNS` would be needed."""
+    None when it is 0 or more than `MAX_RUNS` would be needed."""
     if difference == 0 or power(difference, sd, MAX_RUNS) < target:
         return None
     low, high = 2, 2  # power grows with runs: double, then bisect
@@ -147,11 +147,11 @@ class Plan:
     """Runs per agent: the fewest any agent has."""
     spread: Spread
     detectable: float
-    """Detectable difference at :attr:`runs` (nan below 2 runs)."""
+    """Detectable difference at `runs` (nan below 2 runs)."""
     by_runs: dict[int, float]
-    """Detectable difference at each of :data:`RUN_COUNTS` runs per agent."""
+    """Detectable difference at each of `RUN_COUNTS` runs per agent."""
     needed: dict[float, int | None]
-    """Runs per agent that detect each difference asked about (None: 0, or over :data:`MAX_RUNS`)."""
+    """Runs per agent that detect each difference asked about (None: 0, or over `MAX_RUNS`)."""
 
 
 def plan(groups: Iterable[np.ndarray], floor: float, differences: Iterable[float]) -> Plan:

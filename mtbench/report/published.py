@@ -3,7 +3,7 @@
 Sources: the project's reference notes (a secondary extraction of the papers), a summary of
 Meta-World+, and the data labels of the parameter-scaling study's figures (rainx0r/mtrl); verify
 against the papers before quoting them as exact. Every protocol states the fields that decide
-whether two numbers compare (:data:`PROTOCOL_FIELDS`); "not stated" where the source does not say.
+whether two numbers compare (`PROTOCOL_FIELDS`); "not stated" where the source does not say.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ PROTOCOL_FIELDS = (
     "seeds",
     "statistic",
 )
-"""Column headings of :class:`Protocol`'s fields, in order."""
+"""Column headings of `Protocol`'s fields, in order."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +94,7 @@ def _metaworld_plus_terms(suite: str, reward: str) -> Terms:
     )
 
 
-"""The :class:`Terms` fields compared, with their names in the marks."""
+"""The `Terms` fields compared, with their names in the marks."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +141,7 @@ def mark(theirs: Terms, ours: Terms, statistics: frozenset[str] = frozenset({"me
 
 
 def protocol_row(protocol: Protocol) -> list[str]:
-    """The fields of ``protocol`` in :data:`PROTOCOL_FIELDS` order."""
+    """The fields of ``protocol`` in `PROTOCOL_FIELDS` order."""
     return list(astuple(protocol))
 
 

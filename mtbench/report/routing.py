@@ -1,5 +1,5 @@
 """Routing of policies whose network routes between modules: per-task heatmaps and a t-SNE, drawn
-from the ``routing.npz`` that such a run writes into its run directory (:mod:`mtbench.run.routing`).
+from the ``routing.npz`` that such a run writes into its run directory (`mtbench.run.routing`).
 
 The report reads that file only: it loads no model, agent or environment. A run from before runs
 wrote it gets it from ``mtbench routing RUN_DIR``; an unreadable one is listed among what the report
@@ -45,7 +45,7 @@ class Routing:
         return float(min(30, len(self.vectors) - 1))
 
     def tsne(self, seed: int) -> np.ndarray:
-        """``[N, 2]`` t-SNE embedding of the routing vectors (not :attr:`collapsed`)."""
+        """``[N, 2]`` t-SNE embedding of the routing vectors (not `collapsed`)."""
         return TSNE(2, perplexity=self.perplexity, init="pca", random_state=seed).fit_transform(self.vectors)
 
 

@@ -1,7 +1,7 @@
 """rliable statistics over score arrays: pure functions, arrays in, numbers out.
 
 Every function takes ``{agent: ndarray(runs x tasks [x points])}`` of success rates in [0, 1]; the
-report's headline statistics pass :func:`per_run` scores (``runs x 1``), its second view the
+report's headline statistics pass `per_run` scores (``runs x 1``), its second view the
 (run, task) pairs.
 Intervals are 95% percentile-bootstrap CIs from ``rliable.library.get_interval_estimates``: runs are
 resampled within each task (a stratified bootstrap; on the ``runs x 1`` matrix of per-run scores, one

@@ -1,5 +1,5 @@
 """The report's conclusion, computed: which agents are separated, by how much, on what budget, and
-what the grid could have detected (:mod:`mtbench.report.power`).
+what the grid could have detected (`mtbench.report.power`).
 
 Each comparison is of X against Y on per-run mean success (each run's final success averaged over
 its tasks, the score of the headline statistics):
@@ -68,7 +68,7 @@ def compare(
     final: Mapping[str, np.ndarray], pairs: list[tuple[str, str]], floor: float, reps: int, seed: int
 ) -> list[Comparison]:
     """Every pair ``(X, Y)`` of ``final {agent: [runs, tasks]}`` compared; ``floor`` bounds the
-    spread of the t interval from below (:func:`power.grid_floor`)."""
+    spread of the t interval from below (`power.grid_floor`)."""
     runs = {a: s.mean(axis=1) for a, s in final.items()}  # [runs] per-run mean success
     keys = [f"{x},{y}" for x, y in pairs]
     boot = stats.interval_estimates(

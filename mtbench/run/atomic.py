@@ -1,12 +1,12 @@
 """Atomic writes: a file or a whole folder appears complete or not at all, never half-written.
 
-Run directories' metadata (:mod:`mtbench.run.rundir`), checkpoints (:mod:`mtbench.run.checkpoint`) and
-reports (:mod:`mtbench.report`) all write through here: into a temporary sibling, flushed to disk, then
+Run directories' metadata (`mtbench.run.rundir`), checkpoints (`mtbench.run.checkpoint`) and
+reports (`mtbench.report`) all write through here: into a temporary sibling, flushed to disk, then
 renamed into place (a rename within one folder is atomic on POSIX). A crash leaves the previous
-content; what a killed write left behind is a dot-name ending in ``.tmp-*`` (:func:`leftovers`).
+content; what a killed write left behind is a dot-name ending in ``.tmp-*`` (`leftovers`).
 
 A write the disk refuses (full, over quota, read-only, an I/O error) removes its temporary and
-raises :class:`mtbench.settings.errors.WriteFailed`, which names the file, the cause, the free space and
+raises `mtbench.settings.errors.WriteFailed`, which names the file, the cause, the free space and
 the fix; the previous content stays.
 """
 
@@ -37,7 +37,7 @@ def leftovers(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def _storage_errors(path: Path) -> Iterator[None]:
-    """Turn the disk's refusal to write ``path`` into :class:`WriteFailed` with the fix."""
+    """Turn the disk's refusal to write ``path`` into `WriteFailed` with the fix."""
     try:
         yield
     except OSError as exc:

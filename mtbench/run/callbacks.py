@@ -17,22 +17,23 @@ if TYPE_CHECKING:
 
 
 class EvalCallback(BaseCallback):
-    """Evaluates before training, every ``eval_every`` env steps per task, and on :meth:`evaluate`.
+    """Evaluates before training, every ``eval_every`` env steps per task, and on `evaluate`.
 
     Each evaluation appends one record to ``eval.jsonl`` and logs ``eval/mean_success_rate`` and
     ``eval/success_rate/<task>``; an evaluation whose mean success rate beats every earlier one
     (the first always does) saves the model as ``model_best.zip``, atomically.
 
-    :param eval_envs: gymnasium vector env of the suite, separate from the training env.
-    :param task_names: task of each sub-env.
-    :param eval_every: env steps per task between evaluations.
-    :param num_episodes: episodes per task per evaluation.
-    :param run_dir: where records go.
-    :param rng_state: eval env goal-sampler snapshot restored before each evaluation.
-    :param steps_per_task: the run's budget. Evaluations happen between vector steps, after the
-        updates of the step before; the evaluation at the budget is left to the caller, after
-        ``learn`` (its last step's updates come after the last callback), where the evaluated
-        policy is the one saved as ``model.zip``.
+    Args:
+        eval_envs: gymnasium vector env of the suite, separate from the training env.
+        task_names: task of each sub-env.
+        eval_every: env steps per task between evaluations.
+        num_episodes: episodes per task per evaluation.
+        run_dir: where records go.
+        rng_state: eval env goal-sampler snapshot restored before each evaluation.
+        steps_per_task: the run's budget. Evaluations happen between vector steps, after the
+            updates of the step before; the evaluation at the budget is left to the caller, after
+            ``learn`` (its last step's updates come after the last callback), where the evaluated
+            policy is the one saved as ``model.zip``.
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class EvalCallback(BaseCallback):
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state`: wall seconds go on from the checkpoint's."""
+        """Continue from `state`: wall seconds go on from the checkpoint's."""
         self.records = state["eval_records"]
         self._next_eval = state["next_eval"]
         self.last_record = state["last_record"]
@@ -138,9 +139,10 @@ Report = Callable[[dict[str, Any]], None]
 class ProgressCallback(BaseCallback):
     """Reports env steps per task, env steps/s and the latest success rate, at most once a second.
 
-    :param report: where progress events go.
-    :param num_tasks: sub-envs per vector step.
-    :param eval_callback: source of the latest success rate.
+    Args:
+        report: where progress events go.
+        num_tasks: sub-envs per vector step.
+        eval_callback: source of the latest success rate.
     """
 
     def __init__(self, report: Report, num_tasks: int, eval_callback: EvalCallback):

@@ -8,7 +8,7 @@ A checkpoint is a folder ``<run>/checkpoints/step_<env steps>/`` holding
   so resuming needs no second copy of the buffer in memory); observations without their task
   one-hot, as the buffer keeps them (checkpoints from before, with the one-hot, still resume);
 - ``state.pt``: step and update counters, episode statistics, what the algorithm keeps besides
-  (:meth:`mtbench.learner.sac.MultiTaskSAC.checkpoint_state`), the RNG states (python, numpy,
+  (`mtbench.learner.sac.MultiTaskSAC.checkpoint_state`), the RNG states (python, numpy,
   torch, CUDA, the action space of the warm-up actions, every training sub-env) and the
   callbacks' state (evaluation records written, next evaluation point, wall seconds so far);
 - ``MANIFEST.json``, written last: size and SHA-256 of every file.
@@ -59,7 +59,7 @@ Notify = Callable[[str], None]
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM (see :func:`request_stop`); read by :class:`CheckpointCallback`."""
+    """Set by SIGINT/SIGTERM (see `request_stop`); read by `CheckpointCallback`."""
 
     requested = False
 
@@ -122,8 +122,9 @@ def env_rng(env: VecEnv) -> list[Any]:
 class Checkpoints:
     """The checkpoint folders of one run directory.
 
-    :param root: ``<run>/checkpoints``.
-    :param notify: receives one line per event worth telling the user (fallbacks, restarts).
+    Args:
+        root: ``<run>/checkpoints``.
+        notify: receives one line per event worth telling the user (fallbacks, restarts).
     """
 
     def __init__(self, root: Path, notify: Notify):
@@ -196,7 +197,7 @@ class Checkpoints:
         Corrupt checkpoints (missing, truncated or failing their checksum) are removed with a
         message and the next older one is tried; None when there is none to resume from. An intact
         checkpoint that cannot be loaded (another format, another model, out of memory) raises
-        :class:`UnloadableCheckpoint` and is kept. ``model`` must be freshly built with the run's
+        `UnloadableCheckpoint` and is kept. ``model`` must be freshly built with the run's
         config.
         """
         for path in self.complete():
@@ -256,12 +257,17 @@ class CheckpointCallback(BaseCallback):
 
     Checks happen between vector steps, when the last transition is stored and its updates are
     done (``on_rollout_start``). A stop request (SIGINT/SIGTERM) checkpoints there, mid-episode if
-    need be, and raises :class:`RunStopped` out of ``learn``.
+    need be, and raises `RunStopped` out of ``learn``.
 
-    :param checkpoints: where checkpoints go.
-    :param every_seconds: wall seconds between periodic checkpoints; 0 checkpoints at every
-        episode boundary.
-    :param extra_state: returns the other callbacks' state to store (evaluation position).
+    Args:
+        checkpoints: where checkpoints go.
+        every_seconds: wall seconds between periodic checkpoints; 0 checkpoints at every
+            episode boundary.
+        extra_state: returns the other callbacks' state to store (evaluation position).
+        before_reset: the training env's RNG state before the reset that ``learn``
+            starts with (`env_rng`, taken before ``learn``).
+        replay: actions ``[steps, T, action_dim]`` of a mid-episode checkpoint's episodes,
+            stepped again after that reset (see the module docstring).
     """
 
     def __init__(
@@ -272,10 +278,6 @@ class CheckpointCallback(BaseCallback):
         before_reset: list[Any],
         replay: np.ndarray | None = None,
     ):
-        """:param before_reset: the training env's RNG state before the reset that ``learn``
-            starts with (:func:`env_rng`, taken before ``learn``).
-        :param replay: actions ``[steps, T, action_dim]`` of a mid-episode checkpoint's episodes,
-            stepped again after that reset (see the module docstring)."""
         super().__init__()
         self.checkpoints = checkpoints
         self.every_seconds = every_seconds

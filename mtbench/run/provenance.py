@@ -57,7 +57,7 @@ SEGMENT_KEYS = ("hostname", "cpu", "cpu_flags", "gpu", "git_commit", "git_dirty"
 
 
 def _cpu_flags() -> list[str]:
-    """The :data:`SPEED_FLAGS` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read)."""
+    """The `SPEED_FLAGS` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
@@ -69,7 +69,7 @@ def _cpu_flags() -> list[str]:
 
 
 def segment(run_provenance: dict[str, Any]) -> dict[str, Any]:
-    """The machine and code fields of ``run_provenance`` (from :func:`collect`) that a resume
+    """The machine and code fields of ``run_provenance`` (from `collect`) that a resume
     record repeats, so that each training segment names its own machine and commit."""
     return {k: run_provenance.get(k) for k in SEGMENT_KEYS}
 

@@ -1,9 +1,9 @@
 """Routing arrays of runs whose policy network routes between modules, for the report's figures.
 
-A network routes when it is a :class:`mtbench.learner.policies.RoutingNetwork` (it has a
+A network routes when it is a `mtbench.learner.policies.RoutingNetwork` (it has a
 ``routing(x, task)`` method: the soft modules, or a plugin network that exposes its routing). A run
 of one writes ``routing.npz`` into its run directory when it ends; ``mtbench routing RUN_DIR``
-writes it for runs from before (:func:`write_saved_routing`). The report reads only that file.
+writes it for runs from before (`write_saved_routing`). The report reads only that file.
 
 The observations are those of rolling out the run's own deterministic policy in one evaluation env
 of its suite with the goals of seed 0, so that every run of a suite is probed on the same goals.
@@ -73,9 +73,10 @@ def write_routing(rd: RunDir, model: SAC, config: RunConfig) -> bool:
 
 
 def write_saved_routing(rd: RunDir) -> bool:
-    """:func:`write_routing` for a finished run's saved final model (a run from before runs wrote
+    """`write_routing` for a finished run's saved final model (a run from before runs wrote
     their routing); True when its network routes.
 
-    :raises UsageError: when the run's config or model cannot give a policy, saying why.
+    Raises:
+        UsageError: when the run's config or model cannot give a policy, saying why.
     """
     return write_routing(rd, load_policy(rd), run_config(rd))

@@ -4,11 +4,11 @@
 (one JSON object per evaluation point), ``model.zip`` (SB3 save of the final model),
 ``model_best.zip`` (the model at its best mean success rate so far, written atomically),
 ``routing.npz`` (for a network that routes between modules: the arrays of the report's routing
-figures, see :mod:`mtbench.run.routing`), ``tb/``
+figures, see `mtbench.run.routing`), ``tb/``
 (TensorBoard logs when tensorboard is installed), ``checkpoints/`` while the run is unfinished
-(see :mod:`mtbench.run.checkpoint`) and an empty ``DONE``, written last, or instead ``FAILED``, which
+(see `mtbench.run.checkpoint`) and an empty ``DONE``, written last, or instead ``FAILED``, which
 holds the cause of a run that diverged (its last good checkpoint kept). Its JSON
-files and ``DONE`` are written through :mod:`mtbench.run.atomic` (a temporary name, renamed into
+files and ``DONE`` are written through `mtbench.run.atomic` (a temporary name, renamed into
 place), so an interrupted write leaves the previous content intact; ``model.zip`` (SB3's own save)
 counts only once ``DONE`` exists, and an unfinished run's stale one is removed.
 """

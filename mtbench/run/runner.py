@@ -3,7 +3,7 @@
 ``run_one`` is top level and picklable so that any executor can call it. It is idempotent: a run
 whose directory holds ``DONE`` and the same configuration is skipped; a directory holding a
 different configuration is refused before anything is written; an interrupted run (no ``DONE``)
-resumes from its newest usable checkpoint (:mod:`mtbench.run.checkpoint`), or starts again from
+resumes from its newest usable checkpoint (`mtbench.run.checkpoint`), or starts again from
 scratch when it has none. A run asked for a larger ``steps_per_task`` alone continues from its
 newest checkpoint to it: a finished one from the final checkpoint that
 ``RunOptions.keep_final_checkpoint`` keeps, and then records what a run made at the larger budget
@@ -91,7 +91,7 @@ class RunOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class RunSpec:
-    """One (suite, agent, seed) run as requested; :func:`resolve` turns it into a RunConfig."""
+    """One (suite, agent, seed) run as requested; `resolve` turns it into a RunConfig."""
 
     suite: str
     agent: str
@@ -102,14 +102,14 @@ class RunSpec:
     """Settings to change, as (name, value) pairs: TrainConfig fields, or ``agent.<field>`` for the
     agent's own config."""
     variant: str | None = None
-    """The variant's name (see :class:`mtbench.settings.variants.Variant`); None: the agent itself."""
+    """The variant's name (see `mtbench.settings.variants.Variant`); None: the agent itself."""
     variant_settings: tuple[tuple[str, Any], ...] = ()
     """The variant's own settings, as ``overrides``; they win over ``overrides``."""
     options: RunOptions = RunOptions()
 
 
 def resolve(spec: RunSpec) -> RunConfig:
-    """The fully resolved configuration of ``spec`` (:func:`mtbench.settings.config.resolve_config`);
+    """The fully resolved configuration of ``spec`` (`mtbench.settings.config.resolve_config`);
     raises UsageError on bad input."""
     for path in spec.options.agent_modules:
         load_agent_module(path)
@@ -205,7 +205,7 @@ def _set_logger(
     model: OffPolicyAlgorithm, rd: RunDir, spec: RunSpec, config: RunConfig, run_provenance: dict[str, Any]
 ) -> None:
     """SB3's log to TensorBoard (``tb/``, when tensorboard is installed) and, with ``spec.options.track``,
-    to wandb (:mod:`mtbench.run.tracking`)."""
+    to wandb (`mtbench.run.tracking`)."""
     outputs: list[KVWriter] = []
     if importlib.util.find_spec("tensorboard") is not None:
         outputs.append(make_output_format("tensorboard", str(rd.tensorboard_dir)))
@@ -240,7 +240,7 @@ def _resume(
 ) -> dict | None:
     """Restore the newest usable checkpoint into ``model``/``env`` and cut eval.jsonl back to it.
 
-    None when there was no checkpoint; :class:`_StartOver` when none was usable (a failed
+    None when there was no checkpoint; `_StartOver` when none was usable (a failed
     attempt may have changed ``model`` and ``env``).
     """
     if not checkpoints.complete():
@@ -263,7 +263,7 @@ def _keeping_precision(
     machine and device its checkpoint was written on keeps the precision it trained in there.
 
     Measuring again could decide differently near
-    :data:`mtbench.learner.precision.BF16_MIN_SPEEDUP` and switch precision mid-run; on another
+    `mtbench.learner.precision.BF16_MIN_SPEEDUP` and switch precision mid-run; on another
     machine or device ``auto`` decides afresh.
     """
     if config.train.precision != "auto" or not checkpoints.complete() or not rd.provenance_file.exists():
@@ -281,11 +281,12 @@ def run_one(spec: RunSpec, report: Report | None = None) -> Path:
     """Train and evaluate one run into its run directory and return the directory's path.
 
     An unfinished run resumes from its newest usable checkpoint. With
-    :func:`mtbench.run.checkpoint.request_stop` as SIGINT/SIGTERM handler a signal makes the run
-    checkpoint and raise :class:`mtbench.run.checkpoint.RunStopped`.
+    `mtbench.run.checkpoint.request_stop` as SIGINT/SIGTERM handler a signal makes the run
+    checkpoint and raise `mtbench.run.checkpoint.RunStopped`.
 
-    :param report: receives progress events and messages (see :data:`mtbench.run.callbacks.Report`);
-        without it messages go to stderr.
+    Args:
+        report: receives progress events and messages (see `mtbench.run.callbacks.Report`);
+            without it messages go to stderr.
     """
     config, rd, done = check(spec)
     if not done and (cause := rd.failure()) is not None:

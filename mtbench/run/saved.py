@@ -4,7 +4,7 @@ evaluated again (``mtbench eval``).
 SB3's ``model.zip`` and mtbench's checkpoints are pickles: ``MultiTaskSAC.load`` (and resuming a
 run) runs whatever code the file names, so they are for your own files only. What reads other
 people's run directories (``mtbench report``'s routing figures, ``mtbench eval``) goes through
-:func:`load_policy` instead: it builds the agent from ``config.json`` (plain JSON) through the
+`load_policy` instead: it builds the agent from ``config.json`` (plain JSON) through the
 agent registry and loads the policy's state dict with ``torch.load(weights_only=True)``, which
 refuses anything but tensors and plain containers.
 """
@@ -35,9 +35,10 @@ WHICH = ("final", "best", "latest")
 
 
 def config_from_json(data: dict[str, Any]) -> RunConfig:
-    """The :class:`RunConfig` that ``config.json`` holds, every value checked as ``--set`` checks it.
+    """The `RunConfig` that ``config.json`` holds, every value checked as ``--set`` checks it.
 
-    :raises UsageError: for an agent that is not registered here, or a setting this mtbench lacks.
+    Raises:
+        UsageError: for an agent that is not registered here, or a setting this mtbench lacks.
     """
     agent = get_agent(data["agent"])
     suite = parse_suite(data["suite"])
@@ -61,7 +62,8 @@ def policy_file(rd: RunDir, which: Which) -> Path:
     """The file holding the policy ``which`` of run ``rd``: ``model.zip`` (final), ``model_best.zip``
     (best mean success so far) or the newest checkpoint's ``model.pt`` (latest).
 
-    :raises UsageError: when the run has none.
+    Raises:
+        UsageError: when the run has none.
     """
     if which not in WHICH:
         raise UsageError(
@@ -95,9 +97,10 @@ def run_config(rd: RunDir) -> RunConfig:
 
 def load_policy(rd: RunDir, which: Which = "final", device: str = "cpu") -> SAC:
     """Run ``rd``'s agent rebuilt from its ``config.json`` (fp32, no replay buffer to speak of),
-    with the policy weights of :func:`policy_file` loaded as tensors only: nothing is unpickled.
+    with the policy weights of `policy_file` loaded as tensors only: nothing is unpickled.
 
-    :raises UsageError: when the run's config, agent or file cannot give a policy, saying why.
+    Raises:
+        UsageError: when the run's config, agent or file cannot give a policy, saying why.
     """
     config = run_config(rd)
     file = policy_file(rd, which)

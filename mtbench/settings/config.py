@@ -42,7 +42,7 @@ PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_versio
 def setting(
     default: Any, *, gt: float | None = None, ge: float | None = None, le: float | None = None, why: str = ""
 ) -> Any:
-    """A config field with limits (checked by :func:`check_fields`): ``> gt``, ``>= ge``, ``<= le``;
+    """A config field with limits (checked by `check_fields`): ``> gt``, ``>= ge``, ``<= le``;
     ``why`` says in the message why the upper limit is there."""
     limits = {
         k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("why", why)) if v is not None and v != ""
@@ -137,12 +137,12 @@ class TrainConfig:
 
     def eval_processes(self, num_tasks: int, cores: int) -> int:
         """Processes of a run's evaluation env given the ``cores`` (torch threads) it may use: all of
-        them (at most one per task) when its evaluation work reaches :data:`SPREAD_EVAL_STEPS`."""
+        them (at most one per task) when its evaluation work reaches `SPREAD_EVAL_STEPS`."""
         steps = self.eval_points * self.eval_episodes * self.episode_steps * num_tasks
         return min(cores, num_tasks) if steps >= SPREAD_EVAL_STEPS else 1
 
     def sac_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`mtbench.learner.sac.MultiTaskSAC` for this configuration."""
+        """Keyword arguments of `mtbench.learner.sac.MultiTaskSAC` for this configuration."""
         return dict(
             batch_size_per_task=self.batch_size_per_task,
             buffer_size_per_task=self.buffer_size_per_task,
@@ -373,7 +373,7 @@ def _example(field: dataclasses.Field) -> Any:
 def check_fields(config: Any, prefix: str = "") -> None:
     """Check and normalise every field of the frozen dataclass ``config`` in place: its type hint
     (``Literal`` choices, ``X | None``, ``tuple[X, ...]``, an int given for a float) and the limits
-    of :func:`setting`. Raises UsageError naming ``prefix`` + the field; for ``__post_init__``."""
+    of `setting`. Raises UsageError naming ``prefix`` + the field; for ``__post_init__``."""
     hints = _hints(type(config))
     for field in dataclasses.fields(config):
         name = prefix + field.name
@@ -393,10 +393,11 @@ def apply_overrides(
 ) -> Any:
     """``config`` (a frozen dataclass) with ``overrides`` applied and checked.
 
-    :param prefix: how the settings are named in messages (``agent.`` for an agent's config).
-    :param owner: the agent whose config this is (for the message about an unknown setting).
-    :param agent_settings: the agent's own settings, for the message about a training setting that
-        is one of them (it wants the ``agent.`` prefix).
+    Args:
+        prefix: how the settings are named in messages (``agent.`` for an agent's config).
+        owner: the agent whose config this is (for the message about an unknown setting).
+        agent_settings: the agent's own settings, for the message about a training setting that
+            is one of them (it wants the ``agent.`` prefix).
     """
     fields = {f.name: f for f in dataclasses.fields(config)}
     names = list(fields)
@@ -494,7 +495,8 @@ def resolve_config(
     sweep's values among them). Names starting ``agent.`` go to the agent's own config; every value
     is checked as ``--set`` checks it.
 
-    :raises UsageError: naming the setting and its valid choices or limits.
+    Raises:
+        UsageError: naming the setting and its valid choices or limits.
     """
     chosen = dict(settings) | dict(variant_settings or {})
     agent_settings = {k[len(AGENT_PREFIX) :]: v for k, v in chosen.items() if k.startswith(AGENT_PREFIX)}

@@ -1,6 +1,6 @@
 """The agent registry: small spec dataclasses found through the ``mtbench.agents`` entry points.
 
-Every agent, built-in or third-party, is an :class:`AgentSpec` object that an entry point of the
+Every agent, built-in or third-party, is an `AgentSpec` object that an entry point of the
 group ``mtbench.agents`` points to (``name = "package.module:ATTRIBUTE"``). mtbench's own agents
 are declared the same way in its ``pyproject.toml``. Entry points are loaded lazily, on the first
 look-up; a plugin that fails to load is recorded with its cause and skipped, so the other agents
@@ -35,16 +35,17 @@ ENTRY_POINT_GROUP = "mtbench.agents"
 class AgentSpec:
     """A registered agent.
 
-    :param name: registry name (``--agents NAME``), lower case with underscores.
-    :param description: one line shown by ``mtbench agents``.
-    :param paper: the reference the agent reproduces.
-    :param config: the agent's default hyperparameters, an instance of a frozen dataclass.
-    :param build: ``build(env, config, seed, device)`` returns an SB3 ``SAC`` (usually a
-        :class:`mtbench.learner.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
-        :class:`mtbench.settings.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
-    :param train_defaults: TrainConfig fields this agent sets differently from the preset (the
-        user's ``--set`` still wins); they are part of the run's recorded config. A value may be a
-        function of the suite's number of tasks (e.g. a batch size per task from a total).
+    Args:
+        name: registry name (``--agents NAME``), lower case with underscores.
+        description: one line shown by ``mtbench agents``.
+        paper: the reference the agent reproduces.
+        config: the agent's default hyperparameters, an instance of a frozen dataclass.
+        build: ``build(env, config, seed, device)`` returns an SB3 ``SAC`` (usually a
+            `mtbench.learner.sac.MultiTaskSAC`) for ``env``; ``config`` is the run's
+            `mtbench.settings.config.RunConfig`, whose ``agent_config`` has this agent's hyperparameters.
+        train_defaults: TrainConfig fields this agent sets differently from the preset (the
+            user's ``--set`` still wins); they are part of the run's recorded config. A value may be a
+            function of the suite's number of tasks (e.g. a batch size per task from a total).
     """
 
     name: str
@@ -62,7 +63,7 @@ class AgentSpec:
 
 
 def lazy_build(module: str) -> Callable[[VecEnv, RunConfig, int, str], SAC]:
-    """An :attr:`AgentSpec.build` that imports ``module`` and calls its ``build`` on first use, so
+    """An `AgentSpec.build` that imports ``module`` and calls its ``build`` on first use, so
     that listing and looking up agents imports no network code (nor torch)."""
 
     def build(env: VecEnv, config: RunConfig, seed: int, device: str) -> SAC:
@@ -156,7 +157,7 @@ def register(spec: AgentSpec) -> None:
 
 
 def load_agent_module(path: str | Path) -> list[str]:
-    """Import a Python file and register every :class:`AgentSpec` defined at its top level.
+    """Import a Python file and register every `AgentSpec` defined at its top level.
 
     Returns the names registered. Loading the same file again registers nothing new.
     """

@@ -64,7 +64,7 @@ class Suite:
 
 
 def parse_suite(name: str) -> Suite:
-    """Resolve a suite name given by a user; raises :class:`UsageError` naming the bad part."""
+    """Resolve a suite name given by a user; raises `UsageError` naming the bad part."""
     key = name.strip().lower()
     if key.startswith(FIXED_PREFIX):
         inner = parse_suite(key.removeprefix(FIXED_PREFIX))

@@ -44,7 +44,7 @@ def parse_value(text: str) -> Any:
 
 
 def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
-    """``name=value`` items -> overrides (values as :func:`parse_value` reads them).
+    """``name=value`` items -> overrides (values as `parse_value` reads them).
 
     Names are TrainConfig fields, or ``agent.<field>`` for a field of the agent's own config.
     """
@@ -184,8 +184,9 @@ def expand(
     """The members that ``requested`` (agents, variants, named grids, ``all``) name, in order,
     with ``sweeps`` applied (a plain agent is a Variant named as its agent, without settings).
 
-    :raises UsageError: for an unknown name, a variant whose name is not safe or clashes with an
-        agent or named grid, a name defined twice differently, or a variant ``requested`` leaves out.
+    Raises:
+        UsageError: for an unknown name, a variant whose name is not safe or clashes with an
+            agent or named grid, a name defined twice differently, or a variant ``requested`` leaves out.
     """
     agents = available_agents()
     defined: dict[str, Variant] = {}
