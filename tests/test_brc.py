@@ -252,7 +252,7 @@ def test_the_shipped_published_curves_read_on_mt50():
     """reports/published/brc-mt50.csv: BRC's 50 MT50 tasks (renamed to v3), 5 seeds, 20 points."""
     left_out: list[str] = []
     path = Path(__file__).parents[1] / "reports" / "published" / "brc-mt50.csv"
-    (curve,) = read_external(path, list(parse_suite("mt50").tasks), left_out)
+    (curve,) = read_external(path, "mt50", list(parse_suite("mt50").tasks), left_out)
     assert not left_out and curve.method == "BRC" and "200-step episodes" in curve.protocol
     assert curve.scores.shape == (5, 50, 20) and curve.steps[-1] == 1_000_000
     assert curve.scores[:, :, -1].mean() == pytest.approx(0.8812)  # their arrays' final mean

@@ -195,9 +195,11 @@ def check(spec: RunSpec) -> tuple[RunConfig, RunDir, bool]:
 
 def _shorter_budget(stored: dict[str, Any], wanted: dict[str, Any]) -> int | None:
     """The stored run's steps per task when it differs from ``wanted`` in a smaller budget alone."""
-    budget = "steps_per_task"
-    old, new = stored["train"].get(budget), wanted["train"][budget]
-    same = stored | {"train": stored["train"] | {budget: new}} == wanted
+    budget, train = "steps_per_task", stored.get("train")
+    if not isinstance(train, dict):
+        return None
+    old, new = train.get(budget), wanted["train"][budget]
+    same = stored | {"train": train | {budget: new}} == wanted
     return old if same and isinstance(old, int) and old < new else None
 
 
