@@ -393,13 +393,7 @@ class BRCSAC(MultiTaskSAC):
 
         critic_loss, logits = critic_loss_of()
         q_max = (th.softmax(logits.detach(), dim=-1) @ self.critic.support).abs().max()
-        self.critic.optimizer.zero_grad()
-        self.combine_task_losses(
-            critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], self.critic
-        )
-        for q_net in q_networks:
-            self._clip(q_net)
-        self.critic.optimizer.step()
+        self._critic_step(critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], q_networks)
         with th.no_grad():  # the target follows before the actor's update, embedding included
             th._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
 

@@ -288,13 +288,7 @@ class MultiTaskSAC(SAC):
         q_max = th.cat(qs, dim=1).detach().abs().max()
         if authors:  # the actor's loss against the critics before their step
             actor_loss = self._actor_step(actor_loss_of, task)
-        self.critic.optimizer.zero_grad()
-        self.combine_task_losses(
-            critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], self.critic
-        )
-        for q_net in q_networks:
-            self._clip(q_net)
-        self.critic.optimizer.step()
+        self._critic_step(critic_loss, lambda t: critic_loss_of(self.task_rows(task, t))[0], q_networks)
         if not authors:  # the actor's loss against the updated critics
             actor_loss = self._actor_step(actor_loss_of, task)
 
@@ -312,6 +306,17 @@ class MultiTaskSAC(SAC):
         """The temperature and loss weight ``[N, 1]`` of each sample of tasks ``task [N]``, now."""
         weights = task_loss_weights(self.log_ent_coef.detach(), self.loss_weighting)
         return self.alpha[task].unsqueeze(1), weights[task].unsqueeze(1)
+
+    def _critic_step(
+        self, critic_loss: th.Tensor, task_loss: Callable[[int], th.Tensor], q_networks: list[nn.Module]
+    ) -> None:
+        """Set the critics' gradients from ``critic_loss`` (`combine_task_losses`), clip each Q
+        network's and step."""
+        self.critic.optimizer.zero_grad()
+        self.combine_task_losses(critic_loss, task_loss, self.critic)
+        for q_net in q_networks:
+            self._clip(q_net)
+        self.critic.optimizer.step()
 
     def _actor_step(self, actor_loss_of: Callable[..., th.Tensor], task: th.Tensor) -> th.Tensor:
         """Set the actor's gradients from ``actor_loss_of`` (the critics frozen meanwhile, so that no
