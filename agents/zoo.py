@@ -10,11 +10,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from mtbench.settings.config import setting
 from mtbench.settings.registry import AgentSpec, lazy_build
 
 PAPER = "Yang et al., Multi-Task RL with Soft Modularization, NeurIPS 2020"
 BALANCED = {"loss_weighting": "log_alpha"}
 """Balanced multi-task SAC, as the authors' soft-module configs (``temp_reweight: true``)."""
+WIDEST = 65_536
+"""The widest layer (16 times brc's 4096: one square layer holds 4.3 billion weights)."""
+WIDE = " (16 times brc's 4096)"
+MOST = 1024
+"""The most modules, experts, layers or blocks of a network."""
+
+
+def layers() -> tuple[int, ...]:
+    """Hidden widths (3 x 400) of a network that needs at least one hidden layer."""
+    return setting((400, 400, 400), gt=0, le=WIDEST, why=WIDE, min_items=1)  # type: ignore[no-any-return]
+
+
+def width(default: int) -> int:
+    """A layer width."""
+    return setting(default, gt=0, le=WIDEST, why=WIDE)  # type: ignore[no-any-return]
+
+
+def count(default: int | None, least: int = 1) -> int:
+    """A number of modules, experts, layers or blocks (None: the agent's own choice), ``least`` at least."""
+    return setting(default, ge=least, le=MOST)  # type: ignore[no-any-return]
+
+
 METAWORLD_PLUS = {"init": "metaworld_plus", "warmup_actions": "uniform", "update_order": "sb3"}
 """Meta-World+'s loop (rainx0r/metaworld-algorithms): its initialisation, uniform random warm-up
 actions, and SB3's update order (critic, then actor against the updated critic, then temperature),
@@ -25,7 +48,7 @@ for the agents whose reference numbers are Meta-World+'s."""
 class SingleTaskConfig:
     """Network of each task's SAC."""
 
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    hidden_sizes: tuple[int, ...] = layers()
     """Hidden widths of every task's actor and critics (the same as MT-SAC's network)."""
 
 
@@ -33,7 +56,7 @@ class SingleTaskConfig:
 class MTSACConfig:
     """Network of MT-SAC: the same MLP shape for the actor and both critics."""
 
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    hidden_sizes: tuple[int, ...] = layers()
     """Hidden layer widths (authors: 3 x 400)."""
 
 
@@ -41,9 +64,9 @@ class MTSACConfig:
 class MultiHeadConfig:
     """Shared trunk and per-task heads."""
 
-    trunk_sizes: tuple[int, ...] = (400, 400, 400)
+    trunk_sizes: tuple[int, ...] = layers()
     """Widths of the shared layers (ReLU after each; authors: 3 x 400)."""
-    head_sizes: tuple[int, ...] = ()
+    head_sizes: tuple[int, ...] = setting((), gt=0, le=WIDEST, why=WIDE)
     """Hidden widths inside each task's head (authors: none, each head is one linear layer)."""
 
 
@@ -51,9 +74,9 @@ class MultiHeadConfig:
 class MixExpertConfig:
     """Experts and gate."""
 
-    num_experts: int = 4
+    num_experts: int = count(4)
     """Number of experts."""
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    hidden_sizes: tuple[int, ...] = layers()
     """Hidden widths of every expert (MT-SAC's network)."""
 
 
@@ -61,15 +84,15 @@ class MixExpertConfig:
 class HardRoutingConfig:
     """Module grid and router."""
 
-    num_layers: int = 4
+    num_layers: int = count(4)
     """Module layers."""
-    num_modules: int = 4
+    num_modules: int = count(4)
     """Modules per layer."""
-    module_size: int = 128
+    module_size: int = width(128)
     """Width of every module."""
-    embedding_size: int = 400
+    embedding_size: int = width(400)
     """Width of the state embedding that feeds the first layer."""
-    route_init_std: float = 1.0
+    route_init_std: float = setting(1.0, ge=0)
     """Standard deviation of the initial route logits (larger: more varied initial routes)."""
 
 
@@ -77,15 +100,15 @@ class HardRoutingConfig:
 class SoftModuleConfig:
     """Base network grid and routing network."""
 
-    num_layers: int = 2
-    """Module layers L (L-1 routing matrices of n x n, then the last-layer weights)."""
-    num_modules: int = 2
+    num_layers: int = count(2, least=2)
+    """Module layers L (L-1 routing matrices of n x n, then the last-layer weights; L >= 2)."""
+    num_modules: int = count(2)
     """Modules per layer n."""
-    module_size: int = 256
+    module_size: int = width(256)
     """Width d of every module."""
-    embedding_size: int = 400
+    embedding_size: int = width(400)
     """Width of the state embedding f(s) and the task embedding h(z)."""
-    routing_size: int = 256
+    routing_size: int = width(256)
     """Width of the routing trunk E and of the routing layers."""
     routing_input: Literal["state_task", "task"] = "state_task"
     """Routing conditioned on f(s) * h(z) (paper) or on the task embedding h(z) alone (ablation)."""
@@ -97,7 +120,7 @@ class PCGradConfig:
 
     network: Literal["multi_head", "shared"] = "multi_head"
     """MT-MH-SAC's shared trunk with a linear head per task (Meta-World+) or MT-SAC's plain MLP."""
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    hidden_sizes: tuple[int, ...] = layers()
     """Widths of the shared layers (Meta-World+: 3 x 400)."""
 
 
@@ -105,9 +128,9 @@ class PCGradConfig:
 class MooreConfig:
     """Orthogonal experts."""
 
-    num_experts: int | None = None
+    num_experts: int | None = count(None)
     """Experts k; None: 6 on a 50-task suite (MT50), else 4 (the MOORE paper's counts)."""
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    hidden_sizes: tuple[int, ...] = layers()
     """Layer widths of every expert (Meta-World+: 3 x 400, no activation after the last)."""
 
 
@@ -115,9 +138,9 @@ class MooreConfig:
 class PacoConfig:
     """Parameter sets."""
 
-    num_parameter_sets: int | None = None
+    num_parameter_sets: int | None = count(None)
     """Parameter sets K of every layer; None: 20 on a 50-task suite (MT50), else 5 (the paper's)."""
-    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    hidden_sizes: tuple[int, ...] = layers()
     """Hidden widths (ReLU after each; Meta-World+: 3 x 400)."""
 
 
@@ -125,25 +148,25 @@ class PacoConfig:
 class BRCConfig:
     """BRC's networks and the constants of its update (the authors' multi-task settings)."""
 
-    critic_width: int = 4096
+    critic_width: int = width(4096)
     """Width of each critic BroNet."""
-    critic_blocks: int = 2
+    critic_blocks: int = count(2)
     """Residual blocks of each critic BroNet."""
-    ensemble: int = 2
+    ensemble: int = count(2)
     """Critic ensemble members (the target is their mean distribution)."""
-    actor_width: int = 256
+    actor_width: int = width(256)
     """Width of the actor's BroNet."""
-    actor_blocks: int = 1
+    actor_blocks: int = count(1)
     """Residual blocks of the actor's BroNet."""
-    embedding_dim: int = 32
+    embedding_dim: int = width(32)
     """Size of the learned, L2-normalised task embedding (the critic's; the actor reads it)."""
-    num_bins: int = 101
+    num_bins: int = setting(101, gt=1, le=WIDEST, why=WIDE)
     """Bins of the categorical critic."""
-    v_max: float = 10.0
+    v_max: float = setting(10.0, gt=0)
     """The critic's support is [-v_max, v_max]; rewards are scaled per task to fit it."""
-    initial_temperature: float = 0.1
+    initial_temperature: float = setting(0.1, gt=0)
     """Initial alpha (one for all tasks)."""
-    weight_decay: float = 1e-4
+    weight_decay: float = setting(1e-4, ge=0)
     """AdamW weight decay of actor and critic (every parameter)."""
 
 

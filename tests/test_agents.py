@@ -23,6 +23,7 @@ from mtbench.run.checkpoint import RunStopped, StopRequest
 from mtbench.run.params import count_parameters, spaces_env
 from mtbench.run.rundir import RunDir
 from mtbench.run.runner import RunSpec, resolve, run_one
+from mtbench.settings.errors import UsageError
 from mtbench.settings.registry import builtin_agents, get_agent
 from mtbench.settings.suites import STATE_DIM, parse_suite
 from tests.helpers import THREE_TASKS, crash_after_eval, run_spec, strip_wall
@@ -125,6 +126,35 @@ def test_update_flops_are_linear_in_the_batch(name):
     slope = (flops(large) - flops(small)) / (large - small)
     assert slope > 0
     assert flops(16) == pytest.approx(flops(small) + slope * (16 - small), rel=1e-9)
+
+
+def _edges(name: str) -> list[tuple[str, object, object]]:
+    """Each limited agent setting of ``name``: (setting, smallest accepted value, largest refused)."""
+    edges = []
+    for field in dataclasses.fields(get_agent(name).config):
+        low = field.metadata.get("gt", field.metadata.get("ge"))
+        if low is None:
+            continue
+        smallest = low + 1 if "gt" in field.metadata else low  # the integer limits; floats only refuse
+        refused = low if "gt" in field.metadata else low - 1
+        if isinstance(field.default, tuple):
+            smallest, refused = [smallest], [refused]
+        edges.append((f"agent.{field.name}", smallest, refused))
+    return edges
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_every_agent_updates_with_the_smallest_settings_it_accepts(name):
+    """The limits of each agent's settings are the ones its networks need: at the smallest accepted
+    value of all of them at once it builds and updates, just below each it is refused by name."""
+    edges = _edges(name)
+    integers = tuple((key, low) for key, low, _ in edges if not isinstance(low, float))
+    model = ready_for_updates(build(name, spaces_env(3), overrides=integers), 3)
+    model.train(1, 3 * 16)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    for key, _, refused in edges:
+        with pytest.raises(UsageError, match=key.replace(".", r"\.")):
+            build(name, spaces_env(3), overrides=((key, refused),))
 
 
 def test_orthogonal_kernels_are_gaussian_only_in_networks_built_for_timing():

@@ -8,7 +8,10 @@ report, a listed reason or exit code 2, and change no file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +22,11 @@ from typer.testing import CliRunner
 
 from mtbench.frontends.cli import app
 from mtbench.grids import estimate
+from mtbench.grids.grid import MAX_SEEDS
+from mtbench.run.runner import MAX_SEED
+from mtbench.settings.config import MAX_STEPS, TrainConfig
+from mtbench.settings.registry import builtin_agents, get_agent
+from mtbench.settings.system import usable_cores
 from tests.test_report import fabricate
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -209,3 +217,125 @@ def test_any_config_json_gives_a_report_a_refusal_or_exit_2(finished_run, tmp_pa
         assert config_file.read_text() == content  # never rewritten
 
     check()
+
+
+HUGE = st.integers(min_value=10**12, max_value=10**30)
+NOT_POSITIVE = st.integers(max_value=0)
+NOT_FINITE = st.sampled_from(["nan", "inf", "-inf"])
+OUT_OF_RANGE = {
+    "--seeds": st.one_of(
+        st.integers(min_value=MAX_SEED + 1).map(str),
+        st.integers(0, 100).map(lambda lo: f"{lo}-{lo + MAX_SEEDS}"),  # more seeds than one grid runs
+    ),
+    "--steps-per-task": st.one_of(NOT_POSITIVE, st.integers(min_value=MAX_STEPS + 1)).map(str),
+    "--eval-every": st.one_of(NOT_POSITIVE, st.integers(min_value=MAX_STEPS + 1)).map(str),
+    "--eval-episodes": st.one_of(NOT_POSITIVE, st.integers(min_value=10_001)).map(str),
+    "--warmup-steps": st.one_of(st.integers(max_value=-1), st.integers(min_value=2000)).map(str),
+    "--workers": st.one_of(NOT_POSITIVE, st.integers(min_value=usable_cores() + 1)).map(str),
+    "--checkpoint-every": st.one_of(st.floats(max_value=-1e-9).map(str), NOT_FINITE),
+    "--retries": st.integers(max_value=-1).map(str),
+}
+"""Values of the right type outside what each numeric option accepts (BASE: 2000 steps per task)."""
+RAY_OUT_OF_RANGE = {
+    "--cpus-per-run": st.one_of(st.floats(max_value=0).map(str), NOT_FINITE),
+    "--gpus-per-run": st.one_of(st.floats(max_value=-1e-9).map(str), NOT_FINITE),
+}
+
+
+def _outside(field: dataclasses.Field) -> st.SearchStrategy[str]:
+    """``--set`` values of the field's type outside its limits (`mtbench.settings.config.setting`)."""
+    limits = field.metadata
+    numbers = []
+    if "gt" in limits:
+        numbers.append(st.integers(max_value=int(limits["gt"])))
+    if "ge" in limits:
+        numbers.append(st.integers(max_value=int(limits["ge"]) - 1))
+    if "le" in limits:
+        numbers += [st.integers(min_value=int(limits["le"]) + 1), HUGE]
+    if isinstance(field.default, float):
+        numbers = [n.map(float) for n in numbers] + [st.sampled_from([math.nan, math.inf, -math.inf])]
+    values = st.one_of(numbers).map(json.dumps)  # NaN and inf as JSON writes them
+    if isinstance(field.default, tuple):
+        items = st.lists(st.one_of(numbers).map(int), min_size=1, max_size=3).map(json.dumps)
+        values = items | st.just("[]") if limits.get("min_items") else items
+    return values
+
+
+def _limited_settings() -> list[tuple[str, str, dataclasses.Field]]:
+    """(agent, --set name, field) of every training setting and every built-in agent setting with limits."""
+    train = [("mt_sac", f.name, f) for f in dataclasses.fields(TrainConfig) if f.metadata]
+    agents = [
+        (name, f"agent.{f.name}", f)
+        for name in sorted(builtin_agents())
+        for f in dataclasses.fields(get_agent(name).config)
+        if f.metadata
+    ]
+    return train + agents
+
+
+@pytest.fixture
+def calibrations(monkeypatch) -> list[str]:
+    """The calibrations started (none may be, for a refused value)."""
+    started: list[str] = []
+    monkeypatch.setattr(estimate, "calibrate", lambda *args: started.append("update"))
+    monkeypatch.setattr(estimate, "_env_step_seconds", lambda *args: started.append("env"))
+    return started
+
+
+def _refused_before_calibration(args: list[str], out: Path, started: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    _answers_cleanly(result, out)
+    assert result.exit_code == 2, result.output
+    assert started == []
+
+
+@pytest.mark.parametrize("option", [*OUT_OF_RANGE, *RAY_OUT_OF_RANGE])
+def test_any_value_outside_an_options_range_exits_2_before_calibration(tmp_path, option, calibrations):
+    out = tmp_path / "runs"
+    ray = ["--executor", "ray"] if option in RAY_OUT_OF_RANGE else []
+
+    @FUZZ
+    @given(value=(OUT_OF_RANGE | RAY_OUT_OF_RANGE)[option])
+    def check(value: str) -> None:
+        _refused_before_calibration([*BASE, "--out", str(out), *ray, option, value], out, calibrations)
+
+    check()
+
+
+@pytest.mark.parametrize(("agent", "name", "field"), _limited_settings(), ids=lambda v: getattr(v, "name", v))
+def test_any_setting_outside_its_limits_exits_2_before_calibration(
+    tmp_path, agent, name, field, calibrations
+):
+    out = tmp_path / "runs"
+    args = ["run", "--agents", agent, "--suite", TASK, "--preset", "quick", "--dry-run", "--out", str(out)]
+    if agent == "brc":
+        args += ["--set", "agent.critic_width=64"]
+
+    @settings(FUZZ, max_examples=15)
+    @given(value=_outside(field))
+    def check(value: str) -> None:
+        _refused_before_calibration([*args, "--set", f"{name}={value}"], out, calibrations)
+
+    check()
+
+
+def test_an_output_folder_that_cannot_be_made_exits_2_before_calibration(tmp_path, calibrations):
+    """A file, a path under a file, a read-only place (/proc, or a folder without write permission
+    unless this process is root): refused in dry runs too, and nothing is written."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    outs = [afile, afile / "runs", afile / "a" / "b", Path("/proc/mtbench-runs")]
+    if os.geteuid() != 0:  # root writes whatever the permissions
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        outs += [locked, locked / "runs"]
+    for out in outs:
+        for dry in (["--dry-run"], []):
+            args = [a for a in BASE if a != "--dry-run"] + dry + ["--out", str(out)]
+            result = CliRunner().invoke(app, args)
+            _answers(result)
+            assert result.exit_code == 2 and "--out" in result.output, result.output
+            assert calibrations == []
+    assert afile.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["afile", *(["locked"] if os.geteuid() != 0 else [])]
+    )

@@ -39,10 +39,10 @@ def test_python_api_runs_a_grid_and_reports_it(tmp_path):
     [
         (lambda: Grid.prepare(GridRequest(agents=("nope",), suite="mt10")), "unknown agent 'nope'"),
         (lambda: Grid.prepare(GridRequest(agents=(), suite="mt10")), "the grid is empty"),
-        (lambda: RunOptions(checkpoint_every=-1), "checkpoint_every must be >= 0, got -1"),
+        (lambda: RunOptions(checkpoint_every=-1), "--checkpoint-every must be a number of seconds >= 0, got -1"),
         (lambda: RunOptions(device="tpu"), "unknown device 'tpu'"),
-        (lambda: LocalPool(workers=0), "workers must be at least 1"),
-        (lambda: RayCluster(cpus_per_run=0), "cpus_per_run must be > 0"),
+        (lambda: LocalPool(workers=0), "--workers must be from 1 to"),
+        (lambda: RayCluster(cpus_per_run=0), "--cpus-per-run must be a number > 0"),
         (lambda: Grid.prepare(GridRequest(agents=("mt_sac",), suite="mt10", options=RunOptions(device="cuda")),  # noqa: E501
                               RayCluster()),
          "needs GPUs per run"),

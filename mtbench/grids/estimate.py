@@ -30,12 +30,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from mtbench.envs.vector import make_vector_env
 from mtbench.learner.layers import timing_only
 from mtbench.learner.timing import matmul_gflops, ready_for_updates, update_seconds
-from mtbench.run.params import build_on_spaces, model_parameters, spaces_env
+from mtbench.run.params import meta_parameters, spaces_env
 from mtbench.settings.config import RunConfig
 from mtbench.settings.errors import UsageError
 from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import STATE_DIM, parse_suite
-from mtbench.settings.system import available_memory, usable_cores
+from mtbench.settings.system import available_memory, physical_memory, usable_cores
 
 MiB = 2**20
 PROCESS_BYTES = 300 * MiB
@@ -169,7 +169,7 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
 def _parameters(config: RunConfig) -> dict[str, int]:
     """Trainable parameters of the actor and of all Q networks of ``config``'s agent."""
     with timing_only():
-        return model_parameters(build_on_spaces(config))
+        return meta_parameters(config)
 
 
 def update_cost(model: OffPolicyAlgorithm, num_tasks: int, batch_size_per_task: int) -> float:
@@ -266,16 +266,8 @@ def plan(
         UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
     """
     cores = usable_cores()
-    parameters = _per_config(configs, _parameters)
-    memory = [run_memory(c, sum(p.values())) for c, p in zip(configs, parameters, strict=True)]
-    available = available_memory()
-    needs = [m.total for m in memory]
-    workers = default_workers(needs, available) if workers is None else min(workers, len(configs))
+    parameters, memory, workers, available = fit(configs, workers, local)
     threads = threads or max(1, cores // workers)
-    if local:
-        big = needs.index(max(needs))
-        hint = _fitting_buffer(configs[big], memory[big], available // workers)
-        check_fits(needs, workers, available, hint)
     env_step = _env_step_seconds(configs[0])
     cals = _per_config(configs, lambda config: calibrate(config, threads, device, env_step))
     return Plan(
@@ -287,6 +279,43 @@ def plan(
         available=available,
         local=local,
     )
+
+
+def fit(
+    configs: list[RunConfig], workers: int | None, local: bool = True
+) -> tuple[list[dict[str, int]], list[MemoryEstimate], int, int]:
+    """Each run's parameters and memory, the runs at a time, and the memory available (the part of
+    `plan` that calibrates nothing: it counts the networks on the meta device).
+
+    Raises:
+        UsageError: when a run's replay cannot be allocated here, or ``workers`` local runs at a
+            time cannot fit in the available memory.
+    """
+    parameters = _per_config(configs, _parameters)
+    memory = [run_memory(c, sum(p.values())) for c, p in zip(configs, parameters, strict=True)]
+    available = available_memory()
+    needs = [m.total for m in memory]
+    workers = default_workers(needs, available) if workers is None else min(workers, len(configs))
+    if local:
+        for config in configs:
+            check_replay(config)
+        big = needs.index(max(needs))
+        hint = _fitting_buffer(configs[big], memory[big], available // workers)
+        check_fits(needs, workers, available, hint)
+    return parameters, memory, workers, available
+
+
+def check_replay(config: RunConfig) -> None:
+    """UsageError when one of the replay's state arrays, allocated at its full capacity (untouched
+    pages until filled), is larger than this machine's memory: Linux refuses such an allocation."""
+    rows = config.train.buffer_size_per_task * len(config.tasks)
+    if rows * STATE_DIM * 4 > physical_memory():
+        fitting = physical_memory() // (STATE_DIM * 4 * len(config.tasks))
+        raise UsageError(
+            f"--set buffer_size_per_task={config.train.buffer_size_per_task}: the replay's state arrays "
+            f"take {gib(rows * STATE_DIM * 4)} each at full capacity, more than this machine's "
+            f"{gib(physical_memory())}; use at most {fitting}"
+        )
 
 
 T = TypeVar("T")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import multiprocessing as mp
 import os
 import queue as queue_module
@@ -34,6 +35,7 @@ from mtbench.run.checkpoint import RunStopped, StopRequest, request_stop
 from mtbench.run.runner import RunSpec, resolve_device, run_one
 from mtbench.settings.config import RunConfig
 from mtbench.settings.errors import UsageError
+from mtbench.settings.system import usable_cores
 
 PR_SET_PDEATHSIG = 1
 
@@ -325,8 +327,9 @@ def _wait_for_ray(refs: dict[Any, int], events: _RayEvents, on_event: OnEvent) -
 class Executor(Protocol):
     """Where a grid's runs execute: checked, planned, then run."""
 
-    def check(self, device: str) -> None:
-        """Raise UsageError when this executor cannot train on ``device`` (auto, cpu or cuda)."""
+    def check(self, device: str, configs: list[RunConfig]) -> None:
+        """Raise UsageError when this executor cannot train ``configs`` on ``device`` (auto, cpu or
+        cuda): before anything is calibrated or written."""
         ...
 
     def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
@@ -340,7 +343,7 @@ class Executor(Protocol):
 
 def _check_retries(retries: int) -> None:
     if retries < 0:
-        raise UsageError(f"retries must be >= 0, got {retries}")
+        raise UsageError(f"--retries must be >= 0, got {retries}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -356,12 +359,16 @@ class LocalPool:
     retries: int = 2
 
     def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.workers is not None and not 1 <= self.workers <= usable_cores():
+            raise UsageError(
+                f"--workers must be from 1 to {usable_cores()} (the cores this process may use: its CPU "
+                f"affinity and cgroup quota), got {self.workers}"
+            )
         _check_retries(self.retries)
 
-    def check(self, device: str) -> None:
+    def check(self, device: str, configs: list[RunConfig]) -> None:
         resolve_device(device)
+        estimate.fit(configs, self.workers)
 
     def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
         return estimate.plan(configs, resolve_device(device), self.workers)
@@ -386,14 +393,14 @@ class RayCluster:
     retries: int = 2
 
     def __post_init__(self) -> None:
-        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+        if not (0 < self.cpus_per_run < math.inf and 0 <= self.gpus_per_run < math.inf):
             raise UsageError(
-                f"cpus_per_run must be > 0 and gpus_per_run >= 0, got {self.cpus_per_run} and "
-                f"{self.gpus_per_run}"
+                f"--cpus-per-run must be a number > 0 and --gpus-per-run one >= 0, got {self.cpus_per_run} "
+                f"and {self.gpus_per_run}"
             )
         _check_retries(self.retries)
 
-    def check(self, device: str) -> None:
+    def check(self, device: str, configs: list[RunConfig]) -> None:
         if device == "cuda" and self.gpus_per_run == 0:
             raise UsageError(
                 "--device cuda with --executor ray needs GPUs per run (Ray hides the GPUs from tasks "

@@ -29,12 +29,16 @@ from typing import Any
 
 from mtbench.grids.estimate import Plan
 from mtbench.grids.executors import Executor, LocalPool, OnEvent, Outcome
-from mtbench.run.rundir import RunDir
-from mtbench.run.runner import RunOptions, RunSpec, check
+from mtbench.run.rundir import RunDir, check_writable
+from mtbench.run.runner import MAX_SEED, RunOptions, RunSpec, check, resolve
 from mtbench.settings.config import PROTOCOL_KEYS, RunConfig
 from mtbench.settings.errors import UsageError
 from mtbench.settings.registry import available_agents
 from mtbench.settings.variants import Variant, expand
+
+
+MAX_SEEDS = 1000
+"""The most seeds of one grid (the power tool sizes grids in tens of runs)."""
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -48,6 +52,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         lo, hi = int(match[1]), int(match[2] or match[1])
         if hi < lo:
             raise UsageError(f"empty seed range {part!r} in --seeds {text!r}; write it low-high, e.g. 0-4")
+        if hi > MAX_SEED:
+            raise UsageError(f"seed {hi} in --seeds {text!r} is too large; seeds go from 0 to {MAX_SEED}")
+        if hi - lo >= MAX_SEEDS or len(seeds) + hi - lo >= MAX_SEEDS:
+            raise UsageError(f"--seeds {text!r} names more than {MAX_SEEDS} seeds, the most one grid runs")
         seeds.update(range(lo, hi + 1))
     return tuple(sorted(seeds))
 
@@ -137,11 +145,12 @@ class Grid:
         Raises:
             UsageError: naming the bad value and the valid choices.
         """
+        check_writable(request.options.out)
         specs = request.run_specs()  # resolving a spec registers its agent modules
         if not specs:
             raise UsageError("the grid is empty: give at least one agent and one seed")
         if executor is not None:
-            executor.check(request.options.device)
+            executor.check(request.options.device, [resolve(spec) for spec in specs])
         checked = [check(spec) for spec in specs]
         return cls(
             specs, [c for c, _, _ in checked], [rd for _, rd, _ in checked], [d for _, _, d in checked]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -36,6 +38,14 @@ def build_on_spaces(config: RunConfig, device: str = "cpu") -> SAC:
     return get_agent(config.agent).build(
         spaces_env(len(config.tasks)), dataclasses.replace(config, train=train), config.seed, device
     )
+
+
+def meta_parameters(config: RunConfig) -> dict[str, int]:
+    """`model_parameters` of ``config``'s agent built on the meta device: shapes without memory, so
+    that a network too large for this machine is counted, not allocated. SB3 moves each network to the
+    device of the policy's parameters, the CPU while it has none; on the meta device nothing moves."""
+    with torch.device("meta"), mock.patch.object(torch.nn.Module, "to", lambda self, *args, **kwargs: self):
+        return model_parameters(build_on_spaces(config))
 
 
 def build_without_envs(agent: AgentSpec, suite: Suite, seed: int = 0) -> SAC:

@@ -16,11 +16,14 @@ counts only once ``DONE`` exists, and an unfinished run's stale one is removed.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mtbench.run import atomic
+from mtbench.settings.errors import UsageError
 
 EVAL_KEYS = (
     "env_steps_per_task",
@@ -30,6 +33,28 @@ EVAL_KEYS = (
     "episode_return",
     "mean_success_rate",
 )
+
+
+def check_writable(out: Path) -> None:
+    """UsageError unless ``out`` is a folder, or can be made one, that this process can write in:
+    a probe folder is made in it (or in its nearest existing parent) and removed again.
+
+    Raises:
+        UsageError: naming ``out``, the path in the way and why.
+    """
+    existing = Path(out)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is" if existing == Path(out) else f"is under {str(existing)!r}, which is"
+        raise UsageError(f"--out {str(out)!r} {what} a file, not a folder; give a folder for the runs")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".mtbench-probe-", dir=existing))
+    except OSError as exc:
+        raise UsageError(
+            f"--out {str(out)!r} cannot be written ({exc.strerror} in {str(existing)!r}); give a folder "
+            "you can write in"
+        ) from None
 
 
 def run_path(out: Path, suite_dirname: str, agent: str, seed: int) -> Path:

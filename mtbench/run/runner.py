@@ -16,6 +16,7 @@ import contextlib
 import functools
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
@@ -53,6 +54,8 @@ from mtbench.settings.registry import get_agent, load_agent_module
 from mtbench.settings.suites import parse_suite
 
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**31 - 1
+"""The largest seed: NumPy takes seeds below 2**32, and each sub-env's is the run's plus its index."""
 NEW_SETTINGS = ("q_bound_margin",)
 """Training settings added after runs were made: a run without one in its config.json resumes with
 the value asked for now (the divergence guard changes no result of a run that does not diverge)."""
@@ -79,8 +82,8 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        if self.checkpoint_every < 0:
-            raise UsageError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if not 0 <= self.checkpoint_every < math.inf:
+            raise UsageError(f"--checkpoint-every must be a number of seconds >= 0, got {self.checkpoint_every}")
         if self.device not in DEVICES:
             raise UsageError(
                 f"unknown device {self.device!r}{did_you_mean(self.device, DEVICES)}; "
@@ -114,8 +117,8 @@ def resolve(spec: RunSpec) -> RunConfig:
     for path in spec.options.agent_modules:
         load_agent_module(path)
     suite, agent, preset = parse_suite(spec.suite), get_agent(spec.agent), get_preset(spec.preset)
-    if spec.seed < 0:
-        raise UsageError(f"seed must be >= 0, got {spec.seed}")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise UsageError(f"seed must be from 0 to {MAX_SEED}, got {spec.seed}")
     try:
         return resolve_config(
             suite, agent, preset, spec.seed, dict(spec.overrides), spec.variant, dict(spec.variant_settings)

@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import math
 import textwrap
 import types
 from collections.abc import Collection, Mapping
@@ -40,19 +41,28 @@ PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_versio
 
 
 def setting(
-    default: Any, *, gt: float | None = None, ge: float | None = None, le: float | None = None, why: str = ""
+    default: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    why: str = "",
+    min_items: int | None = None,
 ) -> Any:
-    """A config field with limits (checked by `check_fields`): ``> gt``, ``>= ge``, ``<= le``;
-    ``why`` says in the message why the upper limit is there."""
-    limits = {
-        k: v for k, v in (("gt", gt), ("ge", ge), ("le", le), ("why", why)) if v is not None and v != ""
-    }
+    """A config field with limits (checked by `check_fields`): ``> gt``, ``>= ge``, ``<= le`` (for a
+    tuple: of each item, and ``min_items`` items at least); ``why`` says in the message why the upper
+    limit is there."""
+    given = (("gt", gt), ("ge", ge), ("le", le), ("why", why), ("min_items", min_items))
+    limits = {k: v for k, v in given if v is not None and v != ""}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=limits)
     return dataclasses.field(default=default, metadata=limits)
 
 
 REQUIRED = dataclasses.MISSING
+MAX_STEPS = 10**9
+"""The largest budget and replay capacity per task (over 600 times the paper's 1.5M steps)."""
+TOO_MANY = " (over 600 times the paper's 1.5M steps per task)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,11 +73,11 @@ class TrainConfig:
     rules between fields): ``TrainConfig(gamma=2)`` fails with the message ``--set gamma=2`` gives.
     """
 
-    steps_per_task: int = setting(REQUIRED, gt=0)
+    steps_per_task: int = setting(REQUIRED, gt=0, le=MAX_STEPS, why=TOO_MANY)
     """Env steps per task for the whole run (total env steps = this x number of tasks)."""
-    eval_every: int = setting(REQUIRED, gt=0)
+    eval_every: int = setting(REQUIRED, gt=0, le=MAX_STEPS, why=TOO_MANY)
     """Env steps per task between evaluations (also evaluated before training and at the end)."""
-    eval_episodes: int = setting(REQUIRED, gt=0)
+    eval_episodes: int = setting(REQUIRED, gt=0, le=10_000, why=" (200 times Meta-World's 50)")
     """Evaluation episodes per task at each evaluation point (Meta-World's protocol: 50)."""
     warmup_steps_per_task: int = setting(REQUIRED, ge=0)
     """Env steps per task before the first gradient update, acted by ``warmup_actions``."""
@@ -76,15 +86,15 @@ class TrainConfig:
     or uniform (uniform random actions; SB3's and Meta-World+'s)."""
     batch_size_per_task: int = setting(128, gt=0)
     """Transitions per task in each task-stratified batch (authors: 128)."""
-    buffer_size_per_task: int = setting(100_000, gt=0)
+    buffer_size_per_task: int = setting(100_000, gt=0, le=MAX_STEPS, why=TOO_MANY)
     """Replay capacity per task, FIFO."""
-    learning_rate: float = setting(3e-4, gt=0)
+    learning_rate: float = setting(3e-4, gt=0, le=1, why=" (Adam's step is about this size)")
     """Adam learning rate of actor, critics and temperatures."""
     gamma: float = setting(0.99, gt=0, le=1)
     """Discount factor."""
     tau: float = setting(0.005, gt=0, le=1)
     """Polyak coefficient of the target critics, applied after every update."""
-    gradient_steps: int = setting(1, gt=0)
+    gradient_steps: int = setting(1, gt=0, le=1000, why=" (update-to-data ratios in use stay below 100)")
     """Gradient updates per vector step (one step of every task's env)."""
     loss_weighting: LossWeighting = "none"
     """Balanced re-weighting: log_alpha = softmax(-log alpha) (authors' code), alpha = softmax(-alpha)
@@ -346,7 +356,15 @@ def _is(value: Any, kind: type) -> bool:
 
 
 def _limit_error(name: str, value: Any, limits: Mapping[str, Any], optional: bool) -> str | None:
-    """The message for a ``value`` outside the field's ``limits`` (None when inside)."""
+    """The message for a ``value`` outside the field's ``limits`` (None when inside); a tuple's
+    items are checked one by one; a float must be finite, whatever its limits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} must be a finite number, got {value!r}"
+    if isinstance(value, tuple):
+        if len(value) < limits.get("min_items", 0):
+            return f"{name} needs at least {limits['min_items']} item(s), got {list(value)!r}"
+        errors = (_limit_error(f"each item of {name}", item, limits, False) for item in value)
+        return next((f"{e} in {list(value)!r}" for e in errors if e), None)
     if "gt" in limits and not value > limits["gt"]:
         if limits["gt"] == 0 and isinstance(value, int):
             return f"{name} must be a positive integer, got {value!r}"

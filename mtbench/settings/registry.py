@@ -162,8 +162,9 @@ def load_agent_module(path: str | Path) -> list[str]:
     Returns the names registered. Loading the same file again registers nothing new.
     """
     file = Path(path).expanduser().resolve()
-    if not file.is_file():
-        raise UsageError(f"agent module {str(path)!r} does not exist; give the path of a .py file")
+    if not file.is_file() or file.suffix != ".py":
+        problem = "is not a .py file" if file.is_file() else "does not exist"
+        raise UsageError(f"agent module {str(path)!r} {problem}; give the path of a .py file")
     module_name = "mtbench_plugin_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
     if module_name in sys.modules:
         module = sys.modules[module_name]

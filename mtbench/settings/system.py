@@ -16,10 +16,15 @@ def _cgroup(name: str) -> list[str] | None:
         return None
 
 
+def physical_memory() -> int:
+    """Bytes of memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def available_memory() -> int:
     """MemAvailable of /proc/meminfo (Linux), else the physical memory; at most what the cgroup's
     memory.max leaves."""
-    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    available = physical_memory()
     try:
         for line in open("/proc/meminfo"):
             if line.startswith("MemAvailable:"):
