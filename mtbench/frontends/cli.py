@@ -20,6 +20,7 @@ from mtbench.settings.config import PRESETS, TrainConfig, field_docs
 from mtbench.settings.errors import UsageError, WriteFailed, did_you_mean
 from mtbench.settings.registry import available_agents, get_agent, load_agent_module, load_errors
 from mtbench.settings.suites import all_tasks, benchmarks, parse_suite
+from mtbench.settings.system import wait_passively
 from mtbench.settings.variants import NAMED_GRIDS, Variant, parse_settings, parse_sweeps, settings_text
 
 if TYPE_CHECKING:  # the commands import these when they run: --help stays free of torch
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the commands import these when they run: --help stays free 
     from mtbench.grids.grid import Grid, GridRequest, GridResult
     from mtbench.run.runner import RunOptions
 
+wait_passively()  # before any command loads torch: its threads must not spin on a shared machine
 app = typer.Typer(
     help="Train and compare multi-task RL agents on Meta-World MT10/MT50.",
     no_args_is_help=True,
@@ -299,6 +301,15 @@ def run(
     executor: Annotated[
         str, typer.Option(help="local (process pool) or ray (a Ray cluster).", rich_help_panel=EXECUTION)
     ] = "local",
+    mind_load: Annotated[
+        bool,
+        typer.Option(
+            "--mind-load",
+            help="On a shared machine: workers and torch threads use only the cores that the load average "
+            "of the last minute leaves idle (default: every core this process may use).",
+            rich_help_panel=EXECUTION,
+        ),
+    ] = False,
     checkpoint_every: Annotated[
         float,
         typer.Option(
@@ -367,7 +378,7 @@ def run(
     budget = {"steps_per_task": steps_per_task, "eval_every": eval_every, "eval_episodes": eval_episodes}
     budget["warmup_steps_per_task"] = warmup_steps
     try:
-        pool = _executor(executor, workers, retries, ray_address, cpus_per_run, gpus_per_run)
+        pool = _executor(executor, workers, retries, ray_address, cpus_per_run, gpus_per_run, mind_load)
         modules = tuple(str(m) for m in agent_module or [])
         options = RunOptions(
             out=out, device=device, agent_modules=modules, checkpoint_every=checkpoint_every, track=track,
@@ -454,12 +465,18 @@ def _report_after_run(paths: list[Path], out: Path) -> None:
 
 
 def _executor(
-    name: str, workers: int | None, retries: int, address: str | None, cpus: float, gpus: float
+    name: str,
+    workers: int | None,
+    retries: int,
+    address: str | None,
+    cpus: float,
+    gpus: float,
+    mind_load: bool,
 ) -> Executor:
     from mtbench.grids.executors import LocalPool, RayCluster
 
     executors: dict[str, Callable[[], Executor]] = {
-        "local": lambda: LocalPool(workers=workers, retries=retries),
+        "local": lambda: LocalPool(workers=workers, retries=retries, mind_load=mind_load),
         "ray": lambda: RayCluster(address=address, cpus_per_run=cpus, gpus_per_run=gpus, retries=retries),
     }
     if name not in executors:

@@ -83,10 +83,10 @@ def run_memory(config: RunConfig, parameters: int) -> MemoryEstimate:
     )
 
 
-def default_workers(needs: list[int], available: int) -> int:
-    """As many parallel runs as cores, runs and memory allow (at least one)."""
+def default_workers(needs: list[int], available: int, cores: int) -> int:
+    """As many parallel runs as ``cores``, runs and memory allow (at least one)."""
     largest = max(needs)
-    return max(1, min(usable_cores(), len(needs), available // largest))
+    return max(1, min(cores, len(needs), available // largest))
 
 
 def check_fits(needs: list[int], workers: int, available: int, buffer_hint: int) -> None:
@@ -253,7 +253,12 @@ class Plan:
 
 
 def plan(
-    configs: list[RunConfig], device: str, workers: int | None, threads: int | None = None, local: bool = True
+    configs: list[RunConfig],
+    device: str,
+    workers: int | None,
+    threads: int | None = None,
+    local: bool = True,
+    cores: int | None = None,
 ) -> Plan:
     """Calibrate every agent of ``configs`` here and fit the runs into this machine's memory.
 
@@ -261,12 +266,13 @@ def plan(
         workers: runs at a time; None picks as many as cores, runs and memory allow.
         threads: torch threads per run; None shares the cores among the workers.
         local: the runs execute on this machine (else on a cluster, whose scheduler fits them).
+        cores: the cores the runs may use (default: `usable_cores`); workers x threads stay within.
 
     Raises:
         UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
     """
-    cores = usable_cores()
-    parameters, memory, workers, available = fit(configs, workers, local)
+    cores = cores or usable_cores()
+    parameters, memory, workers, available = fit(configs, workers, local, cores)
     threads = threads or max(1, cores // workers)
     env_step = _env_step_seconds(configs[0])
     cals = _per_config(configs, lambda config: calibrate(config, threads, device, env_step))
@@ -282,7 +288,7 @@ def plan(
 
 
 def fit(
-    configs: list[RunConfig], workers: int | None, local: bool = True
+    configs: list[RunConfig], workers: int | None, local: bool = True, cores: int | None = None
 ) -> tuple[list[dict[str, int]], list[MemoryEstimate], int, int]:
     """Each run's parameters and memory, the runs at a time, and the memory available (the part of
     `plan` that calibrates nothing: it counts the networks on the meta device).
@@ -295,7 +301,9 @@ def fit(
     memory = [run_memory(c, sum(p.values())) for c, p in zip(configs, parameters, strict=True)]
     available = available_memory()
     needs = [m.total for m in memory]
-    workers = default_workers(needs, available) if workers is None else min(workers, len(configs))
+    if workers is None:
+        workers = default_workers(needs, available, cores or usable_cores())
+    workers = min(workers, len(configs))
     if local:
         for config in configs:
             check_replay(config)

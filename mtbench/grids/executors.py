@@ -35,7 +35,7 @@ from mtbench.run.checkpoint import RunStopped, StopRequest, request_stop
 from mtbench.run.runner import RunSpec, resolve_device, run_one
 from mtbench.settings.config import RunConfig
 from mtbench.settings.errors import UsageError
-from mtbench.settings.system import usable_cores
+from mtbench.settings.system import usable_cores, wait_passively
 
 PR_SET_PDEATHSIG = 1
 
@@ -200,6 +200,7 @@ def run_local(
         seconds: each run's expected duration; runs then start longest first, which keeps the
             workers busy to the end (the schedule `mtbench.grids.estimate.grid_seconds` assumes).
     """
+    wait_passively()  # the workers' OpenMP threads (set before they start)
     ctx = mp.get_context("spawn")
     pending = list(range(len(specs)))
     if seconds is not None:
@@ -353,25 +354,30 @@ class LocalPool:
     Args:
         workers: runs at a time; None: as many as cores, runs and memory allow.
         retries: restarts of a run whose worker died, from its last checkpoint.
+        mind_load: count only the cores that the machine's load leaves idle (a shared machine).
     """
 
     workers: int | None = None
     retries: int = 2
+    mind_load: bool = False
 
     def __post_init__(self) -> None:
-        if self.workers is not None and not 1 <= self.workers <= usable_cores():
+        cores = usable_cores(self.mind_load)
+        if self.workers is not None and not 1 <= self.workers <= cores:
+            idle = ", less the load average" if self.mind_load else ""
             raise UsageError(
-                f"--workers must be from 1 to {usable_cores()} (the cores this process may use: its CPU "
-                f"affinity and cgroup quota), got {self.workers}"
+                f"--workers must be from 1 to {cores} (the cores this process may use: its CPU affinity "
+                f"and cgroup quota{idle}), got {self.workers}"
             )
         _check_retries(self.retries)
 
     def check(self, device: str, configs: list[RunConfig]) -> None:
         resolve_device(device)
-        estimate.fit(configs, self.workers)
+        estimate.fit(configs, self.workers, cores=usable_cores(self.mind_load))
 
     def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
-        return estimate.plan(configs, resolve_device(device), self.workers)
+        cores = usable_cores(self.mind_load)
+        return estimate.plan(configs, resolve_device(device), self.workers, cores=cores)
 
     def run(self, specs: list[RunSpec], plan: estimate.Plan, on_event: OnEvent) -> dict[int, Outcome]:
         return run_local(specs, plan.workers, plan.threads, on_event, self.retries, plan.run_seconds)

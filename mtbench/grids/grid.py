@@ -36,7 +36,6 @@ from mtbench.settings.errors import UsageError
 from mtbench.settings.registry import available_agents
 from mtbench.settings.variants import Variant, expand
 
-
 MAX_SEEDS = 1000
 """The most seeds of one grid (the power tool sizes grids in tens of runs)."""
 

@@ -83,7 +83,9 @@ class RunOptions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
         if not 0 <= self.checkpoint_every < math.inf:
-            raise UsageError(f"--checkpoint-every must be a number of seconds >= 0, got {self.checkpoint_every}")
+            raise UsageError(
+                f"--checkpoint-every must be a number of seconds >= 0, got {self.checkpoint_every}"
+            )
         if self.device not in DEVICES:
             raise UsageError(
                 f"unknown device {self.device!r}{did_you_mean(self.device, DEVICES)}; "
