@@ -23,10 +23,11 @@ from typer.testing import CliRunner
 from mtbench.frontends.cli import app
 from mtbench.grids import estimate
 from mtbench.grids.grid import MAX_SEEDS
-from mtbench.run.runner import MAX_SEED
-from mtbench.settings.config import MAX_STEPS, TrainConfig
-from mtbench.settings.registry import builtin_agents, get_agent
+from mtbench.run.runner import DEVICES, MAX_SEED
+from mtbench.settings.config import MAX_STEPS, PRESETS, TrainConfig
+from mtbench.settings.registry import available_agents, builtin_agents, get_agent
 from mtbench.settings.system import usable_cores
+from mtbench.settings.variants import NAMED_GRIDS
 from tests.test_report import fabricate
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -236,6 +237,16 @@ OUT_OF_RANGE = {
     "--retries": st.integers(max_value=-1).map(str),
 }
 """Values of the right type outside what each numeric option accepts (BASE: 2000 steps per task)."""
+for option, valid in {
+    "--agents": [*available_agents(), *NAMED_GRIDS, "all"],
+    "--preset": list(PRESETS),
+    "--device": list(DEVICES),
+    "--executor": ["local", "ray"],
+    "--track": ["wandb"],
+}.items():  # a name outside the choices (an --agents list with one)
+    OUT_OF_RANGE[option] = st.text(min_size=1, max_size=12).filter(
+        lambda name, valid=valid: all(part.strip() not in valid for part in name.split(","))
+    )
 RAY_OUT_OF_RANGE = {
     "--cpus-per-run": st.one_of(st.floats(max_value=0).map(str), NOT_FINITE),
     "--gpus-per-run": st.one_of(st.floats(max_value=-1e-9).map(str), NOT_FINITE),
