@@ -26,7 +26,8 @@ from mtbench.grids.grid import MAX_SEEDS
 from mtbench.run.runner import DEVICES, MAX_SEED
 from mtbench.settings.config import MAX_STEPS, PRESETS, TrainConfig
 from mtbench.settings.registry import available_agents, builtin_agents, get_agent
-from mtbench.settings.system import usable_cores
+from mtbench.settings.suites import STATE_DIM
+from mtbench.settings.system import physical_memory, usable_cores
 from mtbench.settings.variants import NAMED_GRIDS
 from tests.test_report import fabricate
 
@@ -350,3 +351,17 @@ def test_an_output_folder_that_cannot_be_made_exits_2_before_calibration(tmp_pat
     assert afile.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["afile", *(["locked"] if os.geteuid() != 0 else [])]
     )
+
+
+def test_a_replay_larger_than_this_machine_exits_2_before_calibration(tmp_path, calibrations):
+    """The replay's arrays are allocated at full capacity (untouched pages until filled): one larger
+    than the machine's memory is refused by number, though the run's own transitions would fit."""
+    rows = physical_memory() // (STATE_DIM * 4) + 1  # one task: one state array just too large
+    if rows > MAX_STEPS:
+        pytest.skip("this machine's memory holds the largest replay the limits allow")
+    out = tmp_path / "runs"
+    args = [*BASE, "--out", str(out), "--set", f"buffer_size_per_task={rows}"]
+    result = CliRunner().invoke(app, args)
+    _answers_cleanly(result, out)
+    assert result.exit_code == 2 and "at full capacity" in result.output
+    assert calibrations == []
