@@ -53,7 +53,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             raise UsageError(f"empty seed range {part!r} in --seeds {text!r}; write it low-high, e.g. 0-4")
         if hi > MAX_SEED:
             raise UsageError(f"seed {hi} in --seeds {text!r} is too large; seeds go from 0 to {MAX_SEED}")
-        if hi - lo >= MAX_SEEDS or len(seeds) + hi - lo >= MAX_SEEDS:
+        if len(seeds) + hi - lo >= MAX_SEEDS:
             raise UsageError(f"--seeds {text!r} names more than {MAX_SEEDS} seeds, the most one grid runs")
         seeds.update(range(lo, hi + 1))
     return tuple(sorted(seeds))

@@ -88,7 +88,7 @@ class TrainConfig:
     """Transitions per task in each task-stratified batch (authors: 128)."""
     buffer_size_per_task: int = setting(100_000, gt=0, le=MAX_STEPS, why=TOO_MANY)
     """Replay capacity per task, FIFO."""
-    learning_rate: float = setting(3e-4, gt=0, le=1, why=" (Adam's step is about this size)")
+    learning_rate: float = setting(3e-4, gt=0, le=1, why=" (Adam moves each weight by about this per update)")
     """Adam learning rate of actor, critics and temperatures."""
     gamma: float = setting(0.99, gt=0, le=1)
     """Discount factor."""
