@@ -25,17 +25,17 @@ MOST = 1024
 
 def layers() -> tuple[int, ...]:
     """Hidden widths (3 x 400) of a network that needs at least one hidden layer."""
-    return setting((400, 400, 400), gt=0, le=WIDEST, why=WIDE, min_items=1)  # type: ignore[no-any-return]
+    return setting((400, 400, 400), gt=0, le=WIDEST, why=WIDE, min_items=1)
 
 
 def width(default: int) -> int:
     """A layer width."""
-    return setting(default, gt=0, le=WIDEST, why=WIDE)  # type: ignore[no-any-return]
+    return setting(default, gt=0, le=WIDEST, why=WIDE)
 
 
 def count(default: int | None, least: int = 1) -> int:
     """A number of modules, experts, layers or blocks (None: the agent's own choice), ``least`` at least."""
-    return setting(default, ge=least, le=MOST)  # type: ignore[no-any-return]
+    return setting(default, ge=least, le=MOST)
 
 
 METAWORLD_PLUS = {"init": "metaworld_plus", "warmup_actions": "uniform", "update_order": "sb3"}

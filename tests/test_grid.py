@@ -39,7 +39,7 @@ def test_python_api_runs_a_grid_and_reports_it(tmp_path):
     [
         (lambda: Grid.prepare(GridRequest(agents=("nope",), suite="mt10")), "unknown agent 'nope'"),
         (lambda: Grid.prepare(GridRequest(agents=(), suite="mt10")), "the grid is empty"),
-        (lambda: RunOptions(checkpoint_every=-1), "--checkpoint-every must be a number of seconds >= 0, got -1"),
+        (lambda: RunOptions(checkpoint_every=-1), "--checkpoint-every must be a number of seconds"),
         (lambda: RunOptions(device="tpu"), "unknown device 'tpu'"),
         (lambda: LocalPool(workers=0), "--workers must be from 1 to"),
         (lambda: RayCluster(cpus_per_run=0), "--cpus-per-run must be a number > 0"),
