@@ -57,8 +57,8 @@ OPENMP_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 """How torch's OpenMP threads wait for work: asleep, not spinning. Beside one busy process on 2
 cores a run's two threads spinning for each other (libgomp's default) ran at a third of their speed
 alone and took twice the CPU per env step; waiting asleep ran 1.7 times as fast at half the CPU,
-and costs about 10% alone (docs/benchmarks.md, "A shared machine": ``GOMP_SPINCOUNT=300000`` gives
-the default back)."""
+and costs about 10% alone and about a fifth beside niced work (docs/benchmarks.md, "A shared
+machine": ``GOMP_SPINCOUNT=300000`` gives the default back)."""
 
 
 def wait_passively() -> None:
