@@ -37,18 +37,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
+from shared_machine import Window, cpu_line, training_env  # benchmarks/, this script's folder
 from stable_baselines3.common.utils import set_random_seed
 
-from mtbench.envs.sb3 import MetaWorldVecEnv
-from mtbench.envs.vector import make_vector_env
 from mtbench.learner.timing import ready_for_updates, update_seconds
 from mtbench.run.params import model_parameters, spaces_env
 from mtbench.run.runner import RunSpec, resolve
@@ -96,21 +93,6 @@ def setup(args: argparse.Namespace) -> None:
     print(f"the peer at {commit.stdout.strip()[:12]} in {peer / 'venv'}; pinned: {', '.join(pins)}")
 
 
-class Window(BaseCallback):
-    """Wall time at env steps ``start`` and ``stop``, each taken before that vector step's update:
-    the window holds ``(stop - start) / T`` vector steps, each with its update."""
-
-    def __init__(self, start: int, stop: int) -> None:
-        super().__init__()
-        self.start, self.stop = start, stop
-        self.times: list[float] = []
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps in (self.start, self.stop):
-            self.times.append(time.perf_counter())
-        return True
-
-
 def mtbench_side(args: argparse.Namespace) -> dict[str, Any]:
     """mt_sac's update time and training rate, built as ``mtbench run`` builds it (this process)."""
     overrides: tuple[tuple[str, Any], ...] = (
@@ -126,17 +108,9 @@ def mtbench_side(args: argparse.Namespace) -> dict[str, Any]:
     config = resolve(
         RunSpec(suite="mt10", agent="mt_sac", seed=args.seed, preset="quick", overrides=overrides)
     )
-    suite, train, agent = parse_suite(config.suite), config.train, get_agent(config.agent)
+    suite, agent = parse_suite(config.suite), get_agent(config.agent)
     set_random_seed(config.seed)
-    env = MetaWorldVecEnv(
-        make_vector_env(
-            suite,
-            config.seed,
-            strategy=train.vector_strategy,
-            reward_version=train.reward_version,
-            episode_steps=train.episode_steps,
-        )
-    )
+    env = training_env(config)
     model = agent.build(spaces_env(suite.num_tasks), config, config.seed, "cpu")
     model = ready_for_updates(model, suite.num_tasks)
     update_ms = update_seconds(model, args.updates, args.repeats) * 1e3
@@ -151,7 +125,7 @@ def mtbench_side(args: argparse.Namespace) -> dict[str, Any]:
     names = ("torch", "stable_baselines3", "numpy", "gymnasium", "mujoco", "metaworld")
     return {
         "update_ms": update_ms,
-        "env_steps_per_s": args.steps * suite.num_tasks / (window.times[1] - window.times[0]),
+        "env_steps_per_s": args.steps * suite.num_tasks / (window.times[1][0] - window.times[0][0]),
         "params": params,
         "versions": {name: version(name) for name in names} | {"python": platform.python_version()},
         "threads": torch.get_num_threads(),
@@ -178,23 +152,13 @@ def side(args: argparse.Namespace, name: str) -> dict[str, Any]:
     return result
 
 
-def cpu_line() -> str:
-    """The CPU's model name and its bf16 / AMX flags, from /proc/cpuinfo."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}  # the last CPU's
-    flags = set(fields.get("flags", "").split())
-    amx = " ".join(sorted(f for f in flags if f.startswith("amx"))) or "no"
-    bf16 = "yes" if "avx512_bf16" in flags else "no"
-    return f"{fields.get('model name', 'unknown')}; {os.cpu_count()} CPUs; avx512_bf16: {bf16}; amx: {amx}"
-
-
 def run(args: argparse.Namespace) -> None:
     """``--rounds`` rounds of mtbench then the peer; the medians and the ratios."""
     git = ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]
     commit = subprocess.run(git, capture_output=True, text=True).stdout.strip()
     peer_commit = (args.peer_dir / "commit.txt").read_text().strip()[:12]
-    print(f"{datetime.now().isoformat(timespec='seconds')}; {cpu_line()}; load {os.getloadavg()[0]:.2f}")
+    now = datetime.now().isoformat(timespec="seconds")
+    print(f"{now}; {cpu_line()}; {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
     print(f"mtbench {commit} mt_sac vs metaworld-algorithms {peer_commit} MT-SAC; {vars(args)}")
     rows: dict[str, list[dict[str, Any]]] = {"mtbench": [], "peer": []}
     for _ in range(args.rounds):

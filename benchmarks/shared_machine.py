@@ -32,6 +32,7 @@ from stable_baselines3.common.utils import set_random_seed
 from mtbench.envs.sb3 import MetaWorldVecEnv
 from mtbench.envs.vector import make_vector_env
 from mtbench.run.runner import RunSpec, resolve
+from mtbench.settings.config import RunConfig
 from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import parse_suite
 
@@ -66,6 +67,20 @@ class Window(BaseCallback):
         return True
 
 
+def training_env(config: RunConfig) -> MetaWorldVecEnv:
+    """The training env of a run of ``config``, as ``mtbench run`` makes it (no evaluation env)."""
+    train = config.train
+    return MetaWorldVecEnv(
+        make_vector_env(
+            parse_suite(config.suite),
+            config.seed,
+            strategy=train.vector_strategy,
+            reward_version=train.reward_version,
+            episode_steps=train.episode_steps,
+        )
+    )
+
+
 def child(agent: str, suite_name: str, steps: int, threads: int) -> dict[str, float]:
     """Train ``agent`` on ``suite_name`` in this process; wall and CPU time of ``steps`` vector steps."""
     torch.set_num_threads(threads)
@@ -73,16 +88,7 @@ def child(agent: str, suite_name: str, steps: int, threads: int) -> dict[str, fl
     config = resolve(RunSpec(suite=suite_name, agent=agent, seed=0, preset="quick", overrides=overrides))
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
-    train = config.train
-    env = MetaWorldVecEnv(
-        make_vector_env(
-            suite,
-            config.seed,
-            strategy=train.vector_strategy,
-            reward_version=train.reward_version,
-            episode_steps=train.episode_steps,
-        )
-    )
+    env = training_env(config)
     model = get_agent(config.agent).build(env, config, config.seed, "cpu")
     start = (WARMUP_STEPS_PER_TASK + SETTLE_STEPS) * suite.num_tasks
     window = Window(start, start + steps * suite.num_tasks)
