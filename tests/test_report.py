@@ -387,6 +387,17 @@ def test_no_runs_and_mixed_suites_fail_and_write_nothing(runs, tmp_path):
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["empty", "runs"]
 
 
+def test_a_report_that_cannot_be_written_or_computed_exits_2_before_it_starts(runs, tmp_path):
+    cli = CliRunner()
+    for args, fragment in [
+        (["--out", "/proc/mtbench-report"], "cannot be written"),
+        (["--out", str(tmp_path / "r"), "--reps", str(10**11)], "--reps must be from 1 to 1,000,000"),
+    ]:
+        result = cli.invoke(app, ["report", str(runs), *args])
+        assert result.exit_code == 2 and fragment in " ".join(result.output.split()), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
 def test_only_unfinished_runs_and_unknown_reference(tmp_path):
     fabricate(tmp_path / "runs", "mt_sac", 0, [0.1, 0.2], done=False)
     with pytest.raises(UsageError, match=r"(?s)no finished runs.*still in progress"):

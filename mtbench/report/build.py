@@ -21,6 +21,7 @@ from mtbench.report.document import Block, Bullets, Image, Row, Section, Table, 
 from mtbench.report.external import ExternalCurve, read_external
 from mtbench.report.routing import collect_routing
 from mtbench.run import atomic
+from mtbench.run.rundir import check_writable
 from mtbench.settings.errors import UsageError
 from mtbench.settings.suites import FIXED_PREFIX
 from mtbench.settings.variants import settings_text
@@ -732,6 +733,11 @@ def _check_out(out: Path, roots: list[Path]) -> None:
         )
 
 
+MAX_REPS = 1_000_000
+"""The most bootstrap replications: 20 times the report's default, past which no interval's shown
+digits move (and the resamples' arrays grow with them)."""
+
+
 def build_report(
     roots: list[Path],
     out: Path,
@@ -749,10 +755,11 @@ def build_report(
         external_shared_tasks: accept external curves trained on other tasks too, scored on the
             tasks they share with this suite (labelled so); refused without it.
     """
-    if reps < 1:
-        raise UsageError(f"--reps must be >= 1, got {reps}")
+    if not 1 <= reps <= MAX_REPS:
+        raise UsageError(f"--reps must be from 1 to {MAX_REPS:,}, got {reps}")
     out = Path(out)
     _check_out(out, roots)
+    check_writable(out)
     col = collect(roots)
     curves = [
         c
