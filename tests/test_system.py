@@ -36,6 +36,9 @@ def test_mind_load_leaves_the_cores_that_other_work_keeps_busy(tmp_path, monkeyp
     monkeypatch.setattr(system.os, "getloadavg", lambda: (1.4, 0.0, 0.0))
     assert system.usable_cores() == 4  # the load counts only when asked
     assert system.usable_cores(mind_load=True) == 3
+    pool = LocalPool(mind_load=True)  # reads the cores once: its check and plan agree
+    monkeypatch.setattr(system.os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert pool.cores == 3 and LocalPool().cores == 4
     monkeypatch.setattr(system.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
     assert system.usable_cores(mind_load=True) == 1  # one at least
 

@@ -23,7 +23,7 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
 from typing import Any, Literal, Protocol
@@ -360,24 +360,25 @@ class LocalPool:
     workers: int | None = None
     retries: int = 2
     mind_load: bool = False
+    cores: int = field(init=False)
+    """The cores the runs may use, read once (the load moves): workers x threads stay within."""
 
     def __post_init__(self) -> None:
-        cores = usable_cores(self.mind_load)
-        if self.workers is not None and not 1 <= self.workers <= cores:
+        object.__setattr__(self, "cores", usable_cores(self.mind_load))
+        if self.workers is not None and not 1 <= self.workers <= self.cores:
             idle = ", less the load average" if self.mind_load else ""
             raise UsageError(
-                f"--workers must be from 1 to {cores} (the cores this process may use: its CPU affinity "
-                f"and cgroup quota{idle}), got {self.workers}"
+                f"--workers must be from 1 to {self.cores} (the cores this process may use: its CPU "
+                f"affinity and cgroup quota{idle}), got {self.workers}"
             )
         _check_retries(self.retries)
 
     def check(self, device: str, configs: list[RunConfig]) -> None:
         resolve_device(device)
-        estimate.fit(configs, self.workers, cores=usable_cores(self.mind_load))
+        estimate.fit(configs, self.workers, cores=self.cores)
 
     def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
-        cores = usable_cores(self.mind_load)
-        return estimate.plan(configs, resolve_device(device), self.workers, cores=cores)
+        return estimate.plan(configs, resolve_device(device), self.workers, cores=self.cores)
 
     def run(self, specs: list[RunSpec], plan: estimate.Plan, on_event: OnEvent) -> dict[int, Outcome]:
         return run_local(specs, plan.workers, plan.threads, on_event, self.retries, plan.run_seconds)
