@@ -16,6 +16,7 @@ from mtbench.envs.sb3 import MetaWorldVecEnv
 from mtbench.envs.vector import make_vector_env
 from mtbench.frontends.agent_check import check_agent
 from mtbench.grids.estimate import CALIBRATION_BATCHES
+from mtbench.learner import onednn
 from mtbench.learner.layers import BatchedLinear, orthogonal_, timing_only
 from mtbench.learner.sac import MultiTaskSAC
 from mtbench.learner.timing import ready_for_updates
@@ -432,3 +433,38 @@ def test_metaworld_plus_init(name, env3):
         assert found == outputs
     for a, b in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
         assert th.equal(a, b)
+
+
+BATCHED_ONLY = {"single_task_sac", "paco"}
+"""Agents whose networks compute with batched matmuls only (per-task MLPs, composed parameter sets):
+``cpu_matmul=onednn`` changes nothing in them."""
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
+    """``cpu_matmul=onednn`` runs an fp32 update's linear layers, forward and backward, through
+    oneDNN: every network's outputs and every parameter's gradient as torch's GEMM gives them, up
+    to fp32 rounding (a wrong transpose, bias or scale would be far off), and the updates take it."""
+    model = ready_for_updates(build(name, env3, overrides=(("cpu_matmul", "onednn"), ("precision", "fp32"))), 3)
+    batch = model.replay_buffer.sample(model.batch_size)
+    params = [p for p in model.policy.parameters() if p.requires_grad]
+
+    def outputs_and_gradients(matmul: str) -> list[th.Tensor]:
+        model.cpu_matmul = matmul
+        th.manual_seed(1)  # the same action noise
+        with model.autocast():
+            actions, log_prob = model.actor.action_log_prob(batch.observations)
+            outputs = [actions, log_prob, *model.critic(batch.observations, batch.actions)]
+        loss = sum((o * th.linspace(0.5, 1.5, o.numel()).view_as(o)).sum() for o in outputs)
+        gradients = th.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+        return [o.detach() for o in outputs] + list(gradients)
+
+    for theirs, ours in zip(outputs_and_gradients("aten"), outputs_and_gradients("onednn"), strict=True):
+        scale = max(float(theirs.abs().max()), 1e-6)
+        assert (ours - theirs).abs().max() <= 1e-5 * scale + 1e-7, (ours - theirs).abs().max() / scale
+
+    calls = []
+    gemm = onednn._gemm
+    monkeypatch.setattr(onednn, "_gemm", lambda *args: calls.append(1) or gemm(*args))
+    model.train(1, model.batch_size)
+    assert bool(calls) == (name not in BATCHED_ONLY)  # the updates go through it

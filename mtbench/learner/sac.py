@@ -15,9 +15,10 @@ from torch import nn
 
 from mtbench.learner.buffers import TaskStratifiedReplayBuffer
 from mtbench.learner.layers import TaskGrouping, authors_init, metaworld_plus_init
+from mtbench.learner.onednn import onednn_available, onednn_linear
 from mtbench.learner.precision import autocast, bf16_pays, fp32_sb3_outputs
-from mtbench.settings.config import Init, LossWeighting, Precision, UpdateOrder, WarmupActions
-from mtbench.settings.errors import Diverged
+from mtbench.settings.config import CpuMatmul, Init, LossWeighting, Precision, UpdateOrder, WarmupActions
+from mtbench.settings.errors import Diverged, UsageError
 
 
 def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tensor:
@@ -66,6 +67,8 @@ class MultiTaskSAC(SAC):
         precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
             optimizer state, targets and losses: `mtbench.learner.precision`); ``auto``: bf16 where it
             pays (`mtbench.learner.precision.bf16_pays`).
+        cpu_matmul: ``aten`` (torch's GEMM) or ``onednn`` (an fp32 update's linear layers on CPU
+            through oneDNN: `mtbench.learner.onednn`).
         init: ``torch`` (the networks' own initialisation), ``authors``
             (`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
             (`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
@@ -90,6 +93,7 @@ class MultiTaskSAC(SAC):
         max_grad_norm: float | None = 1.0,
         q_bound_margin: float | None = 10.0,
         precision: Precision = "fp32",
+        cpu_matmul: CpuMatmul = "aten",
         init: Init = "torch",
         warmup_actions: WarmupActions = "uniform",
         update_order: UpdateOrder = "sb3",
@@ -114,11 +118,15 @@ class MultiTaskSAC(SAC):
             raise ValueError(f"init must be one of {', '.join(get_args(Init))}, not {init!r}")
         self.init = init
         for name, value, kind in (
+            ("cpu_matmul", cpu_matmul, CpuMatmul),
             ("warmup_actions", warmup_actions, WarmupActions),
             ("update_order", update_order, UpdateOrder),
         ):
             if value not in get_args(kind):
                 raise ValueError(f"{name} must be one of {', '.join(get_args(kind))}, not {value!r}")
+        if cpu_matmul == "onednn" and not onednn_available():
+            raise UsageError("cpu_matmul=onednn: this torch build has no oneDNN linear; use cpu_matmul=aten")
+        self.cpu_matmul = cpu_matmul
         self.warmup_actions = warmup_actions
         self.update_order = update_order
         sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
@@ -155,9 +163,12 @@ class MultiTaskSAC(SAC):
         self.use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_pays(self.device))
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The block of an update's forward passes (`mtbench.learner.precision.autocast`): bf16
-        autocast in a bf16 run, nothing in an fp32 one. An override of `_gradient_step`
-        runs its forward passes, never its backward passes, inside it."""
+        """The block of an update's forward passes: bf16 autocast in a bf16 run
+        (`mtbench.learner.precision.autocast`), oneDNN's linear layers in an fp32 run on CPU with
+        ``cpu_matmul=onednn`` (`mtbench.learner.onednn`), else nothing. An override of
+        `_gradient_step` runs its forward passes, never its backward passes, inside it."""
+        if self.cpu_matmul == "onednn" and self.device.type == "cpu" and not self.use_bf16:
+            return onednn_linear()
         return autocast(self.device, self.use_bf16)
 
     def networks(self, *owners: nn.Module) -> list[nn.Module]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 LossWeighting = Literal["log_alpha", "alpha", "none"]
 Precision = Literal["fp32", "bf16", "auto"]
+CpuMatmul = Literal["aten", "onednn"]
 Init = Literal["torch", "authors", "metaworld_plus"]
 WarmupActions = Literal["policy", "uniform"]
 UpdateOrder = Literal["authors", "sb3"]
@@ -130,6 +131,10 @@ class TrainConfig:
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
     (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
     the run's provenance.json records which; a run resumed on the same machine and device keeps it)."""
+    cpu_matmul: CpuMatmul = "aten"
+    """GEMM of the linear layers in fp32 updates on CPU: aten (torch's: MKL on x86) or onednn
+    (oneDNN's, about 2x MKL's on AMD Zen 5: docs/benchmarks.md; the same arithmetic summed in another
+    order, so records differ from aten's at fp32 rounding). No effect on GPUs or in bf16."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -161,6 +166,7 @@ class TrainConfig:
             max_grad_norm=self.max_grad_norm,
             q_bound_margin=self.q_bound_margin,
             precision=self.precision,
+            cpu_matmul=self.cpu_matmul,
             init=self.init,
             warmup_actions=self.warmup_actions,
             update_order=self.update_order,

@@ -1,0 +1,85 @@
+"""``cpu_matmul=onednn``: the linear layers of an fp32 update on CPU through oneDNN's GEMM.
+
+torch's CPU linear layers call MKL's ``sgemm`` on x86. On some CPUs that is half of what the
+machine does: on an AMD EPYC of family 26 (Zen 5) MKL 2024.2 ran the MT10 layer shape (1280 x 400
+by 400 x 400, 2 threads) at 214 GFLOP/s and oneDNN 3.12, which torch ships too, at 464
+(docs/benchmarks.md). `onednn_linear` routes every ``F.linear`` (``nn.Linear`` included) that an
+update's forward passes make, and the two GEMMs of its backward pass, through oneDNN's primitive on
+ordinary dense tensors: same function, same fp32 arithmetic, summed in another order (outputs and
+gradients differ from MKL's at fp32 rounding, so a run's records are not bit-equal to an ``aten``
+run's). Batched matmuls (``baddbmm``, ``einsum``) stay with torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+from torch.overrides import TorchFunctionMode
+
+
+def onednn_available() -> bool:
+    """Whether this torch build has oneDNN's dense linear primitive."""
+    return th.backends.mkldnn.is_available() and hasattr(th.ops.mkldnn, "_linear_pointwise")
+
+
+def _gemm(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None = None) -> th.Tensor:
+    """``x @ weight.T + bias`` by oneDNN: ``x [n, k]``, ``weight [m, k]`` -> ``[n, m]``."""
+    return th.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _OneDNNLinear(th.autograd.Function):
+    """``F.linear`` whose forward GEMM and backward GEMMs run in oneDNN (the bias gradient is a sum)."""
+
+    @staticmethod
+    def forward(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+        out = _gemm(x.reshape(-1, x.shape[-1]), weight, bias)
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: th.Tensor) -> None:
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        rows = grad.reshape(-1, grad.shape[-1])  # [n, m]
+        need_x, need_weight, need_bias = ctx.needs_input_grad
+        grad_x = _gemm(rows, weight.t().contiguous()).reshape(x.shape) if need_x else None
+        # oneDNN takes a transposed dense matrix at full speed, but a column slice (observations
+        # without their task one-hot) 50x slower: copied dense first
+        grad_weight = _gemm(rows.t(), x.reshape(-1, x.shape[-1]).contiguous().t()) if need_weight else None
+        grad_bias = rows.sum(0) if ctx.has_bias and need_bias else None
+        return grad_x, grad_weight, grad_bias
+
+
+def _linear_args(
+    input: th.Tensor, weight: th.Tensor, bias: th.Tensor | None = None
+) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+    return input, weight, bias
+
+
+class onednn_linear(TorchFunctionMode):  # noqa: N801: used as a block, like torch.no_grad
+    """The block of an fp32 update's forward passes with ``cpu_matmul=onednn``: each ``F.linear`` on
+    fp32 CPU tensors with rows goes through `_OneDNNLinear`; anything else runs as torch's."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is F.linear:
+            x, weight, bias = _linear_args(*args, **kwargs)
+            if (
+                x.dtype == weight.dtype == th.float32
+                and x.device.type == "cpu"
+                and x.dim() >= 2
+                and x.numel() > 0
+                and not th.is_autocast_enabled("cpu")
+            ):
+                return _OneDNNLinear.apply(x, weight, bias)
+        return func(*args, **kwargs)
