@@ -52,6 +52,7 @@ from mtbench.run.runner import RunSpec, resolve
 from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import parse_suite
 from mtbench.settings.system import OPENMP_WAIT
+from mtbench.settings.variants import parse_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = REPO / "benchmarks" / "peer_mwa_driver.py"
@@ -105,6 +106,7 @@ def mtbench_side(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.vector_strategy != "own":
         overrides += (("vector_strategy", args.vector_strategy),)
+    overrides += tuple(parse_settings(args.set).items())
     config = resolve(
         RunSpec(suite="mt10", agent="mt_sac", seed=args.seed, preset="quick", overrides=overrides)
     )
@@ -138,7 +140,7 @@ def side(args: argparse.Namespace, name: str) -> dict[str, Any]:
     common += ["--warmup", str(args.warmup), "--settle", str(args.settle), "--seed", str(args.seed)]
     common += ["--vector-strategy", args.vector_strategy]
     if name == "mtbench":
-        command = [sys.executable, __file__, "side", *common]
+        command = [sys.executable, __file__, "side", *common, *(f"--set={item}" for item in args.set)]
         waiting = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ)
         env = os.environ | ({} if waiting else OPENMP_WAIT)  # OpenMP waits as the mtbench CLI sets it
     else:
@@ -193,6 +195,13 @@ def timing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settle", type=int, default=20, help="vector steps with updates before timing")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--vector-strategy", default="own", choices=("own", "sync", "async"))
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an mtbench training setting on mtbench's side, as `mtbench run --set` (e.g. cpu_matmul=onednn)",
+    )
 
 
 def main() -> None:

@@ -445,7 +445,8 @@ def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
     """``cpu_matmul=onednn`` runs an fp32 update's linear layers, forward and backward, through
     oneDNN: every network's outputs and every parameter's gradient as torch's GEMM gives them, up
     to fp32 rounding (a wrong transpose, bias or scale would be far off), and the updates take it."""
-    model = ready_for_updates(build(name, env3, overrides=(("cpu_matmul", "onednn"), ("precision", "fp32"))), 3)
+    settings = (("cpu_matmul", "onednn"), ("precision", "fp32"))
+    model = ready_for_updates(build(name, env3, overrides=settings), 3)
     batch = model.replay_buffer.sample(model.batch_size)
     params = [p for p in model.policy.parameters() if p.requires_grad]
 

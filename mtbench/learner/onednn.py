@@ -3,7 +3,7 @@
 torch's CPU linear layers call MKL's ``sgemm`` on x86. On some CPUs that is half of what the
 machine does: on an AMD EPYC of family 26 (Zen 5) MKL 2024.2 ran the MT10 layer shape (1280 x 400
 by 400 x 400, 2 threads) at 214 GFLOP/s and oneDNN 3.12, which torch ships too, at 464
-(docs/benchmarks.md). `onednn_linear` routes every ``F.linear`` (``nn.Linear`` included) that an
+(docs/benchmarks.md). `OneDNNLinear` routes every ``F.linear`` (``nn.Linear`` included) that an
 update's forward passes make, and the two GEMMs of its backward pass, through oneDNN's primitive on
 ordinary dense tensors: same function, same fp32 arithmetic, summed in another order (outputs and
 gradients differ from MKL's at fp32 rounding, so a run's records are not bit-equal to an ``aten``
@@ -30,7 +30,7 @@ def _gemm(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None = None) -> th.
     return th.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-class _OneDNNLinear(th.autograd.Function):
+class _Linear(th.autograd.Function):
     """``F.linear`` whose forward GEMM and backward GEMMs run in oneDNN (the bias gradient is a sum)."""
 
     @staticmethod
@@ -50,7 +50,7 @@ class _OneDNNLinear(th.autograd.Function):
         x, weight = ctx.saved_tensors
         rows = grad.reshape(-1, grad.shape[-1])  # [n, m]
         need_x, need_weight, need_bias = ctx.needs_input_grad
-        grad_x = _gemm(rows, weight.t().contiguous()).reshape(x.shape) if need_x else None
+        grad_x = _gemm(rows, weight.t()).reshape(x.shape) if need_x else None
         # oneDNN takes a transposed dense matrix at full speed, but a column slice (observations
         # without their task one-hot) 50x slower: copied dense first
         grad_weight = _gemm(rows.t(), x.reshape(-1, x.shape[-1]).contiguous().t()) if need_weight else None
@@ -64,9 +64,9 @@ def _linear_args(
     return input, weight, bias
 
 
-class onednn_linear(TorchFunctionMode):  # noqa: N801: used as a block, like torch.no_grad
+class OneDNNLinear(TorchFunctionMode):
     """The block of an fp32 update's forward passes with ``cpu_matmul=onednn``: each ``F.linear`` on
-    fp32 CPU tensors with rows goes through `_OneDNNLinear`; anything else runs as torch's."""
+    fp32 CPU tensors with rows goes through `_Linear`; anything else runs as torch's."""
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -81,5 +81,5 @@ class onednn_linear(TorchFunctionMode):  # noqa: N801: used as a block, like tor
                 and x.numel() > 0
                 and not th.is_autocast_enabled("cpu")
             ):
-                return _OneDNNLinear.apply(x, weight, bias)
+                return _Linear.apply(x, weight, bias)
         return func(*args, **kwargs)

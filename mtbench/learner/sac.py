@@ -15,7 +15,7 @@ from torch import nn
 
 from mtbench.learner.buffers import TaskStratifiedReplayBuffer
 from mtbench.learner.layers import TaskGrouping, authors_init, metaworld_plus_init
-from mtbench.learner.onednn import onednn_available, onednn_linear
+from mtbench.learner.onednn import OneDNNLinear, onednn_available
 from mtbench.learner.precision import autocast, bf16_pays, fp32_sb3_outputs
 from mtbench.settings.config import CpuMatmul, Init, LossWeighting, Precision, UpdateOrder, WarmupActions
 from mtbench.settings.errors import Diverged, UsageError
@@ -168,7 +168,7 @@ class MultiTaskSAC(SAC):
         ``cpu_matmul=onednn`` (`mtbench.learner.onednn`), else nothing. An override of
         `_gradient_step` runs its forward passes, never its backward passes, inside it."""
         if self.cpu_matmul == "onednn" and self.device.type == "cpu" and not self.use_bf16:
-            return onednn_linear()
+            return OneDNNLinear()
         return autocast(self.device, self.use_bf16)
 
     def networks(self, *owners: nn.Module) -> list[nn.Module]:
