@@ -272,9 +272,10 @@ def test_warmup_actions_come_from_the_initial_policy(warmup, three_task_suite):
 
 
 def test_runs_from_before_the_loop_settings_read_back_with_the_loop_they_ran():
-    """A config.json written before warmup_actions and update_order existed (the 20k grid's) reads
-    back with uniform warm-up and SB3's order, and"""
+    """A config.json written before warmup_actions, update_order and cpu_matmul existed (the 20k
+    grid's) reads back with uniform warm-up, SB3's order and torch's GEMM, as it ran."""
     stored = json.loads((REPORTS / "mt10-fixed-20k/runs/mt_sac/seed_0/config.json").read_text())
-    assert "warmup_actions" not in stored["train"] and stored["preset"] == "paper"
+    assert not {"warmup_actions", "cpu_matmul"} & set(stored["train"]) and stored["preset"] == "paper"
     train = config_from_json(stored).train
     assert (train.init, train.warmup_actions, train.update_order) == ("torch", "uniform", "sb3")
+    assert train.cpu_matmul == "aten"

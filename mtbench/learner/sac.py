@@ -67,8 +67,8 @@ class MultiTaskSAC(SAC):
         precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
             optimizer state, targets and losses: `mtbench.learner.precision`); ``auto``: bf16 where it
             pays (`mtbench.learner.precision.bf16_pays`).
-        cpu_matmul: ``aten`` (torch's GEMM) or ``onednn`` (an fp32 update's linear layers on CPU
-            through oneDNN: `mtbench.learner.onednn`).
+        cpu_matmul: ``aten`` (torch's GEMM) or ``onednn`` (an fp32 update's linear layers and
+            batched linear maps on CPU through oneDNN: `mtbench.learner.onednn`).
         init: ``torch`` (the networks' own initialisation), ``authors``
             (`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
             (`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
@@ -164,7 +164,7 @@ class MultiTaskSAC(SAC):
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
         """The block of an update's forward passes: bf16 autocast in a bf16 run
-        (`mtbench.learner.precision.autocast`), oneDNN's linear layers in an fp32 run on CPU with
+        (`mtbench.learner.precision.autocast`), oneDNN's GEMMs in an fp32 run on CPU with
         ``cpu_matmul=onednn`` (`mtbench.learner.onednn`), else nothing. An override of
         `_gradient_step` runs its forward passes, never its backward passes, inside it."""
         if self.cpu_matmul == "onednn" and self.device.type == "cpu" and not self.use_bf16:

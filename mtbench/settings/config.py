@@ -33,8 +33,8 @@ SPREAD_EVAL_STEPS = 100_000
 """Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
 (starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
-SETTINGS_BEFORE = {"warmup_actions": "uniform", "update_order": "sb3"}
-"""Training settings added on 2026-12-06, with the values every run made before then trained with:
+SETTINGS_BEFORE = {"warmup_actions": "uniform", "update_order": "sb3", "cpu_matmul": "aten"}
+"""Training settings added on 2026-12-06, with the values every run made before them trained with:
 a config.json without them reads back with these."""
 
 PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
@@ -132,9 +132,10 @@ class TrainConfig:
     (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
     the run's provenance.json records which; a run resumed on the same machine and device keeps it)."""
     cpu_matmul: CpuMatmul = "aten"
-    """GEMM of the linear layers in fp32 updates on CPU: aten (torch's: MKL on x86) or onednn
-    (oneDNN's, about 2x MKL's on AMD Zen 5: docs/benchmarks.md; the same arithmetic summed in another
-    order, so records differ from aten's at fp32 rounding). No effect on GPUs or in bf16."""
+    """GEMM of the linear layers and batched linear maps in fp32 updates on CPU: aten (torch's: MKL
+    on x86) or onednn (oneDNN's, about 2x MKL's on AMD Zen 5: docs/benchmarks.md; the same
+    arithmetic summed in another order, so records differ from aten's at fp32 rounding). No effect
+    on GPUs or in bf16."""
 
     def __post_init__(self) -> None:
         check_fields(self)
