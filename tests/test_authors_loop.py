@@ -9,6 +9,7 @@ import copy
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from mtbench.envs.sb3 import MetaWorldVecEnv
 from mtbench.envs.vector import make_vector_env
 from mtbench.learner.layers import BatchedLinear
 from mtbench.run.params import spaces_env
-from mtbench.run.runner import RunSpec, resolve
+from mtbench.run.runner import RunOptions, RunSpec, check, resolve
 from mtbench.run.saved import config_from_json
 from mtbench.settings.config import PRESETS
 from mtbench.settings.registry import get_agent
@@ -279,3 +280,13 @@ def test_runs_from_before_the_loop_settings_read_back_with_the_loop_they_ran():
     train = config_from_json(stored).train
     assert (train.init, train.warmup_actions, train.update_order) == ("torch", "uniform", "sb3")
     assert train.cpu_matmul == "aten"
+
+
+def test_a_grid_run_from_before_cpu_matmul_is_found_finished(tmp_path):
+    """mt10-power's runs were made by code without cpu_matmul: the same grid asked again today finds
+    each one finished (not "a different configuration"), so the grid is re-run or extended from it."""
+    shutil.copytree(REPORTS / "mt10-power/runs-20k/mt_sac/seed_0", tmp_path / "mt10/mt_sac/seed_0")
+    assert "cpu_matmul" not in json.loads((tmp_path / "mt10/mt_sac/seed_0/config.json").read_text())["train"]
+    settings = (("steps_per_task", 20_000), ("eval_every", 2000), ("eval_episodes", 10))
+    spec = RunSpec(suite="mt10", agent="mt_sac", seed=0, overrides=settings, options=RunOptions(out=tmp_path))
+    assert check(spec)[2]  # finished
