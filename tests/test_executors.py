@@ -59,7 +59,8 @@ def test_grid_of_two_agents_and_two_seeds_on_two_workers(tmp_path):
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "2 worker(s)" in result.output and "Estimated wall time" in result.output
+    text = " ".join(result.output.split())  # the console wraps lines where the figures put them
+    assert "2 worker(s)" in text and "Estimated wall time" in text
     for agent in ("mt_sac", "mt_mh_sac"):
         for seed in (0, 1):
             assert [r["env_steps_per_task"] for r in _records(out, agent, seed)] == [0, 100, 200]
