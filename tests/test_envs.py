@@ -34,6 +34,11 @@ def test_parse_suite_names():
     fixed = parse_suite("Fixed:mt10")
     assert fixed.name == "fixed:mt10" and fixed.fixed_goals and fixed.tasks == mt10.tasks
     assert fixed.base_name == "mt10" and fixed.dirname == "fixed_mt10" and not mt10.fixed_goals
+    many = parse_suite(",".join(parse_suite("mt50").tasks[:40]))  # 40 names: 500 bytes with commas
+    others = [parse_suite(f"fixed:{many.name}"), parse_suite(",".join(parse_suite("mt50").tasks[1:41]))]
+    names = [s.dirname for s in (many, *others)]
+    assert names[0].startswith("40-tasks-") and names[1].startswith("fixed_40-tasks-")
+    assert len(set(names)) == 3 and all(len(n) <= 255 and "," not in n and ":" not in n for n in names)
     assert PRESETS["paper"].train_config(parse_suite("fixed:mt50")).steps_per_task == 1_000_000
 
 

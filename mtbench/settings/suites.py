@@ -8,6 +8,7 @@ needs only Meta-World's task lists (imported on first use): no torch, no env.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 from mtbench.settings.errors import UsageError, choices, did_you_mean
@@ -17,6 +18,8 @@ STATE_DIM = 39
 EPISODE_STEPS = 500
 """Meta-World v3 episode length (``max_path_length``); episodes end by truncation only."""
 FIXED_PREFIX = "fixed:"
+MAX_DIRNAME = 200
+"""Longest suite folder name kept as it is (bytes; file systems allow 255)."""
 
 
 @functools.cache
@@ -59,8 +62,14 @@ class Suite:
 
     @property
     def dirname(self) -> str:
-        """Folder name of this suite in a run directory tree (no ``:`` or ``,``)."""
-        return self.name.replace(":", "_").replace(",", "+")
+        """Folder name of this suite in a run directory tree (no ``:`` or ``,``). A list of tasks too
+        long for a file name (Linux: 255 bytes; about 15 tasks) is named by its count and a digest
+        of its name instead: its runs' config.json name the tasks."""
+        name = self.name.replace(":", "_").replace(",", "+")
+        if len(name.encode()) <= MAX_DIRNAME:
+            return name
+        prefix = FIXED_PREFIX.replace(":", "_") if self.fixed_goals else ""
+        return f"{prefix}{self.num_tasks}-tasks-{hashlib.sha1(self.name.encode()).hexdigest()[:12]}"
 
 
 def parse_suite(name: str) -> Suite:
