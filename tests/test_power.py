@@ -99,6 +99,12 @@ def test_comparisons_by_hand():
     assert tied.poi_informative is None and not tied.separated
     assert verdict.answer([tied]).startswith("**No agent is separated from b at 95%**")
     assert verdict.unordered([("a", "b"), ("b", "a"), ("a", "c")]) == [("a", "b"), ("a", "c")]
+    (one,) = verdict.compare({k: v[:1] for k, v in final.items()}, [("soft_module", "mt_sac")], 0.125, 200, 0)
+    assert not np.isfinite(one.t_interval).any()  # one run each: no spread, no interval
+    text = verdict.answer([one])
+    assert "inf" not in text and text.endswith("No interval where both agents have one run.")
+    table = verdict.comparison_table([one], power.plan([v[:1] for v in final.values()], 0.125, [0.5]))
+    assert table.rows[0][1] == "+0.500 (one run each: no interval)"
 
 
 def test_the_budget_is_said_against_the_protocol_its_preset_follows():

@@ -624,3 +624,19 @@ def test_plan_seeds_prints_the_reports_power_figures(runs, tmp_path):
     assert f"with 3 runs per agent: {plan.detectable:.3f}" in out and f"0.2: {plan.needed[0.2]}" in out
     observed = np.mean(FINALS["soft_module"]) - np.mean(FINALS["mt_sac"])
     assert f"Observed soft_module − mt_sac: {observed:+.3f}" in out
+
+
+def test_one_run_per_agent_gives_no_interval_and_standard_json(tmp_path):
+    """A smoke grid of one seed: the verdict says there is no interval instead of printing
+    [-inf, +inf], and summary.json holds null where a figure is undefined (strict JSON, which
+    rejects NaN and Infinity)."""
+    for agent, per_seed in FINALS.items():
+        fabricate(tmp_path / "runs", agent, 0, per_seed[0])
+    text = build_report([tmp_path / "runs"], tmp_path / "report", reps=100).read_text()
+    assert "inf" not in text.split("## 2.")[0] and "No interval where both agents have one run" in text
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    summary = json.loads((tmp_path / "report/summary.json").read_text(), parse_constant=refuse)
+    assert summary["verdict"]["comparisons"][0]["t_interval"] == [None, None]

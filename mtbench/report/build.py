@@ -7,6 +7,7 @@ a failure leaves any earlier report untouched and no half-written one behind.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -738,6 +739,18 @@ MAX_REPS = 1_000_000
 digits move (and the resamples' arrays grow with them)."""
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None: summary.json stays standard JSON (an
+    interval from one run per agent is unbounded, a detectable difference undefined)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def build_report(
     roots: list[Path],
     out: Path,
@@ -775,5 +788,5 @@ def build_report(
         (tmp / "report.md").write_text(to_markdown(title, blocks))
         to_pdf(title, blocks, tmp, tmp / "report.pdf")
         np.savez(tmp / "scores.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub: ** as allow_pickle
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (tmp / "summary.json").write_text(json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n")
     return out / "report.md"

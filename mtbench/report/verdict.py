@@ -146,8 +146,14 @@ def budget_sentence(presets: list[str], base_suite: str, steps: int, smoke: bool
     )
 
 
+def _t_bracket(c: Comparison) -> str:
+    """`` [low, high]`` of the t interval; empty when it is unbounded (one run per agent: no spread)."""
+    low, high = c.t_interval
+    return f" [{low:+.3f}, {high:+.3f}]" if np.isfinite([low, high]).all() else ""
+
+
 def _signed(c: Comparison) -> str:
-    return f"{c.x} − {c.y} {c.difference:+.3f} [{c.t_interval[0]:+.3f}, {c.t_interval[1]:+.3f}]"
+    return f"{c.x} − {c.y} {c.difference:+.3f}{_t_bracket(c)}"
 
 
 def answer(comparisons: list[Comparison]) -> str:
@@ -162,9 +168,12 @@ def answer(comparisons: list[Comparison]) -> str:
             if len(references) == 1
             else "No compared pair is separated"
         )
-        return f"**{who} at 95%** {unit}: " + "; ".join(map(_signed, close)) + "."
-    text = "**Separated at 95%** " + unit + ": " + "; ".join(map(_signed, apart)) + "."
-    return text + (" **Not separated**: " + "; ".join(map(_signed, close)) + "." if close else "")
+        text = f"**{who} at 95%** {unit}: " + "; ".join(map(_signed, close)) + "."
+    else:
+        text = "**Separated at 95%** " + unit + ": " + "; ".join(map(_signed, apart)) + "."
+        text += " **Not separated**: " + "; ".join(map(_signed, close)) + "." if close else ""
+    unbounded = [c for c in comparisons if not _t_bracket(c)]
+    return text + (" No interval where both agents have one run." if unbounded else "")
 
 
 def _needed(n: int | None) -> str:
@@ -223,7 +232,7 @@ def comparison_table(comparisons: list[Comparison], plan: power.Plan) -> Table:
         rows.append(
             [
                 f"{c.x} − {c.y}",
-                f"{c.difference:+.3f} [{c.t_interval[0]:+.3f}, {c.t_interval[1]:+.3f}]",
+                f"{c.difference:+.3f}{_t_bracket(c) or ' (one run each: no interval)'}",
                 f"[{c.bootstrap[0]:+.3f}, {c.bootstrap[1]:+.3f}]",
                 _interval(*c.poi),
                 inf,
