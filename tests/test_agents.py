@@ -438,8 +438,9 @@ def test_metaworld_plus_init(name, env3):
 @pytest.mark.parametrize("name", AGENTS)
 def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
     """``cpu_matmul=onednn`` runs an fp32 update's linear layers and batched linear maps, forward
-    and backward, through oneDNN: every network's outputs and every parameter's gradient as torch's GEMM gives them, up
-    to fp32 rounding (a wrong transpose, bias or scale would be far off), and the updates take it."""
+    and backward, through oneDNN: every network's outputs and every parameter's gradient as torch's
+    GEMM gives them, up to fp32 rounding (a wrong transpose, bias or scale would be far off), and
+    the updates take it."""
     settings = (("cpu_matmul", "onednn"), ("precision", "fp32"))
     model = ready_for_updates(build(name, env3, overrides=settings), 3)
     batch = model.replay_buffer.sample(model.batch_size)
