@@ -14,19 +14,9 @@ import argparse
 import time
 
 import torch
+from update_ab import build  # benchmarks/, this script's folder
 
-from mtbench.learner.timing import ready_for_updates, update_seconds
-from mtbench.run.params import spaces_env
-from mtbench.run.runner import RunSpec, resolve
-from mtbench.settings.registry import get_agent
-from mtbench.settings.suites import parse_suite
-
-
-def build(agent: str, tasks: str, batch: int):
-    num_tasks = len(parse_suite(tasks).tasks)
-    overrides = (("batch_size_per_task", batch), ("buffer_size_per_task", batch))
-    config = resolve(RunSpec(suite=tasks, agent=agent, seed=0, preset="quick", overrides=overrides))
-    return ready_for_updates(get_agent(agent).build(spaces_env(num_tasks), config, 0, "cpu"), num_tasks)
+from mtbench.learner.timing import update_seconds
 
 
 def main() -> None:
@@ -39,10 +29,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tasks = ",".join(parse_suite("mt10").tasks[: args.tasks])
     print(f"{args.tasks} tasks, batch {args.batch_size_per_task} per task, {args.threads} thread(s)")
     for agent in args.agents.split(","):
-        eager, compiled = (build(agent, tasks, args.batch_size_per_task) for _ in range(2))
+        settings = {"buffer_size_per_task": args.batch_size_per_task, "precision": "auto"}
+        eager, compiled = (build(agent, args.batch_size_per_task, settings, args.tasks) for _ in range(2))
         start = time.perf_counter()
         for module in compiled.networks():
             module.compile()

@@ -21,13 +21,17 @@ from mtbench.learner.timing import ready_for_updates, update_seconds
 from mtbench.run.params import spaces_env
 from mtbench.run.runner import RunSpec, resolve
 from mtbench.settings.registry import get_agent
+from mtbench.settings.suites import parse_suite
 from mtbench.settings.variants import parse_settings
 
 
-def build(agent: str, batch: int, settings: dict[str, Any]) -> Any:
+def build(agent: str, batch: int, settings: dict[str, Any], tasks: int = 10) -> Any:
+    """``agent`` on the first ``tasks`` tasks of MT10 (spaces only), fp32 unless ``settings`` say
+    otherwise, with a buffer of random transitions, ready for ``train``."""
+    suite = ",".join(parse_suite("mt10").tasks[:tasks])
     overrides = (("precision", "fp32"), ("batch_size_per_task", batch), *settings.items())
-    config = resolve(RunSpec(suite="mt10", agent=agent, seed=0, preset="quick", overrides=overrides))
-    return ready_for_updates(get_agent(agent).build(spaces_env(10), config, 0, "cpu"), 10)
+    config = resolve(RunSpec(suite=suite, agent=agent, seed=0, preset="quick", overrides=overrides))
+    return ready_for_updates(get_agent(agent).build(spaces_env(tasks), config, 0, "cpu"), tasks)
 
 
 def main() -> None:
