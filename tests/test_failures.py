@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch as th
 from typer.testing import CliRunner
 
 from mtbench.frontends.cli import app
@@ -88,6 +89,32 @@ def test_the_bound_follows_the_rewards_and_can_be_turned_off(two_task_suite):
             model.check_divergence([0.0, 0.0, 0.0], q_max=1.0, r_max=1.0, param_norm=float("nan"))
         model.q_bound_margin = None
         model.check_divergence([0.0, 0.0, 0.0], q_max=1e30, r_max=1.0, param_norm=1.0)
+    finally:
+        model.get_env().close()
+
+
+def test_the_guard_reads_the_updates_every_k_and_before_a_checkpoint(two_task_suite, tmp_path):
+    """The guard's figures stay on the device (no wait for it after each update) until
+    ``divergence_check_every`` updates are pending or a checkpoint is written; the check names the
+    first diverged update and nothing is saved."""
+    model = small_model(two_task_suite)
+    model.divergence_check_every = 100
+    try:
+        model.learn(total_timesteps=2 * 24)  # warm-up, then a few updates
+        done = model._n_updates
+        assert len(model._pending) == done > 0  # not read yet
+        with th.no_grad():
+            for q_net in model.critic.q_networks:
+                q_net[-1].bias.fill_(1e7)  # every update from here on passes the Q bound
+        model.train(2, model.batch_size)
+        root = tmp_path / "checkpoints"
+        with pytest.raises(Diverged, match=rf"\(update {done + 1}\): the critic's largest \|Q\|"):
+            Checkpoints(root, print).save(model, {})
+        assert not list(root.rglob("*.pt")) and not model._pending
+        model.divergence_check_every = 2
+        model.train(1, model.batch_size)  # one pending: not read
+        with pytest.raises(Diverged, match=rf"\(update {done + 3}\)"):
+            model.train(1, model.batch_size)  # two: read
     finally:
         model.get_env().close()
 

@@ -201,6 +201,7 @@ def test_one_update_equals_stock_sb3_sac(tmp_path):
             grads[name] = _record_gradients(model)
             th.manual_seed(7)
             model.train(gradient_steps=1, batch_size=model.batch_size)
+        ours.check_pending()  # logs the update's losses
         for key, factor in (("alpha", 1.0), ("actor", 1.0), ("critic", 2.0)):
             for g_ours, g_stock in zip(grads["ours"][key], grads["stock"][key], strict=True):
                 th.testing.assert_close(g_ours, factor * g_stock, rtol=1e-5, atol=1e-7)
@@ -232,6 +233,7 @@ def test_weighting_and_clipping_take_effect(model):
         grads = _record_gradients(model)
         th.manual_seed(1)
         model.train(gradient_steps=1, batch_size=model.batch_size)
+        model.check_pending()  # logs the update's losses
         logged = model.logger.name_to_value["train/actor_loss"]
         updated_critic = {k: v.clone() for k, v in model.critic.state_dict().items()}
         q_nets = model.critic.q_networks
@@ -269,6 +271,7 @@ def test_critic_loss_has_the_authors_form(model):
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
     th.manual_seed(1)
     model.train(gradient_steps=1, batch_size=model.batch_size)
+    model.check_pending()  # logs the update's losses
     logged = model.logger.name_to_value["train/critic_loss"]
 
     model.policy.load_state_dict(before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 
 import numpy as np
 import torch as th
@@ -79,6 +79,10 @@ class MultiTaskSAC(SAC):
 
     log_ent_coef: th.Tensor
     """Per-task log temperatures ``[T]`` (SB3's scalar one, one per task)."""
+    divergence_check_every = 100
+    """Updates between two reads of the divergence guard's figures (`check_pending`). A read waits for
+    the device, so that a GPU would otherwise idle after every update; checkpoints, evaluations and
+    the end of training read them first, so that no diverged state is saved or evaluated."""
     ent_coef_optimizer: th.optim.Adam
     target_entropy: float
 
@@ -111,6 +115,8 @@ class MultiTaskSAC(SAC):
         self.q_bound_margin = q_bound_margin
         self.max_abs_reward = 0.0
         """Largest |reward| in the batches trained on so far (scales the Q bound)."""
+        self._pending: list[tuple[th.Tensor, int, int]] = []
+        """The updates not yet checked (`check_pending`): their ``[5]`` figures, env steps and number."""
         if precision not in get_args(Precision):
             raise ValueError(f"precision must be fp32, bf16 or auto, not {precision!r}")
         self.precision = precision
@@ -228,6 +234,9 @@ class MultiTaskSAC(SAC):
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         """Restore what `checkpoint_state` returned."""
 
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_pending"]  # device tensors, checked before saves
+
     def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
         """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
         (task-major) batch, else a mask."""
@@ -343,23 +352,33 @@ class MultiTaskSAC(SAC):
         self.actor.optimizer.step()
         return actor_loss
 
-    def check_divergence(self, losses: list[float], q_max: float, r_max: float, param_norm: float) -> None:
+    def check_divergence(
+        self,
+        losses: list[float],
+        q_max: float,
+        r_max: float,
+        param_norm: float = 0.0,
+        at: tuple[int, int] | None = None,
+    ) -> None:
         """Raise `Diverged`, naming the step, the quantity and the network, when a loss
-        (actor, critic, temperature), the largest |Q| or a parameter is not finite, or when |Q|
-        passes ``q_bound_margin * max(1, max |r|) / (1 - gamma)``: no discounted return of rewards
-        seen so far comes near it (the entropy bonus aside), so a Q value there is runaway."""
+        (actor, critic, temperature), the largest |Q| or the parameters' norm (read after the last
+        update of a check only) is not finite, or when |Q| passes
+        ``q_bound_margin * max(1, max |r|) / (1 - gamma)``: no discounted return of rewards seen so
+        far comes near it (the entropy bonus aside), so a Q value there is runaway. ``at``: the
+        update's env steps and number (default: now)."""
         self.max_abs_reward = max(self.max_abs_reward, r_max)
-        at = f"at {self.num_timesteps} env steps (update {self._n_updates})"
+        steps, update = at or (self.num_timesteps, self._n_updates)
+        at_text = f"at {steps} env steps (update {update})"
         if not all(math.isfinite(v) for v in (*losses, q_max, param_norm)):
             names = ("actor loss", "critic loss", "temperature loss", "largest |Q|")
             bad = [f"{n} {v}" for n, v in zip(names, (*losses, q_max), strict=True) if not math.isfinite(v)]
             found = self._non_finite() or "every parameter still finite"
-            raise Diverged(f"training diverged {at}: {', '.join(bad) or 'losses finite'}; {found}")
+            raise Diverged(f"training diverged {at_text}: {', '.join(bad) or 'losses finite'}; {found}")
         if self.q_bound_margin is not None:
             bound = self.q_bound_margin * max(1.0, self.max_abs_reward) / (1 - self.gamma)
             if q_max > bound:
                 raise Diverged(
-                    f"training diverged {at}: the critic's largest |Q| {q_max:.4g} passed the bound "
+                    f"training diverged {at_text}: the critic's largest |Q| {q_max:.4g} passed the bound "
                     f"{bound:.4g} (q_bound_margin {self.q_bound_margin:g} x max(1, max |reward| "
                     f"{self.max_abs_reward:.4g}) / (1 - gamma)); --set q_bound_margin=null turns it off"
                 )
@@ -383,24 +402,47 @@ class MultiTaskSAC(SAC):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
         q_networks = getattr(self.critic, "q_networks", [self.critic])
-        stats: list[th.Tensor] = []  # [5] per update, read once at the end: no device sync per update
-
         try:
             for _ in range(gradient_steps):
                 batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-                stats.append(self._gradient_step(batch, q_networks))
+                stats = self._gradient_step(batch, q_networks)
+                self._pending.append((stats, self.num_timesteps, self._n_updates))
         except ValueError as exc:  # torch's distributions refuse the NaN parameters an update left
-            if (found := self._non_finite()) is None:
-                raise
-            at = f"at {self.num_timesteps} env steps (update {self._n_updates})"
-            raise Diverged(f"training diverged {at}: {found}") from exc
+            self._raise_if_diverged(exc)
+        if len(self._pending) >= self.divergence_check_every:
+            self.check_pending()
 
-        steps = th.stack(stats)  # [updates, 5]
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's; a policy that an unchecked update left with NaN parameters raises `Diverged`."""
+        try:
+            return super().collect_rollouts(*args, **kwargs)
+        except ValueError as exc:
+            self._raise_if_diverged(exc)
+
+    def _raise_if_diverged(self, exc: ValueError) -> NoReturn:
+        """Raise `Diverged` from ``exc`` (torch's distributions refusing NaN parameters) when the
+        updates diverged, else ``exc``."""
+        self.check_pending()
+        if (found := self._non_finite()) is None:
+            raise exc
+        at = f"at {self.num_timesteps} env steps (update {self._n_updates})"
+        raise Diverged(f"training diverged {at}: {found}") from exc
+
+    def check_pending(self) -> None:
+        """Check the updates since the last check (`check_divergence`, in order, with one wait for
+        the device) and log their mean losses and the temperatures."""
+        if not self._pending:
+            return
+        stats = th.stack([s for s, _, _ in self._pending])  # [updates, 5]
         params = [p for net in (self.actor, self.critic) for p in net.parameters()] + [self.log_ent_coef]
         norm = th.stack(th._foreach_norm(params)).sum()  # not finite iff some parameter is not
-        *means, _, _ = steps.mean(dim=0).tolist()
-        q_max, r_max, param_norm = th.cat([steps[:, 3:].max(dim=0).values, norm[None]]).tolist()
-        self.check_divergence(means, q_max, r_max, param_norm)
+        *values, param_norm = th.cat([stats.flatten(), norm[None]]).tolist()
+        pending, self._pending = self._pending, []
+        for k, (_, steps, update) in enumerate(pending):
+            *losses, q_max, r_max = values[5 * k : 5 * k + 5]
+            last = k == len(pending) - 1
+            self.check_divergence(losses, q_max, r_max, param_norm if last else 0.0, at=(steps, update))
+        means = [sum(values[i::5]) / len(pending) for i in range(3)]
         alphas = self.alpha.cpu().numpy()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(alphas.mean()))

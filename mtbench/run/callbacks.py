@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mtbench.envs.evaluation import evaluate
+from mtbench.learner.sac import MultiTaskSAC
 from mtbench.run import atomic
 from mtbench.run.rundir import RunDir
 
@@ -101,7 +102,10 @@ class EvalCallback(BaseCallback):
             self.evaluate()
 
     def evaluate(self) -> dict[str, Any]:
-        """Evaluate now, append the record and return it."""
+        """Evaluate now, append the record and return it (a model whose unchecked updates diverged
+        raises `mtbench.settings.errors.Diverged` instead)."""
+        if isinstance(self.model, MultiTaskSAC):
+            self.model.check_pending()
         result = evaluate(
             lambda obs: self.model.predict(obs, deterministic=True)[0],
             self.eval_envs,

@@ -139,7 +139,10 @@ class Checkpoints:
         return sorted(found, key=lambda p: int(p.name.removeprefix("step_")), reverse=True)
 
     def save(self, model: OffPolicyAlgorithm, state: dict[str, Any]) -> Path:
-        """Write a checkpoint of ``model`` and ``state`` (counters and RNG states are added)."""
+        """Write a checkpoint of ``model`` and ``state`` (counters and RNG states are added); a model
+        whose unchecked updates diverged raises `mtbench.settings.errors.Diverged` instead."""
+        if isinstance(model, MultiTaskSAC):
+            model.check_pending()
         final = self.root / f"step_{model.num_timesteps:012d}"
         # the same step may be checkpointed again (e.g. stopped right after a resume): replaced
         with atomic.folder(final) as tmp:

@@ -41,6 +41,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from mtbench.envs.sb3 import MetaWorldVecEnv
 from mtbench.envs.vector import make_vector_env, save_env_rng
+from mtbench.learner.sac import MultiTaskSAC
 from mtbench.run import atomic, provenance
 from mtbench.run.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.run.checkpoint import CheckpointCallback, Checkpoints, env_rng
@@ -438,6 +439,8 @@ def _train(
                 callback=callbacks,
                 reset_num_timesteps=state is None,
             )
+            if isinstance(model, MultiTaskSAC):
+                model.check_pending()  # the last updates, before anything of them is written
             if eval_cb.last_record is None or eval_cb.last_record["env_steps"] != model.num_timesteps:
                 eval_cb.evaluate()
             atomic.write_with(rd.model_file, model.save)
