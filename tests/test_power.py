@@ -11,6 +11,7 @@ from rliable import metrics
 from scipy import stats as sps
 
 from mtbench.report import power, segments, verdict
+from mtbench.report.document import Table
 from mtbench.run import provenance
 
 SIMULATIONS = 4000
@@ -103,8 +104,13 @@ def test_comparisons_by_hand():
     assert not np.isfinite(one.t_interval).any()  # one run each: no spread, no interval
     text = verdict.answer([one])
     assert "inf" not in text and text.endswith("No interval where both agents have one run.")
-    table = verdict.comparison_table([one], power.plan([v[:1] for v in final.values()], 0.125, [0.5]))
-    assert table.rows[0][1] == "+0.500 (one run each: no interval)"
+    one_run = power.plan([v[:1].mean(axis=1) for v in final.values()], 0.125, [0.5])  # per-run means
+    table = verdict.comparison_table([one], one_run)
+    assert table.rows[0][1:3] == ["+0.500 (one run each: no interval)", "no interval"]
+    assert table.rows[0][-1] == "-"  # no agent's spread measured: the runs needed are unknown
+    blocks, summary = verdict.verdict_blocks("budget", [one], one_run)
+    assert not [b for b in blocks if isinstance(b, Table) and b.header[0] == "runs per agent"]
+    assert summary["verdict"]["power"]["runs_needed"] is None
 
 
 def test_the_budget_is_said_against_the_protocol_its_preset_follows():

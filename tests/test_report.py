@@ -12,8 +12,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
+from fpdf import FPDF
 from PIL import Image as PILImage
 from pypdf import PdfReader
 from rliable import library, metrics
@@ -22,11 +24,12 @@ from typer.testing import CliRunner
 from mtbench.frontends.cli import app
 from mtbench.report import build_report, figures, power, stats
 from mtbench.report.data import collect, curve_scores, final_scores
-from mtbench.report.document import plain
+from mtbench.report.document import Table, _column_widths, plain
 from mtbench.run.rundir import RunDir
 from mtbench.run.runner import run_one
 from mtbench.settings.errors import UsageError
 from mtbench.settings.registry import builtin_agents
+from mtbench.settings.suites import FIXED_PREFIX, parse_suite
 from tests.helpers import TWO_TASKS, imported_after, run_spec
 
 TASKS = TWO_TASKS.split(",")
@@ -213,6 +216,34 @@ def test_probability_of_improvement_ties_and_dominance():
     y = np.array([[0.0, 0.5]] * 3)
     assert stats.probability_of_improvement(x, y) == 0.75  # task 1: always better, task 2: all ties
     assert stats.probability_of_improvement(x, y) == metrics.probability_of_improvement(x, y)
+
+
+def test_coinciding_curves_are_grouped():
+    """Curves equal at every point are named once per group (eleven agents at 0 made a list of 28
+    pairs before)."""
+    zero, one, half = np.zeros(3), np.ones(3), np.full(3, 0.5)
+    curves = {"a": zero, "b": one, "c": zero.copy(), "d": half, "e": one.copy(), "f": zero.copy()}
+    assert stats.coinciding(curves) == [["a", "c", "f"], ["b", "e"]]
+    assert stats.coinciding({"a": zero, "b": np.zeros(4)}) == []  # other evaluation points
+
+
+def test_a_wide_table_keeps_its_short_cells_on_one_line():
+    """Twelve columns (50 tasks x 11 agents): a score and its runs ("0.00 (0)") stay on one line
+    under a short heading too; a task name may break after its hyphens instead."""
+    agents = ["brc", "hard_routing", "mix_expert", "moore", "mt_mh_sac", "mt_sac", "paco", "pcgrad"]
+    agents += ["single_task_sac", "soft_module", "soft_module_deep"]
+    table = Table(["task", *agents], [[t, *["0.00 (0)"] * 11] for t in parse_suite("mt50").tasks])
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans-Bold.ttf"))
+    for size in (8.0, 7.5, 7.0, 6.5, 6.0, 5.5):  # the largest at which no word breaks, as in the PDF
+        pdf.set_font("DejaVu", "", size)
+        if (widths := _column_widths(pdf, table)) is not None:
+            break
+    assert widths is not None and sum(widths) == pytest.approx(pdf.epw)
+    cell = pdf.get_string_width("0.00 (0)")
+    assert all(w > cell for w in widths[1:])  # every score on one line
+    assert widths[0] < pdf.get_string_width("button-press-topdown-wall-v3")  # the name breaks
 
 
 def test_per_task_table_by_hand():
@@ -626,6 +657,20 @@ def test_plan_seeds_prints_the_reports_power_figures(runs, tmp_path):
     assert f"Observed soft_module − mt_sac: {observed:+.3f}" in out
 
 
+def test_fixed_goals_count_one_distinct_episode_per_task(tmp_path):
+    """With fixed goals every evaluation episode of a task is the same, so a run's score moves in
+    steps of 1 / tasks whatever the evaluation episodes, and the power floor says so: with 2 runs
+    per agent no difference can be detected."""
+    for agent, per_seed in FINALS.items():
+        for seed, finals in enumerate(per_seed[:2]):
+            fabricate(tmp_path / "runs", agent, seed, finals, suite=f"{FIXED_PREFIX}{TWO_TASKS}")
+    text = " ".join(build_report([tmp_path / "runs"], tmp_path / "report", reps=100).read_text().split())
+    assert "moves in steps of 0.5 (2 tasks; fixed goals: every evaluation episode of a task the same)" in text
+    assert "this grid **can detect no difference** in mean per-run success (95%, 80% power would need" in text
+    result = CliRunner().invoke(app, ["plan-seeds", str(tmp_path / "runs")])
+    assert "floor 0.2500 (half of a score step, 2 tasks x 1 distinct evaluation episodes)" in result.output
+
+
 def test_one_run_per_agent_gives_no_interval_and_standard_json(tmp_path):
     """A smoke grid of one seed: the verdict says there is no interval instead of printing
     [-inf, +inf], and summary.json holds null where a figure is undefined (strict JSON, which
@@ -634,6 +679,7 @@ def test_one_run_per_agent_gives_no_interval_and_standard_json(tmp_path):
         fabricate(tmp_path / "runs", agent, 0, per_seed[0])
     text = build_report([tmp_path / "runs"], tmp_path / "report", reps=100).read_text()
     assert "inf" not in text.split("## 2.")[0] and "No interval where both agents have one run" in text
+    assert "detectable difference" not in text  # no agent's spread measured: nothing to size with
 
     def refuse(constant: str) -> None:
         raise ValueError(constant)

@@ -616,9 +616,7 @@ def plan_seeds_command(
         col = collect(runs_dirs)
         ref = pick_reference(col.agents, reference, all_pairs=False)
         assert ref is not None
-        text = seed_plan(
-            final_scores(col), col.protocol["eval_episodes"], difference or list(DIFFERENCES), ref
-        )
+        text = seed_plan(final_scores(col), col.distinct_episodes, difference or list(DIFFERENCES), ref)
     except UsageError as exc:
         raise fail(str(exc)) from None
     console.print(text, highlight=False, soft_wrap=True)

@@ -292,10 +292,11 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
             col.tasks,
             heat,
         )
-        blocks.append(Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {agent}.", 1.0))
+        heatmap = Image(f"figures/{heat.name}", f"Mean routing probabilities per task: {agent}.", 1.0)
+        notes: list[Block] = []
         for r in mine:
             if r.collapsed:
-                blocks.append(
+                notes.append(
                     Text(
                         f"No t-SNE for {agent}, seed {r.run.seed}: all {len(r.vectors)} of its routing "
                         "vectors are the same (the heatmap's rows); its routing took one path on every "
@@ -317,7 +318,12 @@ def _routing(col: Collection, fig_dir: Path, seed: int) -> Part:
             )
             order = " (colours in task-id order around the hue circle)" if len(col.tasks) > 20 else ""
             caption = f"t-SNE of routing vectors: {agent}; {settings}{order}."
-            blocks.append(Image(f"figures/{tsne.name}", caption, min(1.0, 0.35 * len(spread) + 0.2)))
+            points = Image(f"figures/{tsne.name}", caption, min(1.0, 0.35 * len(spread) + 0.2))
+            if len(col.tasks) > 20:  # a heatmap this tall leaves room beside it on its page
+                blocks += [Row([heatmap, points]), *notes]
+                continue
+            notes.append(points)
+        blocks += [heatmap, *notes]
     return Part(title, blocks)
 
 
@@ -536,10 +542,10 @@ def _aggregate_pairs(ctx: _Context) -> Part:
 
 
 def _coinciding_note(curves: dict[str, np.ndarray], what: str) -> str:
-    pairs = stats.coinciding(curves)
-    if not pairs:
+    groups = stats.coinciding(curves)
+    if not groups:
         return ""
-    same = "; ".join(f"{a} and {b}" for a, b in pairs)
+    same = "; of ".join(f"{', '.join(g[:-1])} and {g[-1]}" for g in groups)
     return f" {what} of {same} coincide at every point (their markers nest)."
 
 
@@ -669,11 +675,16 @@ def _verdict(ctx: _Context) -> Part:
         train["steps_per_task"],
         any(c.get("smoke") for c in configs),
     )
-    floor = power.grid_floor(len(col.tasks), train["eval_episodes"])
+    floor = power.grid_floor(len(col.tasks), col.distinct_episodes)
+    episodes = train["eval_episodes"]
+    counted = (
+        f"{len(col.tasks)} tasks; fixed goals: every evaluation episode of a task the same"
+        if col.distinct_episodes < episodes
+        else f"{len(col.tasks)} tasks x {episodes} evaluation episode{'s' if episodes > 1 else ''} per task"
+    )
     budget += (
         f" Runs per agent: {_distinct(len(col.runs_of(a)) for a in col.agents)}; each run's mean success "
-        f"moves in steps of {2 * floor:g} ({len(col.tasks)} tasks x {train['eval_episodes']} evaluation "
-        f"episode{'s' if train['eval_episodes'] > 1 else ''} per task)."
+        f"moves in steps of {2 * floor:g} ({counted})."
     )
     differences = [*verdict.DIFFERENCES, *(c.difference for c in ctx.comparisons if c.difference)]
     plan = power.plan([ctx.per_run[a] for a in col.agents], floor, differences)
@@ -699,7 +710,7 @@ def _blocks(
     arrays |= {f"final_per_run/{a}": s for a, s in per_run.items()}
     bases = {name: run.base for name, run in col.variants.items()}
     pairs = verdict.unordered(stats.improvement_pairs(col.agents, reference, bases))
-    floor = power.grid_floor(len(col.tasks), col.protocol["eval_episodes"])
+    floor = power.grid_floor(len(col.tasks), col.distinct_episodes)
     comparisons = verdict.compare(final, pairs, floor, reps, seed)
     ctx = _Context(col, final, per_run, fig_dir, colors, reps, seed, comparisons, external)
     parts = [

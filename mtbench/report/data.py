@@ -18,7 +18,7 @@ import numpy as np
 from mtbench.run.rundir import EVAL_KEYS, RunDir
 from mtbench.settings.config import PROTOCOL_KEYS
 from mtbench.settings.errors import UsageError
-from mtbench.settings.suites import EPISODE_STEPS
+from mtbench.settings.suites import EPISODE_STEPS, FIXED_PREFIX
 
 CONFIG_KEYS = {"agent", "seed", "suite", "tasks", "train", "preset"}
 TRAIN_COUNTS = {
@@ -90,6 +90,12 @@ class Collection:
     @property
     def protocol(self) -> dict[str, Any]:
         return {k: self.runs[0].config["train"][k] for k in PROTOCOL_KEYS}
+
+    @property
+    def distinct_episodes(self) -> int:
+        """Evaluation episodes per task that can differ: with fixed goals every episode of a task
+        starts the same and a deterministic policy repeats it, so one."""
+        return 1 if self.suite.startswith(FIXED_PREFIX) else int(self.protocol["eval_episodes"])
 
 
 def _name(config: dict[str, Any]) -> str:

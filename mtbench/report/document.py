@@ -19,6 +19,9 @@ from fpdf.fonts import FontFace
 from PIL import Image as PILImage
 
 LINK = re.compile(r"\[([^][]+)\]\(([^()]+)\)")
+WORD_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z0-9])")
+"""A hyphen inside a name (``button-press-topdown-wall-v3``): a table cell may break after it."""
+
 SECTION_ROOM = 40.0
 """Millimetres a section heading needs below it on a page (or its first figure's height), or it
 starts the next page."""
@@ -117,6 +120,12 @@ def plain(text: str) -> str:
     return LINK.sub(r"\1", text).replace("**", "").replace("`", "")
 
 
+def _table_cell(text: str) -> str:
+    """A table cell for fpdf2: a name may break after its hyphens; a parenthesis stays on the line
+    of the word before it (``0.00 (0)``: a score and its runs)."""
+    return WORD_HYPHEN.sub("-\u200b", text).replace(" (", "\u00a0(")
+
+
 def _widths(pdf: FPDF, cells: list[str], bold: bool) -> tuple[float, float]:
     """The longest word and the longest cell of ``cells`` in the current font (bold for the header
     and for cells in ``**bold**``)."""
@@ -124,7 +133,7 @@ def _widths(pdf: FPDF, cells: list[str], bold: bool) -> tuple[float, float]:
     for cell in cells:
         pdf.set_font(style="B" if bold or "**" in cell else "")
         text = plain(cell)
-        words = max([words, *(pdf.get_string_width(w) for w in text.split())])
+        words = max([words, *(pdf.get_string_width(w) for w in re.split("[ \u200b]+", _table_cell(text)))])
         longest = max(longest, pdf.get_string_width(text))
     pdf.set_font(style="")
     return words, longest
@@ -150,7 +159,8 @@ def _column_widths(pdf: FPDF, table: Table) -> list[float] | None:
 
 
 def _pdf_table(pdf: FPDF, table: Table) -> None:
-    """The table in the largest font (8 pt down to 5.5 pt) at which no word has to break."""
+    """The table in the largest font (8 pt down to 5.5 pt) at which no word has to break (names
+    may break after their hyphens)."""
     for size in (8.0, 7.5, 7.0, 6.5, 6.0, 5.5):
         pdf.set_font("DejaVu", "", size)
         widths = _column_widths(pdf, table)
@@ -158,7 +168,7 @@ def _pdf_table(pdf: FPDF, table: Table) -> None:
             break
     else:
         widths = [pdf.epw / len(table.header)] * len(table.header)  # words break only at 5.5 pt
-    text = [[_inline(cell)[0] for cell in row] for row in [table.header, *table.rows]]
+    text = [[_table_cell(_inline(cell)[0]) for cell in row] for row in [table.header, *table.rows]]
     with pdf.table(
         markdown=any(_inline(cell)[1] for row in [table.header, *table.rows] for cell in row),
         text_align="LEFT",

@@ -138,15 +138,19 @@ def best_per_task(means: Mapping[str, np.ndarray]) -> list[set[str]]:
     return [top if len(top) < len(agents) else set() for top in tops]
 
 
-def coinciding(curves: Mapping[str, np.ndarray]) -> list[tuple[str, str]]:
-    """Pairs of agents whose curves (same shape) are equal at every point: one hides the other."""
-    agents = list(curves)
-    return [
-        (a, b)
-        for i, a in enumerate(agents)
-        for b in agents[i + 1 :]
-        if curves[a].shape == curves[b].shape and np.allclose(curves[a], curves[b])
-    ]
+def coinciding(curves: Mapping[str, np.ndarray]) -> list[list[str]]:
+    """Groups of two or more agents whose curves (same shape) equal the group's first agent's at
+    every point: all but one of each group are hidden."""
+    groups = []
+    left = list(curves)
+    while left:
+        first, *rest = left
+        curve = curves[first]
+        same = [b for b in rest if curves[b].shape == curve.shape and np.allclose(curve, curves[b])]
+        left = [b for b in rest if b not in same]
+        if same:
+            groups.append([first, *same])
+    return groups
 
 
 def zero_width(intervals: Mapping[str, np.ndarray]) -> list[str]:

@@ -185,8 +185,9 @@ def power_sentence(plan: power.Plan, comparisons: list[Comparison]) -> str:
     spread = plan.spread
     if plan.runs < 2:
         return (
-            "With 1 run per agent nothing can be detected (no spread to compare with); "
-            "`mtbench plan-seeds` sizes a grid from a pilot of 2 or more runs per agent."
+            "With 1 run per agent nothing can be detected; with no agent's spread measured, neither can "
+            "the runs a difference needs. `mtbench plan-seeds` sizes a grid from a pilot of 2 or more "
+            "runs per agent."
         )
     source = (
         f"the floor of half a score step, {spread.floor:.3f}; the runs' pooled standard deviation is "
@@ -194,10 +195,15 @@ def power_sentence(plan: power.Plan, comparisons: list[Comparison]) -> str:
         if spread.floored
         else f"the pooled standard deviation of the runs, {spread.df} degrees of freedom"
     )
+    detects = (
+        f"detects a difference of **{plan.detectable:.2f}** in mean per-run success at 95% with 80% power"
+        if plan.detectable <= 1
+        else f"**can detect no difference** in mean per-run success (95%, 80% power would need "
+        f"{plan.detectable:.2f}, more than the whole range of 1)"
+    )
     text = (
         f"**Power.** With {plan.runs} runs per agent and a per-run spread of {spread.used:.3f} ({source}), "
-        f"this grid detects a difference of **{plan.detectable:.2f}** in mean per-run success at 95% with "
-        f"80% power. Runs per agent to detect "
+        f"this grid {detects}. Runs per agent to detect "
         + ", ".join(f"**{d:.2f}: {_needed(plan.needed[d])}**" for d in DIFFERENCES)
     )
     observed = max(comparisons, key=lambda c: abs(c.difference), default=None)
@@ -226,18 +232,20 @@ def comparison_table(comparisons: list[Comparison], plan: power.Plan) -> Table:
         "runs to detect it",
     ]
     rows = []
+    spread_known = plan.spread.df > 0  # else no agent has two runs: the runs needed are unknown
     for c in comparisons:
+        bracket = _t_bracket(c)
         inf = "no such task" if c.poi_informative is None else f"{_interval(*c.poi_informative)}"
         inf += f" ({c.informative} of {c.tasks} tasks)" if c.poi_informative else ""
         rows.append(
             [
                 f"{c.x} − {c.y}",
-                f"{c.difference:+.3f}{_t_bracket(c) or ' (one run each: no interval)'}",
-                f"[{c.bootstrap[0]:+.3f}, {c.bootstrap[1]:+.3f}]",
+                f"{c.difference:+.3f}{bracket or ' (one run each: no interval)'}",
+                f"[{c.bootstrap[0]:+.3f}, {c.bootstrap[1]:+.3f}]" if bracket else "no interval",
                 _interval(*c.poi),
                 inf,
                 "yes" if c.separated else "no",
-                "-" if c.difference == 0 else _needed(plan.needed[abs(c.difference)]),
+                "-" if c.difference == 0 or not spread_known else _needed(plan.needed[abs(c.difference)]),
             ]
         )
     return Table(header, rows)
@@ -261,8 +269,12 @@ def verdict_blocks(budget: str, comparisons: list[Comparison], plan: power.Plan)
     else:
         blocks.append(Text("Only one agent: nothing to compare."))
     blocks.append(Text(power_sentence(plan, comparisons)))
-    by_runs = [f"{d:.3f}" for d in plan.by_runs.values()]
-    blocks.append(Table(["runs per agent", *map(str, plan.by_runs)], [["detectable difference", *by_runs]]))
+    spread_known = plan.spread.df > 0
+    if spread_known:
+        by_runs = [f"{d:.3f}" for d in plan.by_runs.values()]
+        blocks.append(
+            Table(["runs per agent", *map(str, plan.by_runs)], [["detectable difference", *by_runs]])
+        )
     if comparisons:
         blocks += [comparison_table(comparisons, plan), Text(METHOD)]
     summary = {
@@ -288,21 +300,21 @@ def verdict_blocks(budget: str, comparisons: list[Comparison], plan: power.Plan)
             "spread_floor": plan.spread.floor,
             "spread_used": plan.spread.used,
             "detectable_difference": plan.detectable,
-            "detectable_by_runs": {str(n): d for n, d in plan.by_runs.items()},
-            "runs_needed": {f"{d:g}": n for d, n in plan.needed.items()},
+            "detectable_by_runs": {str(n): d for n, d in plan.by_runs.items()} if spread_known else None,
+            "runs_needed": {f"{d:g}": n for d, n in plan.needed.items()} if spread_known else None,
         },
     }
     return blocks, {"verdict": summary}
 
 
 def seed_plan(
-    final: Mapping[str, np.ndarray], eval_episodes: int, differences: list[float], reference: str
+    final: Mapping[str, np.ndarray], episodes: int, differences: list[float], reference: str
 ) -> str:
-    """``mtbench plan-seeds``: what a pilot grid (``final {agent: [runs, tasks]}``) detects and how
-    many runs per agent would detect each of ``differences`` and each observed difference with
-    ``reference``, as plain text."""
+    """``mtbench plan-seeds``: what a pilot grid (``final {agent: [runs, tasks]}``, ``episodes``
+    evaluation episodes per task that can differ) detects and how many runs per agent would detect
+    each of ``differences`` and each observed difference with ``reference``, as plain text."""
     tasks = next(iter(final.values())).shape[1]
-    floor = power.grid_floor(tasks, eval_episodes)
+    floor = power.grid_floor(tasks, episodes)
     runs = {a: s.mean(axis=1) for a, s in final.items()}  # [runs]
     observed = {a: float(r.mean() - runs[reference].mean()) for a, r in runs.items() if a != reference}
     plan = power.plan(runs.values(), floor, [*differences, *(d for d in observed.values() if d)])
@@ -310,8 +322,8 @@ def seed_plan(
     lines = [
         f"Per-run mean success, {', '.join(f'{a} {len(r)} runs' for a, r in runs.items())}.",
         f"Spread: pooled standard deviation {spread.observed:.4f} ({spread.df} degrees of freedom); floor "
-        f"{spread.floor:.4f} (half of a score step, {tasks} tasks x {eval_episodes} evaluation episodes); "
-        f"used {spread.used:.4f}.",
+        f"{spread.floor:.4f} (half of a score step, {tasks} tasks x {episodes} distinct evaluation "
+        f"episodes); used {spread.used:.4f}.",
         f"Detectable difference (95%, 80% power) with {plan.runs} runs per agent: {plan.detectable:.3f}.",
         "Detectable difference by runs per agent: "
         + ", ".join(f"{n}: {d:.3f}" for n, d in plan.by_runs.items())
