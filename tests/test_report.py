@@ -680,6 +680,7 @@ def test_one_run_per_agent_gives_no_interval_and_standard_json(tmp_path):
     text = build_report([tmp_path / "runs"], tmp_path / "report", reps=100).read_text()
     assert "inf" not in text.split("## 2.")[0] and "No interval where both agents have one run" in text
     assert "detectable difference" not in text  # no agent's spread measured: nothing to size with
+    assert "neither can the runs a difference needs" in " ".join(text.split())
 
     def refuse(constant: str) -> None:
         raise ValueError(constant)

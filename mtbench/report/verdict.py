@@ -184,10 +184,10 @@ def power_sentence(plan: power.Plan, comparisons: list[Comparison]) -> str:
     """What the grid could have detected and how many runs would detect more."""
     spread = plan.spread
     if plan.runs < 2:
+        unknown = "; with no agent's spread measured, neither can the runs a difference needs"
         return (
-            "With 1 run per agent nothing can be detected; with no agent's spread measured, neither can "
-            "the runs a difference needs. `mtbench plan-seeds` sizes a grid from a pilot of 2 or more "
-            "runs per agent."
+            f"With 1 run per agent nothing can be detected{'' if spread.df else unknown}. "
+            "`mtbench plan-seeds` sizes a grid from a pilot of 2 or more runs per agent."
         )
     source = (
         f"the floor of half a score step, {spread.floor:.3f}; the runs' pooled standard deviation is "
