@@ -2,8 +2,9 @@
 
 Builds the agent on a spaces-only env (random replay buffer, MT10, batch 128 per task, fp32 unless
 ``--set precision=...``) and times, interleaved over ``--calls`` rounds after untimed calls: a batch
-sampled plus ``_gradient_step`` on it, and ``train(1)`` (the same plus the learning-rate schedule,
-the divergence check and the logger's records). Prints the medians and their difference. Run from
+sampled plus ``_gradient_step`` on it, and ``train(1)`` (the same plus the learning-rate schedule
+and, every 100 updates, the divergence check and the logger's records). Prints the medians and
+their difference. Run from
 the repository root:
 
     python benchmarks/loop_overhead.py --agent mt_sac --set cpu_matmul=onednn
