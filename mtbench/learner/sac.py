@@ -35,6 +35,11 @@ def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tens
     return th.softmax(logits, dim=0) * num_tasks
 
 
+def _at(env_steps: int, update: int) -> str:
+    """When an update ran, as a divergence message names it."""
+    return f"at {env_steps} env steps (update {update})"
+
+
 class MultiTaskSAC(SAC):
     """Soft Actor-Critic for T tasks run as T sub-envs, as in Yang et al. 2020.
 
@@ -367,8 +372,7 @@ class MultiTaskSAC(SAC):
         far comes near it (the entropy bonus aside), so a Q value there is runaway. ``at``: the
         update's env steps and number (default: now)."""
         self.max_abs_reward = max(self.max_abs_reward, r_max)
-        steps, update = at or (self.num_timesteps, self._n_updates)
-        at_text = f"at {steps} env steps (update {update})"
+        at_text = _at(*(at or (self.num_timesteps, self._n_updates)))
         if not all(math.isfinite(v) for v in (*losses, q_max, param_norm)):
             names = ("actor loss", "critic loss", "temperature loss", "largest |Q|")
             bad = [f"{n} {v}" for n, v in zip(names, (*losses, q_max), strict=True) if not math.isfinite(v)]
@@ -425,8 +429,7 @@ class MultiTaskSAC(SAC):
         self.check_pending()
         if (found := self._non_finite()) is None:
             raise exc
-        at = f"at {self.num_timesteps} env steps (update {self._n_updates})"
-        raise Diverged(f"training diverged {at}: {found}") from exc
+        raise Diverged(f"training diverged {_at(self.num_timesteps, self._n_updates)}: {found}") from exc
 
     def check_pending(self) -> None:
         """Check the updates since the last check (`check_divergence`, in order, with one wait for

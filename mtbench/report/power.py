@@ -60,6 +60,12 @@ class Spread:
     def floored(self) -> bool:
         return self.floor > self.observed
 
+    @property
+    def measured(self) -> bool:
+        """Whether some agent has two runs or more: else ``observed`` is no measurement and the runs
+        a difference needs are unknown."""
+        return self.df > 0
+
 
 def grid_floor(tasks: int, eval_episodes: int) -> float:
     """Half the step of the per-run mean success grid: ``0.5 / (tasks x eval_episodes)``."""

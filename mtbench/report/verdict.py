@@ -186,7 +186,7 @@ def power_sentence(plan: power.Plan, comparisons: list[Comparison]) -> str:
     if plan.runs < 2:
         unknown = "; with no agent's spread measured, neither can the runs a difference needs"
         return (
-            f"With 1 run per agent nothing can be detected{'' if spread.df else unknown}. "
+            f"With 1 run per agent nothing can be detected{'' if spread.measured else unknown}. "
             "`mtbench plan-seeds` sizes a grid from a pilot of 2 or more runs per agent."
         )
     source = (
@@ -232,9 +232,10 @@ def comparison_table(comparisons: list[Comparison], plan: power.Plan) -> Table:
         "runs to detect it",
     ]
     rows = []
-    spread_known = plan.spread.df > 0  # else no agent has two runs: the runs needed are unknown
     for c in comparisons:
         bracket = _t_bracket(c)
+        unknown = c.difference == 0 or not plan.spread.measured
+        needed = "-" if unknown else _needed(plan.needed[abs(c.difference)])
         inf = "no such task" if c.poi_informative is None else f"{_interval(*c.poi_informative)}"
         inf += f" ({c.informative} of {c.tasks} tasks)" if c.poi_informative else ""
         rows.append(
@@ -245,7 +246,7 @@ def comparison_table(comparisons: list[Comparison], plan: power.Plan) -> Table:
                 _interval(*c.poi),
                 inf,
                 "yes" if c.separated else "no",
-                "-" if c.difference == 0 or not spread_known else _needed(plan.needed[abs(c.difference)]),
+                needed,
             ]
         )
     return Table(header, rows)
@@ -269,8 +270,8 @@ def verdict_blocks(budget: str, comparisons: list[Comparison], plan: power.Plan)
     else:
         blocks.append(Text("Only one agent: nothing to compare."))
     blocks.append(Text(power_sentence(plan, comparisons)))
-    spread_known = plan.spread.df > 0
-    if spread_known:
+    known = plan.spread.measured
+    if known:
         by_runs = [f"{d:.3f}" for d in plan.by_runs.values()]
         blocks.append(
             Table(["runs per agent", *map(str, plan.by_runs)], [["detectable difference", *by_runs]])
@@ -300,8 +301,8 @@ def verdict_blocks(budget: str, comparisons: list[Comparison], plan: power.Plan)
             "spread_floor": plan.spread.floor,
             "spread_used": plan.spread.used,
             "detectable_difference": plan.detectable,
-            "detectable_by_runs": {str(n): d for n, d in plan.by_runs.items()} if spread_known else None,
-            "runs_needed": {f"{d:g}": n for d, n in plan.needed.items()} if spread_known else None,
+            "detectable_by_runs": {str(n): d for n, d in plan.by_runs.items()} if known else None,
+            "runs_needed": {f"{d:g}": n for d, n in plan.needed.items()} if known else None,
         },
     }
     return blocks, {"verdict": summary}
