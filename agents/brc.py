@@ -421,7 +421,6 @@ class BRCSAC(MultiTaskSAC):
         self.ent_coef_optimizer.zero_grad()
         alpha_loss.backward()
         self.ent_coef_optimizer.step()
-        self._n_updates += 1
         return th.stack([actor_loss, critic_loss, alpha_loss, q_max, batch.rewards.abs().max()]).detach()
 
 

@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from mtbench.learner.policies import task_net_sac
-from mtbench.learner.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC, trainable
 from mtbench.settings.config import RunConfig
 
 from .mt_mh_sac import MultiHeadNet
@@ -54,7 +54,7 @@ class PCGradSAC(MultiTaskSAC):
     def combine_task_losses(
         self, loss: th.Tensor, task_loss: Callable[[int], th.Tensor], module: nn.Module
     ) -> None:
-        params = [p for p in module.parameters() if p.requires_grad]
+        params = trainable(module)
         task_grads = params[0].new_empty(self.num_tasks, sum(p.numel() for p in params))  # [T, P]
         for t in range(self.num_tasks):
             grads = th.autograd.grad(task_loss(t), params, materialize_grads=True)  # unused: zeros

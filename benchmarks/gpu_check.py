@@ -5,10 +5,10 @@
 docs/benchmarks.md) and ``gpu_check.json`` under ``--out``:
 
 1. update time of every agent at the MT10 and MT50 batch sizes (128 per task) in fp32, TF32 and
-   bf16, as ratios to stock SB3 SAC (3 x 400, fp32) on the same GPU, and ``torch.compile`` of
-   the networks (module by module) for mt_sac and soft_module where it is asked for;
-2. end-to-end MT10 training (CPU env stepping, GPU learner) of mt_sac and soft_module, beside the
-   env-only rate of the same env (is training env-bound?);
+   bf16, as ratios to stock SB3 SAC (3 x 400, fp32) on the same GPU, and the whole update
+   compiled (``compile_update``: CUDA graphs) for the agents ``--compile`` names;
+2. end-to-end MT10 training (CPU env stepping, GPU learner) of mt_sac, soft_module and mt_sac
+   compiled, beside the env-only rate of the same env (is training env-bound?);
 3. several training processes sharing the GPU (``--processes``), their summed rate;
 4. the projection for one MT10 paper-budget run (15M env steps, 1.5M updates and the paper
    protocol's evaluations), alone and with the most processes sharing the GPU, against the target
@@ -62,13 +62,18 @@ def tf32(enabled: bool) -> Iterator[None]:
 
 
 def timed_training(model: OffPolicyAlgorithm, seconds: float, chunk: int = 50) -> float:
-    """Env steps/s of ``model.learn`` past its warm-up, for about ``seconds`` of wall time."""
-    model.learn(model.learning_starts + model.n_envs)  # warm-up, untimed
+    """Env steps/s of ``model.learn`` past its warm-up and first updates (a compiled update compiles
+    in the second), for about ``seconds`` of wall time."""
+    model.learn(model.learning_starts + 3 * model.n_envs)  # untimed
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         model.learn(chunk * model.n_envs, reset_num_timesteps=False)
         steps += chunk * model.n_envs
     return steps / (time.perf_counter() - start)
+
+
+COMPILED = (("compile_update", True),)
+"""The settings of a compiled update (`mtbench.learner.sac.MultiTaskSAC`'s ``compile_update``)."""
 
 
 def update_rows(
@@ -91,12 +96,11 @@ def update_rows(
                 yield Row(f"{name} {label} update, {size}", ms, "ms", reference)
                 if name in compiled:
                     start = time.perf_counter()
-                    for module in model.networks():  # type: ignore[attr-defined]
-                        module.compile()
-                    model.train(3, model.batch_size)
+                    model = agent_model(name, env, suite, batch, precision, device=device, settings=COMPILED)
+                    ready_for_updates(model, suite.num_tasks).train(3, model.batch_size)
                     setup = time.perf_counter() - start
                     ms_compiled = update_seconds(model) * 1e3
-                    note = f"torch.compile: {ms_compiled / ms:.2f}x eager, compiling took {setup:.0f} s"
+                    note = f"compile_update: {ms_compiled / ms:.2f}x eager, compiling took {setup:.0f} s"
                     yield Row(f"{name} {label} compiled update, {size}", ms_compiled, "ms", reference, note)
 
 
@@ -114,12 +118,13 @@ def training_rows(suite: Suite, batch: int, device: str, seconds: float) -> Iter
             raw,
             "ratio: share of env-only",
         )
-        for name in ("mt_sac", "soft_module"):
-            model = agent_model(name, env, suite, batch, "auto", device=device)
+        for name, settings in (("mt_sac", ()), ("soft_module", ()), ("mt_sac", COMPILED)):
+            model = agent_model(name, env, suite, batch, "auto", device=device, settings=settings)
             precision = "bf16" if getattr(model, "use_bf16", False) else "fp32"
-            rate = timed_training(model, seconds)
+            rate = timed_training(model, seconds)  # past its warm-up and compilation
             note = f"{rate / stock:.2f}x stock SB3 SAC"
-            yield Row(f"{name} {precision} training on {suite.name}", rate, "env steps/s", raw, note)
+            how = " compiled" if settings else ""
+            yield Row(f"{name} {precision}{how} training on {suite.name}", rate, "env steps/s", raw, note)
     evaluation = evaluation_rate(suite, model, 1, min(os.cpu_count() or 1, suite.num_tasks))
     yield Row("evaluation (soft_module, deterministic, eval env over the cores)", evaluation, "env steps/s")
 
@@ -187,7 +192,9 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=45.0, help="per end-to-end measurement")
     parser.add_argument("--share-seconds", type=float, default=30.0, help="per sharing measurement")
     parser.add_argument("--processes", default="2,4,8", help="processes sharing the device")
-    parser.add_argument("--compile", default="mt_sac", help="agents whose compiled update is timed ('' none)")
+    parser.add_argument(
+        "--compile", default="mt_sac,soft_module", help="agents whose compiled update is timed ('' none)"
+    )
     # a sharing worker's own arguments
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--device", default=None, help=argparse.SUPPRESS)

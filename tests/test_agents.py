@@ -18,7 +18,7 @@ from mtbench.frontends.agent_check import check_agent
 from mtbench.grids.estimate import CALIBRATION_BATCHES
 from mtbench.learner import onednn
 from mtbench.learner.layers import BatchedLinear, orthogonal_, timing_only
-from mtbench.learner.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC, trainable
 from mtbench.learner.timing import ready_for_updates
 from mtbench.run.checkpoint import RunStopped, StopRequest
 from mtbench.run.params import count_parameters, spaces_env
@@ -444,7 +444,7 @@ def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
     settings = (("cpu_matmul", "onednn"), ("precision", "fp32"))
     model = ready_for_updates(build(name, env3, overrides=settings), 3)
     batch = model.replay_buffer.sample(model.batch_size)
-    params = [p for p in model.policy.parameters() if p.requires_grad]
+    params = trainable(model.policy)
 
     def outputs_and_gradients(matmul: str) -> list[th.Tensor]:
         model.cpu_matmul = matmul
@@ -465,3 +465,46 @@ def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
     monkeypatch.setattr(onednn, "_gemm", lambda *args: calls.append(1) or gemm(*args))
     model.train(1, model.batch_size)
     assert calls  # the updates go through it
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_the_compiled_update_equals_the_eager_one(name, env3):
+    """``compile_update``: after one eager update (Adam's state), the next update as one traced
+    graph (``fullgraph``: no break; backward passes, clipping and Adam's steps in it) gives, from
+    the same state, batch and action noise, the losses and gradients of the eager update to fp32
+    rounding, and its parameters, but for entries whose gradient is zero up to rounding (Adam
+    steps those by lr in the direction of its sign). mt_sac and soft_module compile with
+    inductor, the others trace the same graph with aot_eager (quicker). Agents with their own
+    update refuse it."""
+    fp32 = (("precision", "fp32"),)
+    settings = (*fp32, ("compile_update", True))
+    if name in ("brc", "pcgrad"):
+        with pytest.raises(UsageError, match="cannot be compiled; use compile_update=false"):
+            build(name, env3, overrides=settings)
+        return
+    eager, compiled = (ready_for_updates(build(name, env3, overrides=s), 3) for s in (fp32, settings))
+    if name not in ("mt_sac", "soft_module"):
+        compiled.compile_backend = "aot_eager"
+    batches = [eager.replay_buffer.sample(eager.batch_size) for _ in range(2)]
+    stats = {}
+    for model in (eager, compiled):
+        q_networks = getattr(model.critic, "q_networks", [model.critic])
+        for k, batch in enumerate(batches):
+            th.manual_seed(k)  # the same action noise
+            with model._update() as step:
+                stats[model] = step(batch, q_networks)
+    assert compiled._compiled is not None and eager._compiled is None
+    # the losses to rounding (sb3's order takes the actor's loss after the critics' Adam step)
+    assert th.allclose(stats[compiled], stats[eager], rtol=1e-3, atol=1e-6), (stats[compiled], stats[eager])
+    params = [[*trainable(m.policy), m.log_ent_coef] for m in (eager, compiled)]
+    lr, off = eager.lr_schedule(1), 0
+    for theirs, ours in zip(*params, strict=True):
+        assert (theirs.grad is None) == (ours.grad is None)
+        if theirs.grad is not None:
+            scale = max(float(theirs.grad.abs().max()), 1e-3)
+            assert (ours.grad - theirs.grad).abs().max() <= 1e-3 * scale
+        scale = max(float(theirs.abs().max()), 1e-3)
+        diff = (ours - theirs).detach().abs()
+        assert diff.max() <= 1e-4 * scale + 2 * lr
+        off += int((diff > 1e-4 * scale).sum())
+    assert off <= 1e-3 * sum(p.numel() for p in params[0]), off

@@ -78,13 +78,16 @@ def agent_model(
     precision: str,
     warmup_per_task: int = 100,
     device: str = "cpu",
+    settings: tuple[tuple[str, object], ...] = (),
 ) -> OffPolicyAlgorithm:
-    """A registered agent with its default settings (batch, precision and warm-up as given)."""
+    """A registered agent with its default settings (batch, precision and warm-up as given, then
+    ``settings``: ``(key, value)`` pairs as ``--set`` takes them)."""
     overrides = (
         ("batch_size_per_task", batch_size_per_task),
         ("buffer_size_per_task", 10_000),
         ("precision", precision),
         ("warmup_steps_per_task", warmup_per_task),
+        *settings,
     )
     config = resolve(RunSpec(suite=suite.name, agent=name, seed=0, preset="quick", overrides=overrides))
     return available_agents()[name].build(env, config, 0, device)

@@ -162,7 +162,13 @@ class TaskGrouping:
         n = task.shape[0]
         per_task = n // num_tasks
         layout = th.arange(num_tasks, device=task.device).repeat_interleave(per_task)
-        self.stratified = n > 0 and n % num_tasks == 0 and bool(th.equal(task, layout))
+        if th.compiler.is_compiling() and n > 0 and n % num_tasks == 0:
+            # a compiled update's batches are stratified (its buffer draws them so): asserted on the
+            # device, where reading the answer back would break the graph
+            th._assert_async((task == layout).all())
+            self.stratified = True
+        else:
+            self.stratified = n > 0 and n % num_tasks == 0 and bool(th.equal(task, layout))
         if self.stratified:
             self.size = per_task
             return

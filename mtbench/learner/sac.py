@@ -12,6 +12,7 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from torch import nn
+from torch.optim.adam import adam
 
 from mtbench.learner.buffers import TaskStratifiedReplayBuffer
 from mtbench.learner.layers import TaskGrouping, authors_init, metaworld_plus_init
@@ -33,6 +34,25 @@ def task_loss_weights(log_alpha: th.Tensor, weighting: LossWeighting) -> th.Tens
         return th.ones_like(log_alpha)
     logits = -log_alpha if weighting == "log_alpha" else -log_alpha.exp()
     return th.softmax(logits, dim=0) * num_tasks
+
+
+def trainable(module: nn.Module) -> list[th.Tensor]:
+    """The parameters of ``module`` that train (its frozen ones left out)."""
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def set_grads(loss: th.Tensor, params: list[th.Tensor]) -> None:
+    """Set the gradients of ``params`` to those of ``loss`` (old ones dropped): a backward pass to
+    ``params`` only, which a compiled update traces, unlike ``Tensor.backward``'s accumulation."""
+    for param, grad in zip(params, th.autograd.grad(loss, params), strict=True):
+        param.grad = grad
+
+
+def _zero_grad(optimizer: th.optim.Optimizer) -> None:
+    """``optimizer.zero_grad()`` (gradients to None), in a form a compiled update traces."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.grad = None
 
 
 def _at(env_steps: int, update: int) -> str:
@@ -74,6 +94,10 @@ class MultiTaskSAC(SAC):
             pays (`mtbench.learner.precision.bf16_pays`).
         cpu_matmul: ``aten`` (torch's GEMM) or ``onednn`` (an fp32 update's linear layers and
             batched linear maps on CPU through oneDNN: `mtbench.learner.onednn`).
+        compile_update: run `_gradient_step` compiled (``torch.compile``: inductor on CPU, CUDA
+            graphs on a GPU) from the second update on (the first, eager, creates Adam's state);
+            equal to the eager update to fp32 rounding. Only for agents that keep
+            `_gradient_step` and `combine_task_losses` as they are here.
         init: ``torch`` (the networks' own initialisation), ``authors``
             (`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
             (`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
@@ -88,6 +112,9 @@ class MultiTaskSAC(SAC):
     """Updates between two reads of the divergence guard's figures (`check_pending`). A read waits for
     the device, so that a GPU would otherwise idle after every update; checkpoints, evaluations and
     the end of training read them first, so that no diverged state is saved or evaluated."""
+    compile_backend = "inductor"
+    """``torch.compile``'s backend for ``compile_update`` (``aot_eager`` traces the same graph without
+    generating code: quicker to build, for tests)."""
     ent_coef_optimizer: th.optim.Adam
     target_entropy: float
 
@@ -103,6 +130,7 @@ class MultiTaskSAC(SAC):
         q_bound_margin: float | None = 10.0,
         precision: Precision = "fp32",
         cpu_matmul: CpuMatmul = "aten",
+        compile_update: bool = False,
         init: Init = "torch",
         warmup_actions: WarmupActions = "uniform",
         update_order: UpdateOrder = "sb3",
@@ -138,6 +166,24 @@ class MultiTaskSAC(SAC):
         if cpu_matmul == "onednn" and not onednn_available():
             raise UsageError("cpu_matmul=onednn: this torch build has no oneDNN linear; use cpu_matmul=aten")
         self.cpu_matmul = cpu_matmul
+        if compile_update:
+            own = [
+                name
+                for name in ("_gradient_step", "combine_task_losses")
+                if getattr(type(self), name) is not getattr(MultiTaskSAC, name)
+            ]
+            if cpu_matmul == "onednn":
+                raise UsageError(
+                    "compile_update does not combine with cpu_matmul=onednn (a compiled update's "
+                    "GEMMs are inductor's choice); use one of them"
+                )
+            if own:
+                raise UsageError(
+                    f"compile_update: {type(self).__name__} has its own {' and '.join(own)}, which "
+                    "cannot be compiled; use compile_update=false"
+                )
+        self.compile_update = compile_update
+        self._compiled: Callable[..., th.Tensor] | None = None
         self.warmup_actions = warmup_actions
         self.update_order = update_order
         sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
@@ -228,7 +274,7 @@ class MultiTaskSAC(SAC):
                 are sampled anew).
             module: the network whose gradients to set (its frozen parameters excluded).
         """
-        loss.backward()
+        set_grads(loss, trainable(module))
 
     def checkpoint_state(self) -> dict[str, Any]:
         """What a subclass keeps besides its networks, optimizers, temperatures, replay buffer,
@@ -240,7 +286,8 @@ class MultiTaskSAC(SAC):
         """Restore what `checkpoint_state` returned."""
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_pending"]  # device tensors, checked before saves
+        # device tensors checked before saves; the compiled update, rebuilt when needed
+        return [*super()._excluded_save_params(), "_pending", "_compiled"]
 
     def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
         """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
@@ -275,9 +322,8 @@ class MultiTaskSAC(SAC):
         alpha_loss = -(log_alpha * (log_prob + self.target_entropy).detach()).mean()
         if not authors:
             alpha, weights = self._alpha_and_weights(task)
-        self.ent_coef_optimizer.zero_grad()
-        alpha_loss.backward()
-        self.ent_coef_optimizer.step()
+        set_grads(alpha_loss, [self.log_ent_coef])
+        self._optimizer_step(self.ent_coef_optimizer)
         if authors:
             alpha, weights = self._alpha_and_weights(task)
 
@@ -317,8 +363,8 @@ class MultiTaskSAC(SAC):
         if not authors:  # the actor's loss against the updated critics
             actor_loss = self._actor_step(actor_loss_of, task)
 
-        self._n_updates += 1
-        if self._n_updates % self.target_update_interval == 0:
+        # the update's number is counted after it (`train`): a compiled update reads no counter
+        if self.target_update_interval == 1 or (self._n_updates + 1) % self.target_update_interval == 0:
             with th.no_grad():  # target <- (1 - tau) target + tau online, all tensors at once
                 th._foreach_lerp_(
                     list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau
@@ -337,25 +383,59 @@ class MultiTaskSAC(SAC):
     ) -> None:
         """Set the critics' gradients from ``critic_loss`` (`combine_task_losses`), clip each Q
         network's and step."""
-        self.critic.optimizer.zero_grad()
+        _zero_grad(self.critic.optimizer)
         self.combine_task_losses(critic_loss, task_loss, self.critic)
         for q_net in q_networks:
             self._clip(q_net)
-        self.critic.optimizer.step()
+        self._optimizer_step(self.critic.optimizer)
 
     def _actor_step(self, actor_loss_of: Callable[..., th.Tensor], task: th.Tensor) -> th.Tensor:
-        """Set the actor's gradients from ``actor_loss_of`` (the critics frozen meanwhile, so that no
-        gradient is computed for them), clip and step; the batch's actor loss."""
-        self.critic.requires_grad_(False)
+        """Set the actor's gradients from ``actor_loss_of`` (the critics frozen meanwhile, so that an
+        override's ``backward`` computes no gradient for them; a compiled update's backward pass
+        reaches the actor only), clip and step; the batch's actor loss."""
+        freeze = not th.compiler.is_compiling()  # a compiled graph cannot change requires_grad
+        if freeze:
+            self.critic.requires_grad_(False)
         try:
             actor_loss = actor_loss_of()
-            self.actor.optimizer.zero_grad()
+            _zero_grad(self.actor.optimizer)
             self.combine_task_losses(actor_loss, lambda t: actor_loss_of(self.task_rows(task, t)), self.actor)
         finally:
-            self.critic.requires_grad_(True)
+            if freeze:
+                self.critic.requires_grad_(True)
         self._clip(self.actor)
-        self.actor.optimizer.step()
+        self._optimizer_step(self.actor.optimizer)
         return actor_loss
+
+    @staticmethod
+    def _optimizer_step(optimizer: th.optim.Optimizer) -> None:
+        """``optimizer.step()``; in a compiled update, Adam's arithmetic (`torch.optim.adam.adam`,
+        foreach) on the optimizer's own state, which ``Optimizer.step`` would break the graph for."""
+        if not th.compiler.is_compiling():
+            optimizer.step()
+            return
+        for group in optimizer.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            state = [optimizer.state[p] for p in params]
+            with th.no_grad():
+                adam(
+                    params,
+                    [p.grad for p in params],
+                    [s["exp_avg"] for s in state],
+                    [s["exp_avg_sq"] for s in state],
+                    [s["max_exp_avg_sq"] for s in state] if group["amsgrad"] else [],
+                    [s["step"] for s in state],
+                    foreach=True,
+                    capturable=True,
+                    decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+                    amsgrad=group["amsgrad"],
+                    beta1=group["betas"][0],
+                    beta2=group["betas"][1],
+                    lr=group["lr"],
+                    weight_decay=group["weight_decay"],
+                    eps=group["eps"],
+                    maximize=group["maximize"],
+                )
 
     def check_divergence(
         self,
@@ -409,12 +489,43 @@ class MultiTaskSAC(SAC):
         try:
             for _ in range(gradient_steps):
                 batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-                stats = self._gradient_step(batch, q_networks)
+                with self._update() as step:
+                    stats = step(batch, q_networks)
+                self._n_updates += 1
                 self._pending.append((stats, self.num_timesteps, self._n_updates))
         except ValueError as exc:  # torch's distributions refuse the NaN parameters an update left
             self._raise_if_diverged(exc)
         if len(self._pending) >= self.divergence_check_every:
             self.check_pending()
+
+    @contextlib.contextmanager
+    def _update(self) -> Any:
+        """The update to run now: `_gradient_step`, or (``compile_update``, once Adam has its state)
+        its compiled form, run with backward passes traced, inductor drawing its random numbers as
+        eager torch does (the same actions as the eager update), and the distributions' argument
+        checks off (they wait for the device; the divergence guard reads the losses instead)."""
+        if not self.compile_update or not self.actor.optimizer.state:
+            yield self._gradient_step
+            return
+        if self._compiled is None:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs
+            # the compiled updates of earlier models in this process go: each model's update is
+            # compiled anew, and torch stops compiling a function after 8 versions
+            th._dynamo.reset()
+            # fullgraph: a network that breaks the graph fails here, not quietly slow
+            self._compiled = th.compile(
+                self._gradient_step, fullgraph=True, backend=self.compile_backend, mode=mode
+            )
+        validate = th.distributions.Distribution._validate_args
+        th.distributions.Distribution.set_default_validate_args(False)
+        try:
+            with (
+                th._dynamo.config.patch(trace_autograd_ops=True),
+                th._inductor.config.patch(fallback_random=True),
+            ):
+                yield self._compiled
+        finally:
+            th.distributions.Distribution.set_default_validate_args(validate)
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
         """SB3's; a policy that an unchecked update left with NaN parameters raises `Diverged`."""

@@ -33,8 +33,13 @@ SPREAD_EVAL_STEPS = 100_000
 """Evaluation env steps of a whole run from which its evaluation env is spread over the run's cores
 (starting the processes costs a few seconds; Meta-World's protocol on MT10 is 250k per point)."""
 
-SETTINGS_BEFORE = {"warmup_actions": "uniform", "update_order": "sb3", "cpu_matmul": "aten"}
-"""Training settings added on 2026-12-06, with the values every run made before them trained with:
+SETTINGS_BEFORE = {
+    "warmup_actions": "uniform",
+    "update_order": "sb3",
+    "cpu_matmul": "aten",
+    "compile_update": False,
+}
+"""Training settings added since 2026-12-06, with the values every run made before them trained with:
 a config.json without them reads back with these."""
 
 PROTOCOL_KEYS = ("steps_per_task", "eval_every", "eval_episodes", "reward_version", "episode_steps")
@@ -136,6 +141,11 @@ class TrainConfig:
     on x86) or onednn (oneDNN's, about 2x MKL's on AMD Zen 5: docs/benchmarks.md; the same
     arithmetic summed in another order, so records differ from aten's at fp32 rounding). No effect
     on GPUs or in bf16."""
+    compile_update: bool = False
+    """Run each update compiled (torch.compile: inductor on CPU, CUDA graphs on a GPU) after the
+    first; equal to the eager update to fp32 rounding (tests/test_sac.py), so records differ from
+    eager ones at rounding. The first compilation takes about a minute on CPU. Not for agents with
+    their own update (brc, pcgrad). Speed: docs/benchmarks.md."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -168,6 +178,7 @@ class TrainConfig:
             q_bound_margin=self.q_bound_margin,
             precision=self.precision,
             cpu_matmul=self.cpu_matmul,
+            compile_update=self.compile_update,
             init=self.init,
             warmup_actions=self.warmup_actions,
             update_order=self.update_order,
