@@ -467,16 +467,16 @@ def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
     assert calls  # the updates go through it
 
 
-@pytest.mark.parametrize("name", AGENTS)
-def test_the_compiled_update_equals_the_eager_one(name, env3):
+@pytest.mark.parametrize("name, matmul", [(name, "aten") for name in AGENTS] + [("mt_sac", "onednn")])
+def test_the_compiled_update_equals_the_eager_one(name, matmul, env3):
     """``compile_update``: after one eager update (Adam's state), the next update as one traced
     graph (``fullgraph``: no break; backward passes, clipping and Adam's steps in it) gives, from
     the same state, batch and action noise, the losses and gradients of the eager update to fp32
     rounding, and its parameters, but for entries whose gradient is zero up to rounding (Adam
     steps those by lr in the direction of its sign). mt_sac and soft_module compile with
     inductor, the others trace the same graph with aot_eager (quicker). Agents with their own
-    update refuse it."""
-    fp32 = (("precision", "fp32"),)
+    update refuse it. With ``cpu_matmul=onednn`` its GEMMs stay oneDNN's (an opaque op to inductor)."""
+    fp32 = (("precision", "fp32"), ("cpu_matmul", matmul))
     settings = (*fp32, ("compile_update", True))
     if name in ("brc", "pcgrad"):
         with pytest.raises(UsageError, match="cannot be compiled; use compile_update=false"):
@@ -485,6 +485,14 @@ def test_the_compiled_update_equals_the_eager_one(name, env3):
     eager, compiled = (ready_for_updates(build(name, env3, overrides=s), 3) for s in (fp32, settings))
     if name not in ("mt_sac", "soft_module"):
         compiled.compile_backend = "aot_eager"
+    graphs: list[th.fx.GraphModule] = []
+
+    def inductor(graph: th.fx.GraphModule, inputs: list[th.Tensor]) -> object:
+        graphs.append(graph)  # dynamo's graph, the autograd functions' forward passes inside
+        return th._inductor.compile_fx.compile_fx(graph, inputs)
+
+    if matmul == "onednn":
+        compiled.compile_backend = inductor
     batches = [eager.replay_buffer.sample(eager.batch_size) for _ in range(2)]
     stats = {}
     for model in (eager, compiled):
@@ -494,6 +502,9 @@ def test_the_compiled_update_equals_the_eager_one(name, env3):
             with model._update() as step:
                 stats[model] = step(batch, q_networks)
     assert compiled._compiled is not None and eager._compiled is None
+    if matmul == "onednn":  # the compiled update's GEMMs are oneDNN's
+        ops = {n.target for graph in graphs for m in graph.modules() for n in getattr(m, "graph", graph.graph).nodes}
+        assert th.ops.mtbench.onednn_gemm.default in ops
     # the losses to rounding (sb3's order takes the actor's loss after the critics' Adam step)
     assert th.allclose(stats[compiled], stats[eager], rtol=1e-3, atol=1e-6), (stats[compiled], stats[eager])
     params = [[*trainable(m.policy), m.log_ent_coef] for m in (eager, compiled)]

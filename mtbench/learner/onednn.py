@@ -29,7 +29,21 @@ def onednn_available() -> bool:
 
 def _gemm(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None = None) -> th.Tensor:
     """``x @ weight.T + bias`` by oneDNN: ``x [n, k]``, ``weight [m, k]`` -> ``[n, m]``."""
+    if th.compiler.is_compiling():
+        return _compiled_gemm(x, weight, bias)
     return th.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+@th.library.custom_op("mtbench::onednn_gemm", mutates_args=())
+def _compiled_gemm(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+    """`_gemm` as an opaque op of a compiled update (``compile_update``): inductor lowers oneDNN's
+    linear only for frozen weights, so it calls this one as it stands."""
+    return th.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+@_compiled_gemm.register_fake
+def _(x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+    return x.new_empty(x.shape[0], weight.shape[0])
 
 
 class _Linear(th.autograd.Function):

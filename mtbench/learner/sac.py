@@ -112,7 +112,7 @@ class MultiTaskSAC(SAC):
     """Updates between two reads of the divergence guard's figures (`check_pending`). A read waits for
     the device, so that a GPU would otherwise idle after every update; checkpoints, evaluations and
     the end of training read them first, so that no diverged state is saved or evaluated."""
-    compile_backend = "inductor"
+    compile_backend: str | Callable[..., Any] = "inductor"
     """``torch.compile``'s backend for ``compile_update`` (``aot_eager`` traces the same graph without
     generating code: quicker to build, for tests)."""
     ent_coef_optimizer: th.optim.Adam
@@ -172,11 +172,6 @@ class MultiTaskSAC(SAC):
                 for name in ("_gradient_step", "combine_task_losses")
                 if getattr(type(self), name) is not getattr(MultiTaskSAC, name)
             ]
-            if cpu_matmul == "onednn":
-                raise UsageError(
-                    "compile_update does not combine with cpu_matmul=onednn (a compiled update's "
-                    "GEMMs are inductor's choice); use one of them"
-                )
             if own:
                 raise UsageError(
                     f"compile_update: {type(self).__name__} has its own {' and '.join(own)}, which "
