@@ -142,10 +142,10 @@ class TrainConfig:
     arithmetic summed in another order, so records differ from aten's at fp32 rounding). No effect
     on GPUs or in bf16."""
     compile_update: bool = False
-    """Run each update compiled (torch.compile: inductor on CPU, CUDA graphs on a GPU) after the
-    first; equal to the eager update to fp32 rounding (tests/test_sac.py), so records differ from
-    eager ones at rounding. The first compilation takes about a minute on CPU. Not for agents with
-    their own update (brc, pcgrad). Speed: docs/benchmarks.md."""
+    """Run each update after the first as one compiled graph (torch.compile: inductor on CPU, CUDA
+    graphs on a GPU); equal to the eager update to fp32 rounding (tests/test_agents.py), so
+    records differ from eager ones at rounding. Compiling takes 10-50 s on a 2-core CPU, once per
+    process. Not for agents with their own update (brc, pcgrad). Speed: docs/benchmarks.md."""
 
     def __post_init__(self) -> None:
         check_fields(self)
