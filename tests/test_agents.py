@@ -27,7 +27,7 @@ from mtbench.run.runner import RunSpec, resolve, run_one
 from mtbench.settings.errors import UsageError
 from mtbench.settings.registry import builtin_agents, get_agent
 from mtbench.settings.suites import STATE_DIM, parse_suite
-from tests.helpers import THREE_TASKS, crash_after_eval, run_spec, strip_wall
+from tests.helpers import THREE_TASKS, compiled_against_eager, crash_after_eval, run_spec, strip_wall
 
 AGENTS = sorted(builtin_agents())
 """The parametrized suite covers mtbench's own agents, whatever plugins are installed beside them."""
@@ -493,29 +493,12 @@ def test_the_compiled_update_equals_the_eager_one(name, matmul, env3):
 
     if matmul == "onednn":
         compiled.compile_backend = inductor
-    batches = [eager.replay_buffer.sample(eager.batch_size) for _ in range(2)]
-    stats = {}
-    for model in (eager, compiled):
-        q_networks = getattr(model.critic, "q_networks", [model.critic])
-        for k, batch in enumerate(batches):
-            th.manual_seed(k)  # the same action noise
-            with model._update() as step:
-                stats[model] = step(batch, q_networks)
-    assert compiled._compiled is not None and eager._compiled is None
+    compiled_against_eager(eager, compiled)
     if matmul == "onednn":  # the compiled update's GEMMs are oneDNN's
-        ops = {n.target for graph in graphs for m in graph.modules() for n in getattr(m, "graph", graph.graph).nodes}
+        ops = {
+            n.target
+            for graph in graphs
+            for m in graph.modules()
+            for n in getattr(m, "graph", graph.graph).nodes
+        }
         assert th.ops.mtbench.onednn_gemm.default in ops
-    # the losses to rounding (sb3's order takes the actor's loss after the critics' Adam step)
-    assert th.allclose(stats[compiled], stats[eager], rtol=1e-3, atol=1e-6), (stats[compiled], stats[eager])
-    params = [[*trainable(m.policy), m.log_ent_coef] for m in (eager, compiled)]
-    lr, off = eager.lr_schedule(1), 0
-    for theirs, ours in zip(*params, strict=True):
-        assert (theirs.grad is None) == (ours.grad is None)
-        if theirs.grad is not None:
-            scale = max(float(theirs.grad.abs().max()), 1e-3)
-            assert (ours.grad - theirs.grad).abs().max() <= 1e-3 * scale
-        scale = max(float(theirs.abs().max()), 1e-3)
-        diff = (ours - theirs).detach().abs()
-        assert diff.max() <= 1e-4 * scale + 2 * lr
-        off += int((diff > 1e-4 * scale).sum())
-    assert off <= 1e-3 * sum(p.numel() for p in params[0]), off

@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from mtbench.frontends.bench import agent_model
 from mtbench.learner.sac import MultiTaskSAC
+from mtbench.learner.timing import ready_for_updates
 from mtbench.run.checkpoint import Checkpoints
+from mtbench.run.params import spaces_env
 from mtbench.run.rundir import RunDir
 from mtbench.run.runner import check, run_one
 from mtbench.settings.registry import builtin_agents
-from tests.helpers import RESUMABLE, Crash, crash_after_eval, run_spec
+from mtbench.settings.suites import parse_suite
+from tests.helpers import RESUMABLE, Crash, compiled_against_eager, crash_after_eval, run_spec
 
 pytestmark = [
     pytest.mark.cuda,
@@ -52,3 +56,14 @@ def test_a_run_resumes_from_a_checkpoint_taken_on_the_gpu(tmp_path, monkeypatch)
     assert rd.is_done() and [r["env_steps_per_task"] for r in rd.read_eval()] == [0, 250, 500, 750, 1000]
     (resume,) = json.loads(rd.provenance_file.read_text())["resumes"]
     assert resume["env_steps"] == 1000 and resume["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("agent", ["mt_sac", "soft_module"])
+def test_the_compiled_update_equals_the_eager_one_on_the_gpu(agent):
+    """``compile_update`` on a GPU (CUDA graphs): as on the CPU (tests/test_agents.py)."""
+    suite = parse_suite("reach-v3,push-v3")
+    eager, compiled = (
+        ready_for_updates(agent_model(agent, spaces_env(2), suite, 16, "fp32", device="cuda", settings=s), 2)
+        for s in ((), (("compile_update", True),))
+    )
+    compiled_against_eager(eager, compiled)

@@ -511,6 +511,12 @@ class MultiTaskSAC(SAC):
             self._compiled = th.compile(
                 self._gradient_step, fullgraph=True, backend=self.compile_backend, mode=mode
             )
+        compiled = self._compiled
+
+        def step(*args: Any) -> th.Tensor:
+            th.compiler.cudagraph_mark_step_begin()  # CUDA graphs: a new step; the last one's outputs
+            return compiled(*args).clone()  # were copied, as these are before the next replay
+
         validate = th.distributions.Distribution._validate_args
         th.distributions.Distribution.set_default_validate_args(False)
         try:
@@ -518,7 +524,7 @@ class MultiTaskSAC(SAC):
                 th._dynamo.config.patch(trace_autograd_ops=True),
                 th._inductor.config.patch(fallback_random=True),
             ):
-                yield self._compiled
+                yield step
         finally:
             th.distributions.Distribution.set_default_validate_args(validate)
 
