@@ -687,3 +687,7 @@ def test_one_run_per_agent_gives_no_interval_and_standard_json(tmp_path):
 
     summary = json.loads((tmp_path / "report/summary.json").read_text(), parse_constant=refuse)
     assert summary["verdict"]["comparisons"][0]["t_interval"] == [None, None]
+    fabricate(tmp_path / "runs", "mt_sac", 1, FINALS["mt_sac"][1])  # a spread, but one run of the other
+    result = CliRunner().invoke(app, ["plan-seeds", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and "nan" not in result.output, result.output
+    assert "with 1 run per agent: none." in result.output
