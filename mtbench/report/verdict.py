@@ -326,7 +326,11 @@ def seed_plan(
         f"{spread.floor:.4f} (half of a score step, {tasks} tasks x {episodes} distinct evaluation "
         f"episodes); used {spread.used:.4f}.",
         "Detectable difference (95%, 80% power) with "
-        + (f"{plan.runs} runs per agent: {plan.detectable:.3f}." if plan.runs >= 2 else "1 run per agent: none."),
+        + (
+            f"{plan.runs} runs per agent: {plan.detectable:.3f}."
+            if plan.runs > 1
+            else "1 run per agent: none."
+        ),
         "Detectable difference by runs per agent: "
         + ", ".join(f"{n}: {d:.3f}" for n, d in plan.by_runs.items())
         + ".",
