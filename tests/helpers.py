@@ -127,8 +127,7 @@ def compiled_against_eager(eager: MultiTaskSAC, compiled: MultiTaskSAC) -> None:
         q_networks = getattr(model.critic, "q_networks", [model.critic])
         for k, batch in enumerate(batches):
             th.manual_seed(k)  # the same action noise
-            with model._update() as step:
-                stats[model] = step(batch, q_networks)
+            stats[model] = model._update_step()(batch, q_networks)
     assert compiled._compiled is not None and eager._compiled is None
     # the losses to rounding (sb3's order takes the actor's loss after the critics' Adam step)
     assert th.allclose(stats[compiled], stats[eager], rtol=1e-3, atol=1e-6), (stats[compiled], stats[eager])

@@ -484,8 +484,7 @@ class MultiTaskSAC(SAC):
         try:
             for _ in range(gradient_steps):
                 batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-                with self._update() as step:
-                    stats = step(batch, q_networks)
+                stats = self._update_step()(batch, q_networks)
                 self._n_updates += 1
                 self._pending.append((stats, self.num_timesteps, self._n_updates))
         except ValueError as exc:  # torch's distributions refuse the NaN parameters an update left
@@ -493,40 +492,40 @@ class MultiTaskSAC(SAC):
         if len(self._pending) >= self.divergence_check_every:
             self.check_pending()
 
-    @contextlib.contextmanager
-    def _update(self) -> Any:
+    def _update_step(self) -> Callable[..., th.Tensor]:
         """The update to run now: `_gradient_step`, or (``compile_update``, once Adam has its state)
-        its compiled form, run with backward passes traced, inductor drawing its random numbers as
-        eager torch does (the same actions as the eager update), and the distributions' argument
-        checks off (they wait for the device; the divergence guard reads the losses instead)."""
+        its compiled form (`_compile`)."""
         if not self.compile_update or not self.actor.optimizer.state:
-            yield self._gradient_step
-            return
+            return self._gradient_step
         if self._compiled is None:
-            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs
-            # the compiled updates of earlier models in this process go: each model's update is
-            # compiled anew, and torch stops compiling a function after 8 versions
-            th._dynamo.reset()
-            # fullgraph: a network that breaks the graph fails here, not quietly slow
-            self._compiled = th.compile(
-                self._gradient_step, fullgraph=True, backend=self.compile_backend, mode=mode
-            )
-        compiled = self._compiled
+            self._compiled = self._compile()
+        return self._compiled
+
+    def _compile(self) -> Callable[..., th.Tensor]:
+        """`_gradient_step` as one graph (``fullgraph``: a network that breaks it fails here, not
+        quietly slow; CUDA graphs on a GPU), run with backward passes traced, inductor drawing its
+        random numbers as eager torch does (the same actions as the eager update), and the
+        distributions' argument checks off (they wait for the device; the divergence guard reads
+        the losses instead). Earlier models' compiled updates in this process go: torch stops
+        compiling a function after 8 versions."""
+        th._dynamo.reset()
+        mode = "reduce-overhead" if self.device.type == "cuda" else None
+        compiled = th.compile(self._gradient_step, fullgraph=True, backend=self.compile_backend, mode=mode)
 
         def step(*args: Any) -> th.Tensor:
-            th.compiler.cudagraph_mark_step_begin()  # CUDA graphs: a new step; the last one's outputs
-            return compiled(*args).clone()  # were copied, as these are before the next replay
+            validate = th.distributions.Distribution._validate_args
+            th.distributions.Distribution.set_default_validate_args(False)
+            try:
+                with (
+                    th._dynamo.config.patch(trace_autograd_ops=True),
+                    th._inductor.config.patch(fallback_random=True),
+                ):
+                    th.compiler.cudagraph_mark_step_begin()  # CUDA graphs: a new step; its outputs
+                    return compiled(*args).clone()  # are overwritten at the next replay
+            finally:
+                th.distributions.Distribution.set_default_validate_args(validate)
 
-        validate = th.distributions.Distribution._validate_args
-        th.distributions.Distribution.set_default_validate_args(False)
-        try:
-            with (
-                th._dynamo.config.patch(trace_autograd_ops=True),
-                th._inductor.config.patch(fallback_random=True),
-            ):
-                yield step
-        finally:
-            th.distributions.Distribution.set_default_validate_args(validate)
+        return step
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
         """SB3's; a policy that an unchecked update left with NaN parameters raises `Diverged`."""
