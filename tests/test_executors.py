@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mtbench.frontends.cli import app
 from mtbench.grids import estimate, executors
 from mtbench.grids.executors import run_local
+from mtbench.run import auto_precision
 from mtbench.run.checkpoint import Checkpoints, UnloadableCheckpoint
 from mtbench.run.rundir import RunDir
 from mtbench.run.runner import check, run_one
@@ -371,7 +374,9 @@ def test_torch_threads_follow_the_worker_count_memory_allows(tmp_path, monkeypat
 
     def calibrate(config, threads, device, env_step):
         calibrated_with.append(threads)
-        return estimate.Calibration(env_step=env_step, update=0.01, act=0.001)
+        return estimate.Calibration(
+            env_step=env_step, update=0.01, act=0.001, precision=auto_precision.Choice("fp32")
+        )
 
     monkeypatch.setattr(estimate, "_parameters", lambda config: {"actor": 50_000, "critic": 50_000})
     monkeypatch.setattr(estimate, "usable_cores", lambda: 2)
@@ -392,3 +397,28 @@ def test_dry_run_of_a_paper_mt50_grid_says_weeks(tmp_path):
     assert result.exit_code == 0, result.output
     assert "weeks on this machine" in text and "--preset quick" in text and "--executor ray" in text
     assert "Memory per run" in text and not out.exists()
+
+
+def test_a_grid_measures_auto_precision_once_and_its_workers_train_in_it(tmp_path, monkeypatch):
+    """The plan measures each agent (the dry run shows it); a worker given the plan's choice trains
+    in it without measuring again, so all seeds of an agent share one precision."""
+    chosen = auto_precision.Choice("bf16", 3.0, 1.0)
+    monkeypatch.setattr(auto_precision, "_chosen", {})
+    monkeypatch.setattr(auto_precision, "_measure", lambda config, device: chosen)
+    args = ["run", "--agents", "mt_sac", "--seeds", "0-1", "--dry-run", "--out", str(tmp_path / "dry"), *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Precision: mt_sac bf16 (auto: an update in fp32 3.0 ms, in bf16 1.0 ms)" in " ".join(
+        result.output.split()
+    )
+
+    monkeypatch.setattr(auto_precision, "_chosen", {})  # a new worker process
+    monkeypatch.setattr(auto_precision, "_measure", lambda config, device: pytest.fail("measured again"))
+    threads = torch.get_num_threads()
+    try:
+        outcome = executors.execute(0, run_spec(tmp_path), 1, queue.SimpleQueue(), chosen)
+    finally:
+        torch.set_num_threads(threads)
+    assert outcome.status == "done", outcome.detail
+    recorded = json.loads((Path(outcome.detail) / "provenance.json").read_text())
+    assert recorded["precision"] == "bf16" and recorded["precision_update_ms"] == {"fp32": 3.0, "bf16": 1.0}

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from mtbench.frontends.cli import app
 from mtbench.grids import estimate
 from mtbench.grids.grid import MAX_SEEDS
+from mtbench.run import auto_precision
 from mtbench.run.runner import DEVICES, MAX_SEED
 from mtbench.settings.config import MAX_STEPS, PRESETS, TrainConfig
 from mtbench.settings.registry import available_agents, builtin_agents, get_agent
@@ -45,7 +46,9 @@ def no_calibration():
     """The dry run's estimate without timing anything (the values are not what is tested)."""
     patch = pytest.MonkeyPatch()
     patch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
-    calibration = estimate.Calibration(env_step=1e-3, update=1e-2, act=1e-3)
+    calibration = estimate.Calibration(
+        env_step=1e-3, update=1e-2, act=1e-3, precision=auto_precision.Choice("fp32")
+    )
     patch.setattr(estimate, "calibrate", lambda *args: calibration)
     patch.setattr(estimate, "_parameters", lambda config: {"actor": 500, "critic": 500})
     yield

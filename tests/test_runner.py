@@ -14,8 +14,7 @@ import torch
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from mtbench.envs.vector import make_vector_env
-from mtbench.learner import sac
-from mtbench.run import provenance, runner
+from mtbench.run import auto_precision, provenance, runner
 from mtbench.run.atomic import write_text
 from mtbench.run.checkpoint import Checkpoints, RunStopped, StopRequest
 from mtbench.run.rundir import RunDir
@@ -203,12 +202,18 @@ def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, m
     """``auto`` is measured: near the threshold a second measurement can decide differently. A run
     resumed where it started keeps its precision; on another machine ``auto`` decides afresh."""
     spec = run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0)
-    monkeypatch.setattr(sac, "bf16_pays", lambda device: True)  # the measurement when it started
+    measured = {
+        "start": auto_precision.Choice("bf16", 2.0, 1.0),
+        "resume": auto_precision.Choice("fp32", 1.0, 2.0),
+    }
+    monkeypatch.setattr(auto_precision, "_chosen", {})
+    monkeypatch.setattr(auto_precision, "_measure", lambda config, device: measured["start"])
     crash_after_eval(monkeypatch, 750)  # after the episode-boundary checkpoint at 500
     with pytest.raises(Crash):
         run_one(spec)
     monkeypatch.undo()
-    monkeypatch.setattr(sac, "bf16_pays", lambda device: False)  # the measurement when it resumes
+    monkeypatch.setattr(auto_precision, "_chosen", {})  # a new process
+    monkeypatch.setattr(auto_precision, "_measure", lambda config, device: measured["resume"])
     if machine == "other":
         monkeypatch.setattr(provenance.socket, "gethostname", lambda: "another-host")
     events: list[dict] = []
@@ -217,8 +222,59 @@ def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, m
     assert provenance_json["precision"] == "bf16"
     (resume,) = provenance_json["resumes"]
     assert (resume["precision"], resume["device"]) == ("bf16" if machine == "same" else "fp32", "cpu")
+    assert provenance_json["precision_update_ms"] == {"fp32": 2.0, "bf16": 1.0}
+    assert resume.get("precision_update_ms") == (None if machine == "same" else {"fp32": 1.0, "bf16": 2.0})
     switched = any("in fp32 (it started in bf16)" in e.get("text", "") for e in events)
     assert switched == (machine == "other")
+
+
+@pytest.mark.parametrize("bf16_speedup, chosen", [(1.05, "fp32"), (1.5, "bf16")])
+def test_auto_precision_picks_bf16_where_the_agents_update_is_clearly_faster_in_it(
+    tmp_path, monkeypatch, bf16_speedup, chosen
+):
+    """The decision follows the agent's update times (fastest of each precision's rounds), not matmul
+    speed; where bf16 matmuls do not pay, nothing is timed."""
+    config = resolve(run_spec(tmp_path))
+    assert config.train.precision == "auto"
+    calls = {False: 0, True: 0}
+
+    def update_seconds(twin):  # each precision's rounds get slower: the fastest (first) counts
+        calls[twin.use_bf16] += 1
+        return (1.0 / bf16_speedup if twin.use_bf16 else 1.0) * calls[twin.use_bf16]
+
+    monkeypatch.setattr(auto_precision, "_update_seconds", update_seconds)
+    monkeypatch.setattr(auto_precision, "bf16_pays", lambda device: True)
+    choice = auto_precision._measure(config, "cpu")
+    assert choice.precision == chosen and calls == {False: 4, True: 4}  # a warm-up, then 3 rounds
+    assert choice.fp32_ms == pytest.approx(2000.0) and choice.bf16_ms == pytest.approx(2000.0 / bf16_speedup)
+    monkeypatch.setattr(auto_precision, "bf16_pays", lambda device: False)
+    monkeypatch.setattr(auto_precision, "timing_twin", lambda *args: pytest.fail("timed without bf16"))
+    assert auto_precision._measure(config, "cpu") == auto_precision.Choice("fp32")
+
+
+@pytest.mark.parametrize("chosen", ["fp32", "bf16"])
+def test_a_run_with_auto_precision_trains_as_one_given_the_chosen_precision(tmp_path, monkeypatch, chosen):
+    """The measurement trains a twin before the run seeds its random streams: it changes nothing of
+    the run but its precision, which provenance.json records with the times that chose it."""
+    measure = auto_precision._update_seconds
+
+    def update_seconds(twin):  # the real update (its random numbers drawn), a decisive time
+        measure(twin)
+        return 1.0 if twin.use_bf16 == (chosen == "bf16") else 3.0
+
+    monkeypatch.setattr(auto_precision, "_chosen", {})
+    monkeypatch.setattr(auto_precision, "_update_seconds", update_seconds)
+    monkeypatch.setattr(auto_precision, "bf16_pays", lambda device: True)
+    auto = RunDir(run_one(run_spec(tmp_path / "auto", seed=2)))
+    given = RunDir(run_one(run_spec(tmp_path / "given", seed=2, overrides=(*TINY, ("precision", chosen)))))
+    assert strip_wall(auto.read_eval()) == strip_wall(given.read_eval())
+    finals = _final_parameters(auto), _final_parameters(given)
+    assert all(torch.equal(value, finals[1][name]) for name, value in finals[0].items())
+    recorded = json.loads(auto.provenance_file.read_text())
+    assert recorded["precision"] == chosen
+    other = "bf16" if chosen == "fp32" else "fp32"
+    assert recorded["precision_update_ms"] == {chosen: 1000.0, other: 3000.0}
+    assert "precision_update_ms" not in json.loads(given.provenance_file.read_text())
 
 
 def test_evaluation_spread_over_the_run_cores_gives_the_same_records(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 
 from mtbench.grids import estimate
 from mtbench.grids.executors import LocalPool
+from mtbench.run import auto_precision
 from mtbench.run.runner import resolve
 from mtbench.settings import system
 from mtbench.settings.errors import UsageError
@@ -46,7 +47,11 @@ def test_mind_load_leaves_the_cores_that_other_work_keeps_busy(tmp_path, monkeyp
 @pytest.mark.parametrize("cores", [1, 2, 3, 5])
 def test_a_grids_workers_times_threads_stay_within_the_usable_cores(cores, tmp_path, monkeypatch):
     monkeypatch.setattr(
-        estimate, "calibrate", lambda *args: estimate.Calibration(env_step=1e-3, update=1e-2, act=1e-3)
+        estimate,
+        "calibrate",
+        lambda *args: estimate.Calibration(
+            env_step=1e-3, update=1e-2, act=1e-3, precision=auto_precision.Choice("fp32")
+        ),
     )
     monkeypatch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
     configs = [resolve(run_spec(tmp_path, seed=seed)) for seed in range(6)]

@@ -195,6 +195,10 @@ def print_plan(
         + "; ".join(f"{name} {n['actor']:,}; {n['critic']:,}" for name, n in counts.items()),
         highlight=False,
     )
+    precisions = dict(zip(names, plan.precisions, strict=True))
+    console.print(
+        "Precision: " + "; ".join(f"{name} {choice}" for name, choice in precisions.items()), highlight=False
+    )
     slowest = max(plan.run_seconds)
     if plan.local:
         console.print(

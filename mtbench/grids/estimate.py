@@ -29,11 +29,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mtbench.envs.vector import make_vector_env
 from mtbench.learner.layers import timing_only
-from mtbench.learner.timing import matmul_gflops, ready_for_updates, update_seconds
-from mtbench.run.params import meta_parameters, spaces_env
+from mtbench.learner.timing import matmul_gflops, update_seconds
+from mtbench.run import auto_precision
+from mtbench.run.params import meta_parameters
 from mtbench.settings.config import RunConfig
 from mtbench.settings.errors import UsageError
-from mtbench.settings.registry import get_agent
 from mtbench.settings.suites import STATE_DIM, parse_suite
 from mtbench.settings.system import available_memory, physical_memory, usable_cores
 
@@ -123,6 +123,8 @@ class Calibration:
     """One gradient update at the run's batch size (`update_cost`)."""
     act: float
     """One deterministic forward pass of the actor on a batch of T observations (evaluation)."""
+    precision: auto_precision.Choice
+    """The precision the runs train in (``auto``: measured here, handed to local runs)."""
 
 
 def _env_step_seconds(config: RunConfig, steps: int = 100) -> float:
@@ -149,15 +151,10 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
     torch.set_num_threads(threads)
     try:
         num_tasks = len(config.tasks)
-        # the eager update: compiling one takes longer than the calibration, and a compiled update
-        # is not slower (the estimate is an upper bound for it)
-        train = dataclasses.replace(
-            config.train, buffer_size_per_task=config.train.batch_size_per_task, compile_update=False
-        )
-        small = dataclasses.replace(config, train=train)
-        with timing_only():
-            model = get_agent(config.agent).build(spaces_env(num_tasks), small, config.seed, device)
-        ready_for_updates(model, num_tasks)
+        # precision=auto as the runs will choose; the eager update (a compiled one is not slower: the
+        # estimate is an upper bound for it)
+        choice = auto_precision.choose(config, device)
+        model = auto_precision.timing_twin(config, device, choice.precision)
         update = update_cost(model, num_tasks, config.train.batch_size_per_task)
         assert model.replay_buffer is not None
         obs = np.zeros((num_tasks, STATE_DIM + num_tasks), np.float32)  # [T, obs_dim]
@@ -167,7 +164,7 @@ def calibrate(config: RunConfig, threads: int, device: str, env_step: float) -> 
         act = (time.perf_counter() - start) / 5
     finally:
         torch.set_num_threads(previous)
-    return Calibration(env_step=env_step, update=update, act=act)
+    return Calibration(env_step=env_step, update=update, act=act, precision=choice)
 
 
 def _parameters(config: RunConfig) -> dict[str, int]:
@@ -246,6 +243,8 @@ class Plan:
     run_seconds: list[float]
     parameters: list[dict[str, int]]
     """Each run's actor and critic parameter counts (`mtbench.run.params.model_parameters`)."""
+    precisions: list[auto_precision.Choice]
+    """Each run's precision, as measured here for ``auto``."""
     available: int
     """Bytes of memory available on this machine now."""
     local: bool = True
@@ -286,6 +285,7 @@ def plan(
         memory=memory,
         run_seconds=[run_seconds(c, cal, threads) for c, cal in zip(configs, cals, strict=True)],
         parameters=parameters,
+        precisions=[cal.precision for cal in cals],
         available=available,
         local=local,
     )

@@ -31,8 +31,9 @@ from typing import Any, Literal, Protocol
 import torch
 
 from mtbench.grids import estimate
+from mtbench.run import auto_precision
 from mtbench.run.checkpoint import RunStopped, StopRequest, request_stop
-from mtbench.run.runner import RunSpec, resolve_device, run_one
+from mtbench.run.runner import RunSpec, resolve, resolve_device, run_one
 from mtbench.settings.config import RunConfig
 from mtbench.settings.errors import UsageError
 from mtbench.settings.system import usable_cores, wait_passively
@@ -60,8 +61,14 @@ class EventSink(Protocol):
     def put(self, item: tuple[int, Any]) -> None: ...
 
 
-def execute(key: int, spec: RunSpec, threads: int, events: EventSink) -> Outcome:
-    """Run ``spec`` in this worker with ``threads`` torch threads; events go to ``events.put``."""
+def execute(
+    key: int, spec: RunSpec, threads: int, events: EventSink, precision: auto_precision.Choice | None = None
+) -> Outcome:
+    """Run ``spec`` in this worker with ``threads`` torch threads; events go to ``events.put``.
+
+    Args:
+        precision: the precision the planning process chose for ``spec`` (`mtbench.run.auto_precision`).
+    """
     torch.set_num_threads(threads)
     StopRequest.requested = False
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -72,6 +79,8 @@ def execute(key: int, spec: RunSpec, threads: int, events: EventSink) -> Outcome
         previous = {}
     try:
         events.put((key, {"event": "start"}))
+        if precision is not None:
+            auto_precision.remember(resolve(spec), resolve_device(spec.options.device), precision)
         return Outcome("done", str(run_one(spec, lambda event: events.put((key, event)))))
     except RunStopped as exc:
         return Outcome("stopped", str(exc))
@@ -123,9 +132,11 @@ class _RayEvents:
         return self.queue.get(block=block)
 
 
-def _local_worker(key: int, spec: RunSpec, threads: int, events: _PipeEvents) -> None:
+def _local_worker(
+    key: int, spec: RunSpec, threads: int, events: _PipeEvents, precision: auto_precision.Choice | None
+) -> None:
     _stop_with_parent()
-    events.put((key, execute(key, spec, threads, events)))
+    events.put((key, execute(key, spec, threads, events, precision)))
 
 
 class _StopOnSignal:
@@ -193,12 +204,14 @@ def run_local(
     on_event: OnEvent,
     retries: int = 2,
     seconds: list[float] | None = None,
+    precisions: list[auto_precision.Choice] | None = None,
 ) -> dict[int, Outcome]:
     """Run ``specs`` in at most ``workers`` spawned processes at a time (one process per run).
 
     Args:
         seconds: each run's expected duration; runs then start longest first, which keeps the
             workers busy to the end (the schedule `mtbench.grids.estimate.grid_seconds` assumes).
+        precisions: each run's precision as the plan chose it (else each run chooses its own).
     """
     wait_passively()  # the workers' OpenMP threads (set before they start)
     ctx = mp.get_context("spawn")
@@ -215,8 +228,9 @@ def run_local(
                 key = pending.pop(0)
                 attempts[key] += 1
                 reader, writer = ctx.Pipe(duplex=False)
+                precision = None if precisions is None else precisions[key]
                 worker = ctx.Process(
-                    target=_local_worker, args=(key, specs[key], threads, _PipeEvents(writer))
+                    target=_local_worker, args=(key, specs[key], threads, _PipeEvents(writer), precision)
                 )
                 worker.start()
                 writer.close()  # the worker holds the only write end: its death closes the pipe
@@ -381,7 +395,9 @@ class LocalPool:
         return estimate.plan(configs, resolve_device(device), self.workers, cores=self.cores)
 
     def run(self, specs: list[RunSpec], plan: estimate.Plan, on_event: OnEvent) -> dict[int, Outcome]:
-        return run_local(specs, plan.workers, plan.threads, on_event, self.retries, plan.run_seconds)
+        return run_local(
+            specs, plan.workers, plan.threads, on_event, self.retries, plan.run_seconds, plan.precisions
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -90,8 +90,9 @@ class MultiTaskSAC(SAC):
             a Q value passes ``margin * max(1, max |r|) / (1 - gamma)``; ``None``: only when a loss, Q
             value or parameter is not finite.
         precision: ``fp32``; ``bf16`` (the updates' hidden matmuls in bf16; fp32 parameters,
-            optimizer state, targets and losses: `mtbench.learner.precision`); ``auto``: bf16 where it
-            pays (`mtbench.learner.precision.bf16_pays`).
+            optimizer state, targets and losses: `mtbench.learner.precision`); ``auto``: bf16 where its
+            matmuls pay (`mtbench.learner.precision.bf16_pays`; a run of ``mtbench run`` also times
+            the agent's update in both first: `mtbench.run.auto_precision`).
         cpu_matmul: ``aten`` (torch's GEMM) or ``onednn`` (an fp32 update's linear layers and
             batched linear maps on CPU through oneDNN: `mtbench.learner.onednn`).
         compile_update: run `_gradient_step` compiled (``torch.compile``: inductor on CPU, CUDA

@@ -42,7 +42,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from mtbench.envs.sb3 import MetaWorldVecEnv
 from mtbench.envs.vector import make_vector_env, save_env_rng
 from mtbench.learner.sac import MultiTaskSAC
-from mtbench.run import atomic, provenance
+from mtbench.run import atomic, auto_precision, provenance
 from mtbench.run.callbacks import EvalCallback, ProgressCallback, Report
 from mtbench.run.checkpoint import CheckpointCallback, Checkpoints, env_rng
 from mtbench.run.params import model_parameters
@@ -271,7 +271,7 @@ def _keeping_precision(
     machine and device its checkpoint was written on keeps the precision it trained in there.
 
     Measuring again could decide differently near
-    `mtbench.learner.precision.BF16_MIN_SPEEDUP` and switch precision mid-run; on another
+    `mtbench.run.auto_precision.BF16_MIN_UPDATE_SPEEDUP` and switch precision mid-run; on another
     machine or device ``auto`` decides afresh.
     """
     if config.train.precision != "auto" or not checkpoints.complete() or not rd.provenance_file.exists():
@@ -373,6 +373,9 @@ def _train(
     report: Report | None,
 ) -> None:
     run_provenance = provenance.collect(device)
+    # precision=auto measured before the seeds are set: the run trains as one given the chosen precision
+    choice = auto_precision.choose(_keeping_precision(config, rd, checkpoints, run_provenance), device)
+    build_config = replace(config, train=replace(config.train, precision=choice.precision))
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
     train = config.train
@@ -389,7 +392,6 @@ def _train(
         processes=train.eval_processes(suite.num_tasks, torch.get_num_threads())
     )  # its cores
     with contextlib.closing(train_env), contextlib.closing(eval_env):
-        build_config = _keeping_precision(config, rd, checkpoints, run_provenance)
         model = get_agent(config.agent).build(train_env, build_config, config.seed, device)
         eval_cb = EvalCallback(
             eval_env,
@@ -405,6 +407,7 @@ def _train(
         if state is None:
             _start_over(rd, checkpoints)
             run_provenance |= {"parameters": model_parameters(model), "precision": precision}
+            run_provenance |= choice.provenance()
         else:
             eval_cb.load_state(state)
             resume = {
@@ -415,7 +418,8 @@ def _train(
                 "device": device,
                 "precision": precision,
                 "steps_per_task": train.steps_per_task,  # the budget it continues to
-            } | provenance.segment(run_provenance)  # this segment's machine and code
+            }
+            resume |= choice.provenance() | provenance.segment(run_provenance)  # this segment's machine, code
             run_provenance = json.loads(rd.provenance_file.read_text())
             run_provenance["resumes"] = [*run_provenance.get("resumes", []), resume]
             steps = model.num_timesteps // suite.num_tasks

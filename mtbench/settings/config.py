@@ -134,8 +134,9 @@ class TrainConfig:
     """Vector env strategy: sync (one process; best on few cores) or async (one process per task)."""
     precision: Precision = "auto"
     """Network matmul precision: fp32, bf16 (fp32 parameters, optimizer state and losses) or auto
-    (bf16 on GPUs with bf16 and on CPUs whose bf16 matmuls measure at least 1.5x fp32, else fp32;
-    the run's provenance.json records which; a run resumed on the same machine and device keeps it)."""
+    (the agent's update timed in both before the run: bf16 where it is at least 1.1x as fast,
+    `mtbench.run.auto_precision`; the run's provenance.json records which and the times; a run
+    resumed on the same machine and device keeps it)."""
     cpu_matmul: CpuMatmul = "aten"
     """GEMM of the linear layers and batched linear maps in fp32 updates on CPU: aten (torch's: MKL
     on x86) or onednn (oneDNN's, about 2x MKL's on AMD Zen 5: docs/benchmarks.md; the same
