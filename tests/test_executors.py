@@ -25,7 +25,8 @@ from mtbench.grids.executors import run_local
 from mtbench.run import auto_precision
 from mtbench.run.checkpoint import Checkpoints, UnloadableCheckpoint
 from mtbench.run.rundir import RunDir
-from mtbench.run.runner import check, run_one
+from mtbench.run.runner import check, resolve, run_one
+from mtbench.settings.errors import UsageError
 from tests.helpers import RESUMABLE, TWO_TASKS, Crash, crash_after_eval, run_spec, small_model, strip_wall
 
 runner = CliRunner()
@@ -422,3 +423,38 @@ def test_a_grid_measures_auto_precision_once_and_its_workers_train_in_it(tmp_pat
     assert outcome.status == "done", outcome.detail
     recorded = json.loads((Path(outcome.detail) / "provenance.json").read_text())
     assert recorded["precision"] == "bf16" and recorded["precision_update_ms"] == {"fp32": 3.0, "bf16": 1.0}
+
+
+def test_runs_share_the_gpu_as_far_as_its_free_memory_allows(tmp_path, monkeypatch):
+    """On ``cuda`` a grid runs as many runs at a time as cores, host memory and the GPU's free memory
+    allow (networks, optimizer state and batches plus a CUDA context each); the dry run shows it."""
+    configs = [resolve(run_spec(tmp_path, seed=seed)) for seed in range(6)]
+    monkeypatch.setattr(estimate, "_parameters", lambda config: {"actor": 1_000_000, "critic": 2_000_000})
+    monkeypatch.setattr(estimate, "available_memory", lambda: 2**40)
+    per_run = estimate.run_memory(configs[0], 3_000_000).networks + estimate.CUDA_CONTEXT_BYTES
+    monkeypatch.setattr(estimate, "gpu_memory", lambda: ("NVIDIA H200", 4 * per_run + 1))
+    *_, workers, _, gpu = estimate.fit(configs, None, cores=16, device="cuda")
+    assert workers == 4 and gpu is not None and gpu.per_run == [per_run] * 6
+    assert estimate.fit(configs, None, cores=16)[2:] == (6, 2**40, None)  # on the CPU: the cores and runs
+    message = (
+        r"5 run\(s\) at a time need about .* of GPU memory but .* is free on the NVIDIA H200; use --workers 4"
+    )
+    with pytest.raises(UsageError, match=message):
+        estimate.fit(configs, 5, cores=16, device="cuda")
+    monkeypatch.setattr(estimate, "gpu_memory", lambda: ("NVIDIA H200", per_run - 1))
+    with pytest.raises(UsageError, match="use a GPU with more memory or --device cpu"):
+        estimate.fit(configs, None, cores=16, device="cuda")
+
+    monkeypatch.setattr(estimate, "gpu_memory", lambda: ("NVIDIA H200", per_run + 1))  # room for one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(estimate, "_env_step_seconds", lambda config: 1e-3)
+    calibration = estimate.Calibration(
+        env_step=1e-3, update=1e-2, act=1e-3, precision=auto_precision.Choice("fp32")
+    )
+    monkeypatch.setattr(estimate, "calibrate", lambda *args: calibration)
+    args = ["run", "--agents", "mt_sac", "--seeds", "0-5", "--dry-run", "--out", str(tmp_path / "dry"), *TINY]
+    result = runner.invoke(app, [*args, "--device", "cuda"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1 worker(s)" in text
+    assert f"GPU: 1 run(s) at a time share the NVIDIA H200, up to {estimate.gib(per_run)} of its " in text

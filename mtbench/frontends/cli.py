@@ -174,7 +174,7 @@ def print_plan(
     plan: Plan, labels: list[str], names: list[str], smoke: bool, keep_final_checkpoint: bool = False
 ) -> None:
     """Memory, parameters (``names``: the runs' agents or variants) and time of the planned runs."""
-    from mtbench.grids.estimate import duration, gib
+    from mtbench.grids.estimate import CUDA_CONTEXT_BYTES, duration, gib
 
     memory = max(plan.memory, key=lambda m: m.total)
     kept = (
@@ -212,6 +212,13 @@ def print_plan(
         console.print(
             f"Estimated time per run on a machine like this one: up to {duration(slowest)}; "
             f"{duration(sum(plan.run_seconds))} of runs in all",
+            highlight=False,
+        )
+    if (gpu := plan.gpu) is not None:
+        console.print(
+            f"GPU: {plan.workers} run(s) at a time share the {gpu.name}, up to {gib(gpu.need(plan.workers))} "
+            f"of its {gib(gpu.free)} free ({gib(max(gpu.per_run))} per run: networks, optimizer state and "
+            f"batches, and {gib(CUDA_CONTEXT_BYTES)} of CUDA context)",
             highlight=False,
         )
     if plan.grid_seconds > 7 * 86400 and not smoke:

@@ -49,6 +49,9 @@ ACTION_DIM = 4
 ROW_BYTES = (2 * STATE_DIM + ACTION_DIM + 3) * 4
 """Replay bytes per transition: float32 state and next state (the buffer rebuilds the task one-hots),
 action, reward, done and timeout."""
+CUDA_CONTEXT_BYTES = 512 * MiB
+"""GPU memory a run's process takes before its first tensor: the CUDA context, cuBLAS's workspace
+and the caching allocator's first blocks (about 0.5 GiB with torch 2.x)."""
 CALIBRATION_BATCHES = (2, 4)
 """Transitions per task of the two small batches at which a CPU update's FLOPs are counted (the
 first is also timed)."""
@@ -66,6 +69,45 @@ class MemoryEstimate:
     @property
     def total(self) -> int:
         return self.buffer + self.networks + self.envs + self.process
+
+
+@dataclass(frozen=True)
+class GpuShare:
+    """How the runs of a local grid share the GPU (one process per run, each with its networks,
+    optimizer state and batches on it; replay buffers stay in host memory)."""
+
+    name: str
+    free: int
+    """Bytes free on the GPU when the grid was planned."""
+    per_run: list[int]
+    """Bytes each run needs on it: its networks' share of `MemoryEstimate` plus `CUDA_CONTEXT_BYTES`."""
+
+    def fitting(self) -> int:
+        """Runs of the largest kind that fit at a time."""
+        return self.free // max(self.per_run)
+
+    def need(self, workers: int) -> int:
+        """Bytes the ``workers`` largest runs need on the GPU together."""
+        return sum(sorted(self.per_run, reverse=True)[:workers])
+
+    def check(self, workers: int) -> None:
+        """UsageError when the ``workers`` largest runs together need more than is free."""
+        if (need := self.need(workers)) > self.free:
+            fix = (
+                f"--workers {self.fitting()}"
+                if self.fitting() >= 1
+                else "a GPU with more memory or --device cpu"
+            )
+            raise UsageError(
+                f"{workers} run(s) at a time need about {gib(need)} of GPU memory but {gib(self.free)} is "
+                f"free on the {self.name}; use {fix}"
+            )
+
+
+def gpu_memory() -> tuple[str, int]:
+    """Name and free bytes of the current CUDA device."""
+    free, _ = torch.cuda.mem_get_info()
+    return torch.cuda.get_device_name(), free
 
 
 def buffer_bytes(config: RunConfig) -> int:
@@ -249,6 +291,8 @@ class Plan:
     """Bytes of memory available on this machine now."""
     local: bool = True
     """The runs execute on this machine (else on a cluster, whose scheduler fits them)."""
+    gpu: GpuShare | None = None
+    """How the runs share this machine's GPU (local runs on ``cuda``)."""
 
     @property
     def grid_seconds(self) -> float:
@@ -275,7 +319,7 @@ def plan(
         UsageError: when ``workers`` local runs at a time cannot fit in the available memory.
     """
     cores = cores or usable_cores()
-    parameters, memory, workers, available = fit(configs, workers, local, cores)
+    parameters, memory, workers, available, gpu = fit(configs, workers, local, cores, device)
     threads = threads or max(1, cores // workers)
     env_step = _env_step_seconds(configs[0])
     cals = _per_config(configs, lambda config: calibrate(config, threads, device, env_step))
@@ -288,25 +332,37 @@ def plan(
         precisions=[cal.precision for cal in cals],
         available=available,
         local=local,
+        gpu=gpu,
     )
 
 
 def fit(
-    configs: list[RunConfig], workers: int | None, local: bool = True, cores: int | None = None
-) -> tuple[list[dict[str, int]], list[MemoryEstimate], int, int]:
-    """Each run's parameters and memory, the runs at a time, and the memory available (the part of
-    `plan` that calibrates nothing: it counts the networks on the meta device).
+    configs: list[RunConfig],
+    workers: int | None,
+    local: bool = True,
+    cores: int | None = None,
+    device: str = "cpu",
+) -> tuple[list[dict[str, int]], list[MemoryEstimate], int, int, GpuShare | None]:
+    """Each run's parameters and memory, the runs at a time, the memory available, and for local
+    runs on ``cuda`` how they share the GPU (the part of `plan` that calibrates nothing: it counts
+    the networks on the meta device). By default as many runs share the GPU as cores, host memory
+    and GPU memory allow.
 
     Raises:
         UsageError: when a run's replay cannot be allocated here, or ``workers`` local runs at a
-            time cannot fit in the available memory.
+            time cannot fit in the available memory or the GPU's free memory.
     """
     parameters = _per_config(configs, _parameters)
     memory = [run_memory(c, sum(p.values())) for c, p in zip(configs, parameters, strict=True)]
     available = available_memory()
     needs = [m.total for m in memory]
+    gpu = None
+    if local and device == "cuda":
+        gpu = GpuShare(*gpu_memory(), [m.networks + CUDA_CONTEXT_BYTES for m in memory])
     if workers is None:
         workers = default_workers(needs, available, cores or usable_cores())
+        if gpu is not None:
+            workers = max(1, min(workers, gpu.fitting()))
     workers = min(workers, len(configs))
     if local:
         for config in configs:
@@ -314,7 +370,9 @@ def fit(
         big = needs.index(max(needs))
         hint = _fitting_buffer(configs[big], memory[big], available // workers)
         check_fits(needs, workers, available, hint)
-    return parameters, memory, workers, available
+        if gpu is not None:
+            gpu.check(workers)
+    return parameters, memory, workers, available, gpu
 
 
 def check_replay(config: RunConfig) -> None:

@@ -388,8 +388,7 @@ class LocalPool:
         _check_retries(self.retries)
 
     def check(self, device: str, configs: list[RunConfig]) -> None:
-        resolve_device(device)
-        estimate.fit(configs, self.workers, cores=self.cores)
+        estimate.fit(configs, self.workers, cores=self.cores, device=resolve_device(device))
 
     def plan(self, configs: list[RunConfig], device: str) -> estimate.Plan:
         return estimate.plan(configs, resolve_device(device), self.workers, cores=self.cores)
