@@ -139,7 +139,7 @@ def compiled_against_eager(eager: MultiTaskSAC, compiled: MultiTaskSAC, rtol: fl
         if theirs.grad is not None:
             scale = max(float(theirs.grad.abs().max()), 1e-3)
             assert (ours.grad - theirs.grad).abs().max() <= rtol * scale
-        scale = max(float(theirs.abs().max()), 1e-3)
+        scale = max(float(theirs.detach().abs().max()), 1e-3)
         diff = (ours - theirs).detach().abs()
         assert diff.max() <= 1e-4 * scale + 2 * lr
         off += int((diff > 1e-4 * scale).sum())
