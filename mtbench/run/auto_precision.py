@@ -2,12 +2,13 @@
 
 Faster bf16 matmuls (`mtbench.learner.precision.bf16_pays`) do not make a faster update: on an
 H200 every agent but brc updated slower in bf16 than in fp32 (autocast's casts cost more kernel
-launches than the matmuls save), and on a CPU whose bf16 matmuls run at 2.5x fp32 some agents'
-updates gained 1.0x, others 2x (docs/benchmarks.md). So a run with ``precision=auto`` builds its
-agent a second time (a timing twin: random weights, a buffer of random transitions one batch
-deep), times the update at the run's batch size in each precision, alternately, and trains in
-bf16 only where that update is at least `BF16_MIN_UPDATE_SPEEDUP` times as fast. Where bf16
-matmuls do not pay at all, nothing is timed: fp32.
+launches than the matmuls save), and on a CPU whose bf16 matmuls run at 2.5x fp32 the agents'
+updates gained from nothing to 2x, while oneDNN's fp32 GEMM beat bf16 there (docs/benchmarks.md).
+So a run with ``precision=auto`` builds its agent a second time (a timing twin: random weights, a
+buffer of random transitions one batch deep), times the update at the run's batch size in each
+precision (with the run's ``cpu_matmul``), alternately, and trains in bf16 only where that update
+is at least `BF16_MIN_UPDATE_SPEEDUP` times as fast. Where bf16 matmuls do not pay at all,
+nothing is timed: fp32.
 
 The choice is made before the run seeds its random streams, so a run trains exactly as one given
 the chosen precision. A grid measures each agent once, in the process that plans it
@@ -35,8 +36,8 @@ from mtbench.settings.registry import get_agent
 
 BF16_MIN_UPDATE_SPEEDUP = 1.1
 """How much faster than its fp32 update an agent's bf16 update must measure for ``auto`` to pick
-bf16: a clear gain, since bf16 rounds the hidden activations (docs/benchmarks.md, "bf16 and
-large Q values")."""
+bf16: a clear gain, since bf16 rounds the hidden activations (docs/benchmarks.md, "bf16 where
+Q is large")."""
 
 ROUNDS = 3
 """Timed updates per precision, alternating fp32 and bf16 (the fastest of each counts)."""
