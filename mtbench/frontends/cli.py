@@ -196,8 +196,10 @@ def print_plan(
         highlight=False,
     )
     precisions = dict(zip(names, plan.precisions, strict=True))
+    where = "" if plan.local else " (measured here; on the cluster each run measures its own)"
     console.print(
-        "Precision: " + "; ".join(f"{name} {choice}" for name, choice in precisions.items()), highlight=False
+        f"Precision{where}: " + "; ".join(f"{name} {choice}" for name, choice in precisions.items()),
+        highlight=False,
     )
     slowest = max(plan.run_seconds)
     if plan.local:

@@ -11,9 +11,10 @@ is at least `BF16_MIN_UPDATE_SPEEDUP` times as fast. Where bf16 matmuls do not p
 nothing is timed: fp32.
 
 The choice is made before the run seeds its random streams, so a run trains exactly as one given
-the chosen precision. A grid measures each agent once, in the process that plans it
+the chosen precision. A local grid measures each agent once, in the process that plans it
 (`mtbench.grids.estimate.calibrate`), and hands the choice to its workers (`remember`): all seeds
-of an agent train in one precision, whatever the noise of a later measurement.
+of an agent train in one precision, whatever the noise of a later measurement. Runs on a Ray
+cluster measure on their own nodes.
 """
 
 from __future__ import annotations
