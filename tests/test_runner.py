@@ -238,14 +238,14 @@ def test_auto_precision_picks_bf16_where_the_agents_update_is_clearly_faster_in_
     assert config.train.precision == "auto"
     calls = {False: 0, True: 0}
 
-    def update_seconds(twin):  # each precision's rounds get slower: the fastest (first) counts
+    def update_seconds(twin):  # each precision's updates get slower: the first timed (second) counts
         calls[twin.use_bf16] += 1
         return (1.0 / bf16_speedup if twin.use_bf16 else 1.0) * calls[twin.use_bf16]
 
     monkeypatch.setattr(auto_precision, "_update_seconds", update_seconds)
     monkeypatch.setattr(auto_precision, "bf16_pays", lambda device: True)
     choice = auto_precision._measure(config, "cpu")
-    assert choice.precision == chosen and calls == {False: 4, True: 4}  # a warm-up, then 3 rounds
+    assert choice.precision == chosen and calls == {False: 6, True: 6}  # 3 rounds, 2 updates each
     assert choice.fp32_ms == pytest.approx(2000.0) and choice.bf16_ms == pytest.approx(2000.0 / bf16_speedup)
     monkeypatch.setattr(auto_precision, "bf16_pays", lambda device: False)
     monkeypatch.setattr(auto_precision, "timing_twin", lambda *args: pytest.fail("timed without bf16"))

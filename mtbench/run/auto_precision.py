@@ -41,7 +41,8 @@ bf16: a clear gain, since bf16 rounds the hidden activations (docs/benchmarks.md
 Q is large")."""
 
 ROUNDS = 3
-"""Timed updates per precision, alternating fp32 and bf16 (the fastest of each counts)."""
+"""Rounds of fp32 then bf16, two updates each, the second timed (the first after a switch runs
+slower: on an AMD EPYC up to 10x, as caches fill); the fastest timed update of each counts."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def _key(config: RunConfig, device: str) -> tuple[RunConfig, str, int]:
 def choose(config: RunConfig, device: str) -> Choice:
     """The precision ``config`` trains in on ``device`` (resolved: cpu or cuda) with the current
     torch threads: its own unless ``auto``; for ``auto`` the choice remembered in this process,
-    else measured now (about 8 updates of the agent)."""
+    else measured now (12 updates of the agent)."""
     if config.train.precision != "auto":
         return Choice(config.train.precision)
     key = _key(config, device)
@@ -124,12 +125,11 @@ def _measure(config: RunConfig, device: str) -> Choice:
     if not isinstance(twin, MultiTaskSAC):  # a plug-in agent without mtbench's bf16 update
         return Choice("fp32")
     seconds: dict[bool, list[float]] = {False: [], True: []}
-    for round_ in range(ROUNDS + 1):  # round 0 warms both up
+    for _ in range(ROUNDS):
         for bf16 in (False, True):
             twin.use_bf16 = bf16  # read by each update (`MultiTaskSAC.autocast`)
-            elapsed = _update_seconds(twin)
-            if round_:
-                seconds[bf16].append(elapsed)
+            _update_seconds(twin)
+            seconds[bf16].append(_update_seconds(twin))
     fp32_seconds, bf16_seconds = min(seconds[False]), min(seconds[True])
     faster = fp32_seconds >= BF16_MIN_UPDATE_SPEEDUP * bf16_seconds
     return Choice("bf16" if faster else "fp32", fp32_seconds * 1e3, bf16_seconds * 1e3)
