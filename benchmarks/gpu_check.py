@@ -8,7 +8,8 @@ docs/benchmarks.md) and ``gpu_check.json`` under ``--out``:
    bf16, as ratios to stock SB3 SAC (3 x 400, fp32) on the same GPU, and the whole update
    compiled (``compile_update``: CUDA graphs) for the agents ``--compile`` names;
 2. end-to-end MT10 training (CPU env stepping, GPU learner) of mt_sac, mt_sac compiled and
-   soft_module, beside the env-only rate of the same env (is training env-bound?);
+   soft_module, each in the precision ``precision=auto`` measures for it as a run would, beside
+   the env-only rate of the same env (is training env-bound?);
 3. several training processes sharing the GPU (``--processes``), their summed rate;
 4. the projection for one MT10 paper-budget run (15M env steps, 1.5M updates and the paper
    protocol's evaluations), alone and with the most processes sharing the GPU, against the target

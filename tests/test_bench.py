@@ -66,7 +66,7 @@ def test_the_gpu_check_runs_at_toy_sizes_on_the_cpu(tmp_path):
         "mt_sac training, 2 processes sharing the cpu",
     ):
         assert rows[what]["value"] > 0
-    # precision=auto: fp32, or bf16 on a CPU whose bf16 matmuls pay (e.g. with avx512_bf16)
+    # precision=auto: as a run chooses it (the faster update, measured: fp32 or bf16)
     trained = [
         row for what, row in rows.items() if what.startswith("mt_sac ") and "training on reach-v3" in what
     ]

@@ -28,7 +28,7 @@ from mtbench.envs.evaluation import evaluate
 from mtbench.envs.sb3 import MetaWorldVecEnv
 from mtbench.envs.vector import make_vector_env, save_env_rng
 from mtbench.learner.timing import best_time, matmul_gflops, ready_for_updates, update_seconds
-from mtbench.run import provenance
+from mtbench.run import auto_precision, provenance
 from mtbench.run.params import spaces_env
 from mtbench.run.runner import RunSpec, resolve
 from mtbench.settings.config import PRESETS
@@ -81,7 +81,8 @@ def agent_model(
     settings: tuple[tuple[str, object], ...] = (),
 ) -> OffPolicyAlgorithm:
     """A registered agent with its default settings (batch, precision and warm-up as given, then
-    ``settings``: ``(key, value)`` pairs as ``--set`` takes them)."""
+    ``settings``: ``(key, value)`` pairs as ``--set`` takes them); ``auto`` chooses as a run of
+    ``mtbench run`` does (`mtbench.run.auto_precision`)."""
     overrides = (
         ("batch_size_per_task", batch_size_per_task),
         ("buffer_size_per_task", 10_000),
@@ -90,6 +91,7 @@ def agent_model(
         *settings,
     )
     config = resolve(RunSpec(suite=suite.name, agent=name, seed=0, preset="quick", overrides=overrides))
+    config = auto_precision.choose(config, device).applied(config)
     return available_agents()[name].build(env, config, 0, device)
 
 

@@ -59,6 +59,10 @@ class Choice:
         measured = f"an update in fp32 {self.fp32_ms:.1f} ms, in bf16 {self.bf16_ms:.1f} ms"
         return f"{self.precision} (auto: {measured})"
 
+    def applied(self, config: RunConfig) -> RunConfig:
+        """``config`` with this precision: what to build the run's model with."""
+        return dataclasses.replace(config, train=dataclasses.replace(config.train, precision=self.precision))
+
     def provenance(self) -> dict[str, Any]:
         """What provenance.json records of a measured choice: ``{}`` when nothing was timed."""
         if self.fp32_ms is None or self.bf16_ms is None:

@@ -375,7 +375,7 @@ def _train(
     run_provenance = provenance.collect(device)
     # precision=auto measured before the seeds are set: the run trains as one given the chosen precision
     choice = auto_precision.choose(_keeping_precision(config, rd, checkpoints, run_provenance), device)
-    build_config = replace(config, train=replace(config.train, precision=choice.precision))
+    build_config = choice.applied(config)
     set_random_seed(config.seed)
     suite = parse_suite(config.suite)
     train = config.train
