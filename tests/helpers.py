@@ -89,9 +89,9 @@ def crash_after_eval(monkeypatch: Any, steps_per_task: int, exc: type[BaseExcept
     monkeypatch.setattr(RunDir, "append_eval", append_then_crash)
 
 
-def small_model(suite: Suite, **kwargs: Any) -> MultiTaskSAC:
+def small_model(suite: Suite, cls: type[MultiTaskSAC] = MultiTaskSAC, **kwargs: Any) -> MultiTaskSAC:
     """A small MT-SAC on the suite's real envs: 8 samples per task per batch, 20 warm-up steps."""
-    return MultiTaskSAC(
+    return cls(
         "MlpPolicy",
         MetaWorldVecEnv(make_vector_env(suite, seed=0)),
         batch_size_per_task=8,

@@ -197,6 +197,25 @@ def test_a_resumed_run_gives_the_same_records(tmp_path, monkeypatch, uninterrupt
     assert (resume["env_steps"], resume["mid_episode"]) == resumed_at.get(how, (1000, False))
 
 
+def test_a_run_with_overlapped_collection_resumes_exactly(tmp_path, monkeypatch):
+    """``overlap_collection`` keeps nothing from one vector step to the next: a run that crashed after
+    its evaluation at 750 steps per task resumes from its checkpoint at 500 to the records and final
+    parameters of the run made in one go."""
+    overrides = (*RESUMABLE, ("overlap_collection", True))
+    whole = RunDir(run_one(run_spec(tmp_path / "whole", seed=3, overrides=overrides)))
+    spec = run_spec(tmp_path / "resumed", seed=3, overrides=overrides, checkpoint_every=0)
+    crash_after_eval(monkeypatch, 750)
+    with pytest.raises(Crash):
+        run_one(spec)
+    monkeypatch.undo()
+    rd = RunDir(run_one(spec))
+    assert json.loads(rd.provenance_file.read_text())["resumes"][0]["env_steps"] == 1000
+    assert strip_wall(rd.read_eval()) == strip_wall(whole.read_eval())
+    ours, theirs = _final_parameters(rd), _final_parameters(whole)
+    for name, value in theirs.items():
+        torch.testing.assert_close(ours[name], value, rtol=0, atol=0, msg=name)
+
+
 @pytest.mark.parametrize("machine", ["same", "other"])
 def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, monkeypatch, machine):
     """``auto`` is measured: near the threshold a second measurement can decide differently. A run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -427,3 +429,66 @@ def test_the_task_losses_of_the_extension_point_are_each_tasks_own():
     assert np.mean(tasks) == pytest.approx(critic_loss, rel=1e-5)
     bumped = _recorded_update(bump_task=2)[0][2]
     assert bumped[:2] == pytest.approx(tasks[:2], rel=1e-6) and bumped[2] > 100 * tasks[2]
+
+
+class _StoreAfterUpdates(MultiTaskSAC):
+    """``overlap_collection`` stated in sequence: the envs step, that vector step's updates run, then
+    its transitions are stored (before the next action, which needs the observations they hold)."""
+
+    held: tuple | None = None
+
+    def _store_transition(self, *args: Any) -> None:
+        self.held = args
+
+    def _store_held(self) -> None:
+        if self.held is not None:
+            super()._store_transition(*self.held)
+            self.held = None
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        super().train(gradient_steps, batch_size)
+        self._store_held()
+
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
+        self._store_held()  # a warm-up step, which no update followed
+        return super().collect_rollouts(*args, **kwargs)
+
+
+def test_overlapped_collection_updates_beside_the_env_step_on_the_buffer_before_it(three_task_suite):
+    """With ``overlap_collection`` the envs step in another thread while the step's updates run (the
+    two meet at a barrier in every vector step), and training equals, bit for bit, the sequence in
+    which those updates come before the step's transitions are stored; the ordinary loop, whose
+    updates see those transitions, trains otherwise."""
+    both = threading.Barrier(2, timeout=10)  # broken unless the env step and the updates overlap
+
+    def meeting(step: Callable[[], Any]) -> Callable[[], Any]:
+        def step_after_meeting() -> Any:
+            both.wait()
+            return step()
+
+        return step_after_meeting
+
+    models = {}
+    for name, kwargs in (
+        ("overlapped", dict(overlap_collection=True)),
+        ("in sequence", dict(cls=_StoreAfterUpdates)),
+        ("ordinary", {}),
+    ):
+        model = models[name] = small_model(three_task_suite, **kwargs)  # seeds torch: one after another
+        if name == "overlapped":
+            env = model.get_env()
+            env.step_wait = meeting(env.step_wait)  # type: ignore[method-assign]
+            model._updates_beside_step = meeting(model._updates_beside_step)  # type: ignore[method-assign]
+        model.learn(90)  # 20 warm-up steps per task, then 10 with an update each
+        model.get_env().close()
+    assert {m._n_updates for m in models.values()} == {10}
+    params = {name: th.cat([p.flatten() for p in m.policy.parameters()]) for name, m in models.items()}
+    assert th.equal(params["overlapped"], params["in sequence"])
+    assert not th.equal(params["overlapped"], params["ordinary"])
+    buffers = [models[name].replay_buffer for name in ("overlapped", "in sequence")]
+    assert np.array_equal(buffers[0].next_observations, buffers[1].next_observations)
+
+
+def test_overlapped_collection_needs_one_vector_step_per_train(three_task_suite):
+    with pytest.raises(ValueError, match="overlap_collection needs train_freq=1"):
+        small_model(three_task_suite, overlap_collection=True, train_freq=2)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn, get_args
 
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from torch import nn
 from torch.optim.adam import adam
 
@@ -60,6 +64,31 @@ def _at(env_steps: int, update: int) -> str:
     return f"at {env_steps} env steps (update {update})"
 
 
+class StepBesideUpdates(VecEnvWrapper):
+    """A training env whose ``step`` steps the envs in a thread of their own while ``updates`` runs in
+    the caller's thread (`MultiTaskSAC`'s ``overlap_collection``); the step's results once both are done."""
+
+    def __init__(self, venv: VecEnv, updates: Callable[[], None]):
+        super().__init__(venv)
+        self.updates = updates
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mtbench-env-step")
+
+    def step(self, actions: np.ndarray) -> VecEnvStepReturn:
+        self.venv.step_async(actions)
+        stepping = self._thread.submit(self.venv.step_wait)
+        try:
+            self.updates()
+        finally:  # an update that raised leaves the envs between steps, not in one
+            result = stepping.result()
+        return result
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self.venv.step_wait()
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+
 class MultiTaskSAC(SAC):
     """Soft Actor-Critic for T tasks run as T sub-envs, as in Yang et al. 2020.
 
@@ -99,6 +128,10 @@ class MultiTaskSAC(SAC):
             graphs on a GPU) from the second update on (the first, eager, creates Adam's state);
             equal to the eager update to fp32 rounding. Only for agents that keep
             `_gradient_step` and `combine_task_losses` as they are here.
+        overlap_collection: run each vector step's updates while its envs step (`StepBesideUpdates`),
+            as the authors' collectors step theirs beside the learner: the updates sample a buffer
+            without that step's transitions, stored after them; the policy that acts is the same.
+            Needs ``train_freq=1`` (vector steps) and ``gradient_steps >= 1``.
         init: ``torch`` (the networks' own initialisation), ``authors``
             (`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
             (`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
@@ -132,6 +165,7 @@ class MultiTaskSAC(SAC):
         precision: Precision = "fp32",
         cpu_matmul: CpuMatmul = "aten",
         compile_update: bool = False,
+        overlap_collection: bool = False,
         init: Init = "torch",
         warmup_actions: WarmupActions = "uniform",
         update_order: UpdateOrder = "sb3",
@@ -180,6 +214,11 @@ class MultiTaskSAC(SAC):
                 )
         self.compile_update = compile_update
         self._compiled: Callable[..., th.Tensor] | None = None
+        self.overlap_collection = overlap_collection
+        self._beside: StepBesideUpdates | None = None
+        """The training env wrapped to run the updates beside its steps (``overlap_collection``)."""
+        self._updated_beside_step = False
+        """This vector step's updates ran beside it: ``learn``'s call of `train` after it is done."""
         self.warmup_actions = warmup_actions
         self.update_order = update_order
         sac_kwargs.setdefault("replay_buffer_class", TaskStratifiedReplayBuffer)
@@ -195,6 +234,12 @@ class MultiTaskSAC(SAC):
             learning_starts=learning_starts_per_task * num_tasks,
             **sac_kwargs,
         )
+        if overlap_collection and not (
+            self.train_freq.frequency == 1  # type: ignore[union-attr]
+            and self.train_freq.unit == TrainFrequencyUnit.STEP  # type: ignore[union-attr]
+            and self.gradient_steps >= 1
+        ):
+            raise ValueError("overlap_collection needs train_freq=1 (vector steps) and gradient_steps >= 1")
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -283,7 +328,7 @@ class MultiTaskSAC(SAC):
 
     def _excluded_save_params(self) -> list[str]:
         # device tensors checked before saves; the compiled update, rebuilt when needed
-        return [*super()._excluded_save_params(), "_pending", "_compiled"]
+        return [*super()._excluded_save_params(), "_pending", "_compiled", "_beside"]
 
     def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
         """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
@@ -479,6 +524,9 @@ class MultiTaskSAC(SAC):
         return f"non-finite parameters in: {', '.join(found)}" if found else None
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if self._updated_beside_step:  # learn's call after a vector step: they ran during it
+            self._updated_beside_step = False
+            return
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
         q_networks = getattr(self.critic, "q_networks", [self.critic])
@@ -528,12 +576,25 @@ class MultiTaskSAC(SAC):
 
         return step
 
-    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
-        """SB3's; a policy that an unchecked update left with NaN parameters raises `Diverged`."""
+    def collect_rollouts(self, env: VecEnv, *args: Any, **kwargs: Any) -> Any:
+        """SB3's, with ``overlap_collection`` the updates run beside the env step; a policy that an
+        unchecked update left with NaN parameters raises `Diverged`."""
+        self._updated_beside_step = False
+        if self.overlap_collection:
+            if self._beside is None or self._beside.venv is not env:
+                self._beside = StepBesideUpdates(env, self._updates_beside_step)
+            env = self._beside
         try:
-            return super().collect_rollouts(*args, **kwargs)
+            return super().collect_rollouts(env, *args, **kwargs)
         except ValueError as exc:
             self._raise_if_diverged(exc)
+
+    def _updates_beside_step(self) -> None:
+        """The updates that ``learn`` runs after the vector step being taken, where it runs them (its
+        env steps counted)."""
+        if self.num_timesteps + self.n_envs > self.learning_starts:
+            self.train(self.gradient_steps, self.batch_size)
+            self._updated_beside_step = True
 
     def _raise_if_diverged(self, exc: ValueError) -> NoReturn:
         """Raise `Diverged` from ``exc`` (torch's distributions refusing NaN parameters) when the

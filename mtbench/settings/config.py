@@ -38,6 +38,7 @@ SETTINGS_BEFORE = {
     "update_order": "sb3",
     "cpu_matmul": "aten",
     "compile_update": False,
+    "overlap_collection": False,
 }
 """Training settings added since 2026-12-06, with the values every run made before them trained with:
 a config.json without them reads back with these."""
@@ -147,6 +148,12 @@ class TrainConfig:
     graphs on a GPU); equal to the eager update to fp32 rounding (tests/test_agents.py), so
     records differ from eager ones at rounding. Compiling takes 10-50 s on a 2-core CPU, once per
     process. Not for agents with their own update (brc, pcgrad). Speed: docs/benchmarks.md."""
+    overlap_collection: bool = False
+    """Step the training envs in a thread of their own while each vector step's updates run (Yang et
+    al.'s collectors step theirs beside the learner). The updates then sample a buffer without that
+    step's transitions (one per task), stored after them; the policy that acts is the same. It pays
+    where the update leaves a core idle or runs on a GPU; on 2 CPU cores with the update on both it
+    gains nothing (docs/benchmarks.md). The wall-time estimate still adds the two."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -180,6 +187,7 @@ class TrainConfig:
             precision=self.precision,
             cpu_matmul=self.cpu_matmul,
             compile_update=self.compile_update,
+            overlap_collection=self.overlap_collection,
             init=self.init,
             warmup_actions=self.warmup_actions,
             update_order=self.update_order,
