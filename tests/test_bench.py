@@ -70,8 +70,9 @@ def test_the_gpu_check_runs_at_toy_sizes_on_the_cpu(tmp_path):
     trained = [
         row for what, row in rows.items() if what.startswith("mt_sac ") and "training on reach-v3" in what
     ]
-    assert len(trained) == 2 and all(row["value"] > 0 for row in trained)  # eager and compiled
-    assert sum(" compiled training on " in what for what in rows) == 1
+    assert len(trained) == 3 and all(row["value"] > 0 for row in trained)  # eager, compiled, overlapped
+    assert sum(" compiled training on " in what for what in rows) == 2
+    assert sum("(envs stepped beside the update)" in what for what in rows) == 1
     assert sum("paper budget" in what for what in rows) == 2
     assert "CUDA tests:" in result.stdout and (tmp_path / "gpu_check.md").read_text().startswith(
         "## GPU check"
