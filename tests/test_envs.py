@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector.async_vector_env import AsyncState
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 from stable_baselines3.common.buffers import ReplayBuffer
 
@@ -149,6 +150,35 @@ def test_async_strategy_matches_sync(three_task_suite):
     finally:
         sync.close()
         asyn.close()
+
+
+def test_the_sb3_adapter_steps_async_envs_as_sync_ones(three_task_suite):
+    """Over an async vector env the adapter's ``step_async`` starts the step in the env processes
+    (``overlap_collection`` updates meanwhile) and ``step_wait`` collects it: the same transitions,
+    through an autoreset, as over a sync one."""
+    venvs = [
+        MetaWorldVecEnv(make_vector_env(three_task_suite, seed=4, strategy=strategy, episode_steps=30))
+        for strategy in ("sync", "async")
+    ]
+    try:
+        np.testing.assert_array_equal(*(venv.reset() for venv in venvs))
+        ended = 0
+        for action in np.random.default_rng(0).uniform(-1, 1, (31, 3, 4)):
+            for venv in venvs:
+                venv.step_async(action)
+            assert venvs[1].envs._state == AsyncState.WAITING_STEP  # the processes are stepping
+            (obs, rewards, dones, infos), got = (venv.step_wait() for venv in venvs)
+            for a, b in zip((obs, rewards, dones), got[:3], strict=True):
+                np.testing.assert_array_equal(a, b)
+            for a, b in zip(infos, got[3], strict=True):
+                assert a["is_success"] == b["is_success"]
+                if "terminal_observation" in a:
+                    np.testing.assert_array_equal(a["terminal_observation"], b["terminal_observation"])
+            ended += int(dones.sum())
+        assert ended == 3  # the 30th step ended every episode
+    finally:
+        for venv in venvs:
+            venv.close()
 
 
 @pytest.mark.slow

@@ -62,11 +62,16 @@ class MetaWorldVecEnv(VecEnv):
         return obs.astype(np.float32)
 
     def step_async(self, actions: np.ndarray) -> None:
+        if isinstance(self.envs, gym.vector.AsyncVectorEnv):  # its processes start the step now
+            self.envs.step_async(actions)
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "step_async first"
-        obs, rewards, terminated, truncated, infos = self.envs.step(self._actions)
+        if isinstance(self.envs, gym.vector.AsyncVectorEnv):
+            obs, rewards, terminated, truncated, infos = self.envs.step_wait()
+        else:
+            obs, rewards, terminated, truncated, infos = self.envs.step(self._actions)
         dones = np.logical_or(terminated, truncated)
         out: list[dict[str, Any]] = []
         for i in range(self.num_envs):
