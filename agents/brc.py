@@ -57,7 +57,7 @@ from torch import nn
 from mtbench.learner.layers import orthogonal_
 from mtbench.learner.policies import split_observation
 from mtbench.learner.precision import Fp32Linear, full_precision
-from mtbench.learner.sac import MultiTaskSAC
+from mtbench.learner.sac import MultiTaskSAC, set_grads
 from mtbench.settings.config import RunConfig
 
 LAYER_NORM_EPS = 1e-6
@@ -317,6 +317,8 @@ class RewardScale:
 class BRCSAC(MultiTaskSAC):
     """`MultiTaskSAC` with BRC's update: categorical critic, one temperature, reward scaling."""
 
+    own_update_compiles = True
+
     critic: BRCCritic  # type: ignore[assignment]
     critic_target: BRCCritic  # type: ignore[assignment]
     actor: BRCActor  # type: ignore[assignment]
@@ -397,30 +399,23 @@ class BRCSAC(MultiTaskSAC):
         with th.no_grad():  # the target follows before the actor's update, embedding included
             th._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
 
-        def actor_loss_of(rows: slice | th.Tensor = slice(None)) -> tuple[th.Tensor, th.Tensor]:
-            obs = batch.observations[rows]
+        log_probs = []  # the batch's, for the temperature
+
+        def actor_loss_of(rows: slice | th.Tensor | None = None) -> th.Tensor:
+            obs = batch.observations if rows is None else batch.observations[rows]
             with self.autocast():
                 actions, log_prob = self.actor.action_log_prob(obs)
                 logits = self.critic.logits(obs, actions)
-            return (alpha * log_prob - self.critic.expected(logits)).mean(), log_prob
+            if rows is None:
+                log_probs.append(log_prob)
+            return (alpha * log_prob - self.critic.expected(logits)).mean()
 
-        self.critic.requires_grad_(False)
-        try:
-            actor_loss, log_prob = actor_loss_of()
-            self.actor.optimizer.zero_grad()
-            self.combine_task_losses(
-                actor_loss, lambda t: actor_loss_of(self.task_rows(task, t))[0], self.actor
-            )
-        finally:
-            self.critic.requires_grad_(True)
-        self._clip(self.actor)
-        self.actor.optimizer.step()
+        actor_loss = self._actor_step(actor_loss_of, task)
 
-        entropy = -log_prob.detach().mean()
+        entropy = -log_probs[0].detach().mean()
         alpha_loss = (self.log_ent_coef.exp() * (entropy - self.target_entropy)).sum()
-        self.ent_coef_optimizer.zero_grad()
-        alpha_loss.backward()
-        self.ent_coef_optimizer.step()
+        set_grads(alpha_loss, [self.log_ent_coef])
+        self._optimizer_step(self.ent_coef_optimizer)
         return th.stack([actor_loss, critic_loss, alpha_loss, q_max, batch.rewards.abs().max()]).detach()
 
 

@@ -127,7 +127,8 @@ class MultiTaskSAC(SAC):
         compile_update: run `_gradient_step` compiled (``torch.compile``: inductor on CPU, CUDA
             graphs on a GPU) from the second update on (the first, eager, creates Adam's state);
             equal to the eager update to fp32 rounding. Only for agents that keep
-            `_gradient_step` and `combine_task_losses` as they are here.
+            `_gradient_step` and `combine_task_losses` as they are here, or whose own traces
+            (`own_update_compiles`).
         overlap_collection: run each vector step's updates while its envs step (`StepBesideUpdates`),
             as the authors' collectors step theirs beside the learner: the updates sample a buffer
             without that step's transitions, stored after them; the policy that acts is the same.
@@ -146,6 +147,10 @@ class MultiTaskSAC(SAC):
     """Updates between two reads of the divergence guard's figures (`check_pending`). A read waits for
     the device, so that a GPU would otherwise idle after every update; checkpoints, evaluations and
     the end of training read them first, so that no diverged state is saved or evaluated."""
+    own_update_compiles = False
+    """A subclass whose own `_gradient_step` traces whole as this one's does (it steps optimizers with
+    `_optimizer_step`, sets gradients with `set_grads` and freezes the critics in `_actor_step`)
+    sets this: ``compile_update`` then takes it."""
     compile_backend: str | Callable[..., Any] = "inductor"
     """``torch.compile``'s backend for ``compile_update`` (``aot_eager`` traces the same graph without
     generating code: quicker to build, for tests)."""
@@ -207,7 +212,7 @@ class MultiTaskSAC(SAC):
                 for name in ("_gradient_step", "combine_task_losses")
                 if getattr(type(self), name) is not getattr(MultiTaskSAC, name)
             ]
-            if own:
+            if own and not self.own_update_compiles:
                 raise UsageError(
                     f"compile_update: {type(self).__name__} has its own {' and '.join(own)}, which "
                     "cannot be compiled; use compile_update=false"
