@@ -364,9 +364,8 @@ class BRCSAC(MultiTaskSAC):
         self.reward_scale.update(reward, dones, truncated)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+    def _before_updates(self) -> None:
         self.update_reward_denominators()
-        super().train(gradient_steps, batch_size)
 
     def update_reward_denominators(self) -> None:
         """What each task's rewards are divided by ``[T]`` in the next updates: set once per env step,

@@ -197,10 +197,10 @@ def test_a_resumed_run_gives_the_same_records(tmp_path, monkeypatch, uninterrupt
     assert (resume["env_steps"], resume["mid_episode"]) == resumed_at.get(how, (1000, False))
 
 
-def test_a_run_with_overlapped_collection_resumes_exactly(tmp_path, monkeypatch):
+def test_a_run_with_overlapped_collection_resumes_exactly(tmp_path, monkeypatch, reference):
     """``overlap_collection`` keeps nothing from one vector step to the next: a run that crashed after
     its evaluation at 750 steps per task resumes from its checkpoint at 500 to the records and final
-    parameters of the run made in one go."""
+    parameters of the run made in one go (which trained otherwise than the run without it)."""
     overrides = (*RESUMABLE, ("overlap_collection", True))
     whole = RunDir(run_one(run_spec(tmp_path / "whole", seed=3, overrides=overrides)))
     spec = run_spec(tmp_path / "resumed", seed=3, overrides=overrides, checkpoint_every=0)
@@ -214,6 +214,8 @@ def test_a_run_with_overlapped_collection_resumes_exactly(tmp_path, monkeypatch)
     ours, theirs = _final_parameters(rd), _final_parameters(whole)
     for name, value in theirs.items():
         torch.testing.assert_close(ours[name], value, rtol=0, atol=0, msg=name)
+    without = _final_parameters(reference)
+    assert any(not torch.equal(value, without[name]) for name, value in theirs.items())
 
 
 @pytest.mark.parametrize("machine", ["same", "other"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
@@ -20,7 +22,8 @@ from mtbench.envs.vector import make_vector_env
 from mtbench.learner import precision
 from mtbench.learner.buffers import TaskStratifiedReplayBuffer
 from mtbench.learner.precision import Fp32Linear
-from mtbench.learner.sac import MultiTaskSAC, task_loss_weights
+from mtbench.learner.sac import MultiTaskSAC, StepBesideUpdates, task_loss_weights
+from mtbench.settings.errors import Diverged, UsageError
 from mtbench.settings.suites import STATE_DIM, parse_suite
 from tests.helpers import small_model
 
@@ -492,3 +495,67 @@ def test_overlapped_collection_updates_beside_the_env_step_on_the_buffer_before_
 def test_overlapped_collection_needs_one_vector_step_per_train(three_task_suite):
     with pytest.raises(ValueError, match="overlap_collection needs train_freq=1"):
         small_model(three_task_suite, overlap_collection=True, train_freq=2)
+
+
+def test_an_update_that_fails_beside_the_env_step_raises_once_the_step_is_done(three_task_suite):
+    """The update's error leaves `StepBesideUpdates.step` after the envs finished their step, and an
+    env error in that step does not hide it."""
+    env = MetaWorldVecEnv(make_vector_env(three_task_suite, seed=0))
+    env.reset()
+    step_wait, finished = env.step_wait, []
+
+    def slow_step_wait(fail: bool = False) -> Any:
+        time.sleep(0.2)  # still stepping when the update fails
+        finished.append(True)
+        if fail:
+            raise RuntimeError("an env worker process died")
+        return step_wait()
+
+    def failing_updates() -> None:
+        raise Diverged("training diverged")
+
+    beside = StepBesideUpdates(env, failing_updates)
+    try:
+        for fail in (False, True):
+            env.step_wait = lambda fail=fail: slow_step_wait(fail)  # type: ignore[method-assign]
+            with pytest.raises(Diverged):
+                beside.step(np.zeros((3, 4), dtype=np.float32))
+            assert len(finished) == 1 + fail
+    finally:
+        beside.close()
+        env.close()
+
+
+def test_a_learn_stopped_after_overlapped_updates_leaves_train_working(three_task_suite):
+    """A callback that stops ``learn`` at a step whose updates ran beside it: a later ``train`` call
+    updates (learn's own call after that step, which the overlap skips, never came)."""
+
+    class StopAfterWarmup(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.model.num_timesteps < 63  # the first step with updates stops learn
+
+    model = small_model(three_task_suite, overlap_collection=True)
+    model.learn(90, callback=StopAfterWarmup())
+    assert model._n_updates == 1
+    model.train(1, model.batch_size)
+    assert model._n_updates == 2
+    model.get_env().close()
+
+
+def test_compile_update_takes_an_own_update_only_from_the_class_that_says_it_compiles():
+    from mtbench.run.params import spaces_env
+
+    class Compiles(MultiTaskSAC):
+        own_update_compiles = True
+
+        def _gradient_step(self, batch: Any, q_networks: list) -> th.Tensor:
+            return super()._gradient_step(batch, q_networks)
+
+    class Below(Compiles):
+        def combine_task_losses(self, *args: Any) -> None:
+            super().combine_task_losses(*args)
+
+    kwargs: dict[str, Any] = dict(batch_size_per_task=8, seed=0, device="cpu", compile_update=True)
+    assert Compiles("MlpPolicy", spaces_env(3), **kwargs).compile_update
+    with pytest.raises(UsageError, match="Below has its own combine_task_losses, which cannot be compiled"):
+        Below("MlpPolicy", spaces_env(3), **kwargs)

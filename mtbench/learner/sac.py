@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, NoReturn, get_args
 
 import numpy as np
@@ -64,6 +64,10 @@ def _at(env_steps: int, update: int) -> str:
     return f"at {env_steps} env steps (update {update})"
 
 
+_UPDATE = ("_gradient_step", "combine_task_losses")
+"""The methods of an update that ``compile_update`` traces."""
+
+
 class StepBesideUpdates(VecEnvWrapper):
     """A training env whose ``step`` steps the envs in a thread of their own while ``updates`` runs in
     the caller's thread (`MultiTaskSAC`'s ``overlap_collection``); the step's results once both are done."""
@@ -78,9 +82,14 @@ class StepBesideUpdates(VecEnvWrapper):
         stepping = self._thread.submit(self.venv.step_wait)
         try:
             self.updates()
-        finally:  # an update that raised leaves the envs between steps, not in one
-            result = stepping.result()
-        return result
+        except BaseException:  # leaves once the envs are between steps, as the update's error
+            wait([stepping])
+            raise
+        return stepping.result()
+
+    def close(self) -> None:
+        """End the stepping thread (the envs stay open: they are the training env's)."""
+        self._thread.shutdown()
 
     def step_wait(self) -> VecEnvStepReturn:
         return self.venv.step_wait()
@@ -127,12 +136,15 @@ class MultiTaskSAC(SAC):
         compile_update: run `_gradient_step` compiled (``torch.compile``: inductor on CPU, CUDA
             graphs on a GPU) from the second update on (the first, eager, creates Adam's state);
             equal to the eager update to fp32 rounding. Only for agents that keep
-            `_gradient_step` and `combine_task_losses` as they are here, or whose own traces
-            (`own_update_compiles`).
+            `_gradient_step` and `combine_task_losses` as they are here, or whose own update
+            traces (`own_update_compiles`).
         overlap_collection: run each vector step's updates while its envs step (`StepBesideUpdates`),
             as the authors' collectors step theirs beside the learner: the updates sample a buffer
             without that step's transitions, stored after them; the policy that acts is the same.
-            Needs ``train_freq=1`` (vector steps) and ``gradient_steps >= 1``.
+            The updates run before the step's env steps are counted (a learning-rate schedule and
+            a divergence message read the count before it), and a callback that stops ``learn`` at
+            that step stops it after them. Needs ``train_freq=1`` (vector steps) and
+            ``gradient_steps >= 1``.
         init: ``torch`` (the networks' own initialisation), ``authors``
             (`mtbench.learner.layers.authors_init` on every network) or ``metaworld_plus``
             (`mtbench.learner.layers.metaworld_plus_init`, output bound 1e-3 in the actor and 3e-3 in
@@ -148,9 +160,10 @@ class MultiTaskSAC(SAC):
     the device, so that a GPU would otherwise idle after every update; checkpoints, evaluations and
     the end of training read them first, so that no diverged state is saved or evaluated."""
     own_update_compiles = False
-    """A subclass whose own `_gradient_step` traces whole as this one's does (it steps optimizers with
-    `_optimizer_step`, sets gradients with `set_grads` and freezes the critics in `_actor_step`)
-    sets this: ``compile_update`` then takes it."""
+    """Set by a subclass whose own `_gradient_step` (or ``combine_task_losses``) traces whole as this
+    one's does (it steps optimizers with `_optimizer_step`, sets gradients with `set_grads` and
+    freezes the critics in `_actor_step`): ``compile_update`` then takes it. Not inherited: a
+    subclass of that class that overrides them again is refused until it sets it too."""
     compile_backend: str | Callable[..., Any] = "inductor"
     """``torch.compile``'s backend for ``compile_update`` (``aot_eager`` traces the same graph without
     generating code: quicker to build, for tests)."""
@@ -207,12 +220,13 @@ class MultiTaskSAC(SAC):
             raise UsageError("cpu_matmul=onednn: this torch build has no oneDNN linear; use cpu_matmul=aten")
         self.cpu_matmul = cpu_matmul
         if compile_update:
-            own = [
+            owners = {name: next(c for c in type(self).__mro__ if name in vars(c)) for name in _UPDATE}
+            own = [  # overrides, but for those of a class that says its own update compiles
                 name
-                for name in ("_gradient_step", "combine_task_losses")
-                if getattr(type(self), name) is not getattr(MultiTaskSAC, name)
+                for name, owner in owners.items()
+                if owner is not MultiTaskSAC and not vars(owner).get("own_update_compiles", False)
             ]
-            if own and not self.own_update_compiles:
+            if own:
                 raise UsageError(
                     f"compile_update: {type(self).__name__} has its own {' and '.join(own)}, which "
                     "cannot be compiled; use compile_update=false"
@@ -333,7 +347,7 @@ class MultiTaskSAC(SAC):
 
     def _excluded_save_params(self) -> list[str]:
         # device tensors checked before saves; the compiled update, rebuilt when needed
-        return [*super()._excluded_save_params(), "_pending", "_compiled", "_beside"]
+        return [*super()._excluded_save_params(), "_pending", "_compiled", "_beside", "_updated_beside_step"]
 
     def task_rows(self, task: th.Tensor, t: int) -> slice | th.Tensor:
         """Task ``t``'s rows of a batch whose tasks are ``task [N]``: a slice of a task-stratified
@@ -532,6 +546,7 @@ class MultiTaskSAC(SAC):
         if self._updated_beside_step:  # learn's call after a vector step: they ran during it
             self._updated_beside_step = False
             return
+        self._before_updates()
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer])
         q_networks = getattr(self.critic, "q_networks", [self.critic])
@@ -545,6 +560,9 @@ class MultiTaskSAC(SAC):
             self._raise_if_diverged(exc)
         if len(self._pending) >= self.divergence_check_every:
             self.check_pending()
+
+    def _before_updates(self) -> None:
+        """What a subclass does once before each call's updates (brc: its reward scale)."""
 
     def _update_step(self) -> Callable[..., th.Tensor]:
         """The update to run now: `_gradient_step`, or (``compile_update``, once Adam has its state)
@@ -587,12 +605,19 @@ class MultiTaskSAC(SAC):
         self._updated_beside_step = False
         if self.overlap_collection:
             if self._beside is None or self._beside.venv is not env:
+                if self._beside is not None:
+                    self._beside.close()
                 self._beside = StepBesideUpdates(env, self._updates_beside_step)
             env = self._beside
+        rollout = None
         try:
-            return super().collect_rollouts(env, *args, **kwargs)
+            rollout = super().collect_rollouts(env, *args, **kwargs)
         except ValueError as exc:
             self._raise_if_diverged(exc)
+        finally:
+            if rollout is None or not rollout.continue_training:  # learn trains no more after it
+                self._updated_beside_step = False
+        return rollout
 
     def _updates_beside_step(self) -> None:
         """The updates that ``learn`` runs after the vector step being taken, where it runs them (its
