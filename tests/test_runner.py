@@ -222,7 +222,7 @@ def test_a_run_with_overlapped_collection_resumes_exactly(tmp_path, monkeypatch,
 def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, monkeypatch, machine):
     """``auto`` is measured: near the threshold a second measurement can decide differently. A run
     resumed where it started keeps its precision; on another machine ``auto`` decides afresh."""
-    spec = run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0)
+    spec = run_spec(tmp_path, overrides=(*RESUMABLE, ("precision", "auto")), checkpoint_every=0)
     measured = {
         "start": auto_precision.Choice("bf16", 2.0, 1.0),
         "resume": auto_precision.Choice("fp32", 1.0, 2.0),
