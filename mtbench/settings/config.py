@@ -147,13 +147,13 @@ class TrainConfig:
     """Run each update after the first as one compiled graph (torch.compile: inductor on CPU, CUDA
     graphs on a GPU); equal to the eager update to fp32 rounding (tests/test_agents.py), so
     records differ from eager ones at rounding. Compiling takes 10-50 s on a 2-core CPU, once per
-    process. Not for pcgrad, whose per-task gradients break the graph. Speed: docs/benchmarks.md."""
+    process. Not for pcgrad, whose per-task passes inductor cannot lower. Speed: docs/benchmarks.md."""
     overlap_collection: bool = False
     """Step the training envs in a thread of their own while each vector step's updates run (Yang et
     al.'s collectors step theirs beside the learner). The updates then sample a buffer without that
     step's transitions (one per task), stored after them; the policy that acts is the same. It pays
-    where the update leaves a core idle or runs on a GPU; on 2 CPU cores with the update on both it
-    gains nothing (docs/benchmarks.md). The wall-time estimate still adds the two."""
+    where the update leaves a core idle or runs on a GPU; on a 2-core CPU it gained 0-5%
+    (docs/benchmarks.md). The wall-time estimate still adds the two."""
 
     def __post_init__(self) -> None:
         check_fields(self)
