@@ -41,12 +41,10 @@ RESUMABLE = (
     ("steps_per_task", 1000),
     ("warmup_steps_per_task", 100),
     ("agent.hidden_sizes", (64, 64)),
-    ("precision", "fp32"),
 )
 """Two 500-step episodes: room for checkpoints at episode ends and evaluations between them (small
 networks: what these runs test is the run's bookkeeping, and updates of the agents' default width
-took half of each run's time). fp32, not the preset's measured ``auto``: runs compared across
-budgets or processes would each measure, and a loaded machine can tip one of them to bf16."""
+took half of each run's time)."""
 
 
 def run_spec(

@@ -222,7 +222,7 @@ def test_a_run_with_overlapped_collection_resumes_exactly(tmp_path, monkeypatch,
 def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, monkeypatch, machine):
     """``auto`` is measured: near the threshold a second measurement can decide differently. A run
     resumed where it started keeps its precision; on another machine ``auto`` decides afresh."""
-    spec = run_spec(tmp_path, overrides=(*RESUMABLE, ("precision", "auto")), checkpoint_every=0)
+    spec = run_spec(tmp_path, overrides=RESUMABLE, checkpoint_every=0)
     measured = {
         "start": auto_precision.Choice("bf16", 2.0, 1.0),
         "resume": auto_precision.Choice("fp32", 1.0, 2.0),
@@ -247,6 +247,28 @@ def test_a_resume_keeps_the_precision_auto_chose_on_the_same_machine(tmp_path, m
     assert resume.get("precision_update_ms") == (None if machine == "same" else {"fp32": 1.0, "bf16": 2.0})
     switched = any("in fp32 (it started in bf16)" in e.get("text", "") for e in events)
     assert switched == (machine == "other")
+
+
+def test_auto_precision_is_measured_once_for_runs_that_differ_only_in_seed_budget_or_evaluation(monkeypatch):
+    """A run and its extension to a larger budget (or another seed, or evaluation) train in one
+    choice of a process; another batch size is measured again."""
+    measured: list = []
+    monkeypatch.setattr(auto_precision, "_chosen", {})
+    monkeypatch.setattr(
+        auto_precision, "_measure", lambda c, d: measured.append(c) or auto_precision.Choice("fp32")
+    )
+
+    def choose(seed: int, **train: int) -> None:
+        overrides = tuple((dict(TINY) | {"precision": "auto"} | train).items())
+        auto_precision.choose(
+            resolve(RunSpec(suite=TWO_TASKS, agent="mt_sac", seed=seed, overrides=overrides)), "cpu"
+        )
+
+    choose(0)
+    choose(3, steps_per_task=600, eval_every=300, eval_episodes=5, warmup_steps_per_task=200)
+    assert len(measured) == 1
+    choose(0, batch_size_per_task=16)
+    assert len(measured) == 2
 
 
 @pytest.mark.parametrize("bf16_speedup, chosen", [(1.05, "fp32"), (1.5, "bf16")])

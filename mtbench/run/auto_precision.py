@@ -74,8 +74,12 @@ _chosen: dict[tuple[RunConfig, str, int], Choice] = {}
 
 
 def _key(config: RunConfig, device: str) -> tuple[RunConfig, str, int]:
-    """Runs that differ only in their seed share a choice on one device at one thread count."""
-    return dataclasses.replace(config, seed=0), device, torch.get_num_threads()
+    """Runs that differ only in their seed, budget or evaluation (none of which the update sees) share a
+    choice on one device at one thread count: a run and its extension to a larger budget, say."""
+    train = dataclasses.replace(
+        config.train, steps_per_task=1, warmup_steps_per_task=0, eval_every=1, eval_episodes=1
+    )
+    return dataclasses.replace(config, seed=0, train=train), device, torch.get_num_threads()
 
 
 def choose(config: RunConfig, device: str) -> Choice:
