@@ -48,6 +48,8 @@ class MetaWorldVecEnv(VecEnv):
         assert isinstance(single, spaces.Box)
         obs_space = spaces.Box(single.low, single.high, single.shape, np.float32)
         self.envs = envs
+        self._async = envs if isinstance(envs, gym.vector.AsyncVectorEnv) else None
+        """``envs`` when its processes step between ``step_async`` and ``step_wait``."""
         self._actions: np.ndarray | None = None
         self._solved = np.zeros(envs.num_envs, dtype=bool)
         super().__init__(envs.num_envs, obs_space, envs.single_action_space)
@@ -62,14 +64,14 @@ class MetaWorldVecEnv(VecEnv):
         return obs.astype(np.float32)
 
     def step_async(self, actions: np.ndarray) -> None:
-        if isinstance(self.envs, gym.vector.AsyncVectorEnv):  # its processes start the step now
-            self.envs.step_async(actions)
+        if self._async is not None:  # the processes start the step now
+            self._async.step_async(actions)
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "step_async first"
-        if isinstance(self.envs, gym.vector.AsyncVectorEnv):
-            obs, rewards, terminated, truncated, infos = self.envs.step_wait()
+        if self._async is not None:
+            obs, rewards, terminated, truncated, infos = self._async.step_wait()
         else:
             obs, rewards, terminated, truncated, infos = self.envs.step(self._actions)
         dones = np.logical_or(terminated, truncated)
