@@ -64,13 +64,16 @@ class _Linear(th.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        # oneDNN takes a matrix or its transpose at full speed, but one with gaps between its rows
-        # (a column slice, a slice of a permuted tensor) up to 100x slower when transposed: the
-        # operands used transposed are made dense first (no copy when they are)
+        # oneDNN reads its weight operand dense or transposed at full speed, but one with gaps
+        # between its rows (a column slice, a slice of a permuted tensor) up to 100x slower when
+        # transposed: those are made dense first (no copy when they are). Its input operand torch
+        # makes dense itself, by a copy 5x slower than a compiled update's transpose: it gets it dense
         rows = grad.reshape(-1, grad.shape[-1]).contiguous()  # [n, m]
         need_x, need_weight, need_bias = ctx.needs_input_grad
         grad_x = _gemm(rows, weight.t()).reshape(x.shape) if need_x else None
-        grad_weight = _gemm(rows.t(), x.reshape(-1, x.shape[-1]).contiguous().t()) if need_weight else None
+        grad_weight = (
+            _gemm(rows.t().contiguous(), x.reshape(-1, x.shape[-1]).contiguous().t()) if need_weight else None
+        )
         grad_bias = rows.sum(0) if ctx.has_bias and need_bias else None
         return grad_x, grad_weight, grad_bias
 
@@ -99,7 +102,7 @@ class _BatchedLinear(th.autograd.Function):
         grad_bias = grad.sum(1, keepdim=True) if need_bias else None
         grad_x = th.stack([_gemm(grad[c], weight[c]) for c in maps]) if need_x else None
         grad_weight = (
-            th.stack([_gemm(x[c].contiguous().t(), grad[c].t()) for c in maps]) if need_weight else None
+            th.stack([_gemm(x[c].t().contiguous(), grad[c].t()) for c in maps]) if need_weight else None
         )
         return grad_bias, grad_x, grad_weight
 
