@@ -41,8 +41,9 @@ def project_conflicting(grads: th.Tensor, order: th.Tensor) -> th.Tensor:
     with no task come back unchanged. All rows at once: ``[T, P]`` in, ``[T, P]`` out.
     """
     projected = grads.clone()
-    for j in order.tolist():
-        g_j = grads[j]
+    # the rows in the order, indexed on the device: a compiled update traces it (int32: inductor's
+    # rewrite of a randperm's index fails when the index is the whole permutation)
+    for g_j in grads[order.int()]:
         coefficient = (projected @ g_j / (g_j @ g_j + EPS)).clamp(max=0.0)  # [T], <= 0
         projected.addr_(coefficient, g_j, alpha=-1.0)  # projected -= coefficient g_j^T, in place
     return projected
@@ -51,13 +52,18 @@ def project_conflicting(grads: th.Tensor, order: th.Tensor) -> th.Tensor:
 class PCGradSAC(MultiTaskSAC):
     """`MultiTaskSAC` whose update is the mean of the tasks' PCGrad-projected gradients."""
 
+    own_update_compiles = True
+
     def combine_task_losses(
         self, loss: th.Tensor, task_loss: Callable[[int], th.Tensor], module: nn.Module
     ) -> None:
         params = trainable(module)
         task_grads = params[0].new_empty(self.num_tasks, sum(p.numel() for p in params))  # [T, P]
         for t in range(self.num_tasks):
-            grads = th.autograd.grad(task_loss(t), params, materialize_grads=True)  # unused: zeros
+            # a compiled update keeps each pass's graph: the distribution that the actor's forward
+            # pass leaves on the actor is among its outputs
+            retain = th.compiler.is_compiling()
+            grads = th.autograd.grad(task_loss(t), params, retain_graph=retain, materialize_grads=True)
             th.cat([g.reshape(-1) for g in grads], out=task_grads[t])
         order = th.randperm(self.num_tasks, device=self.device)
         update = project_conflicting(task_grads, order).mean(dim=0)  # [P]

@@ -468,31 +468,30 @@ def test_onednn_linear_computes_the_same_gradients(name, env3, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name, matmul", [(name, "aten") for name in AGENTS] + [("mt_sac", "onednn"), ("mt_sac", "bf16")]
+    "name, matmul",
+    [pytest.param(name, "aten", marks=[pytest.mark.slow] if name == "pcgrad" else []) for name in AGENTS]
+    + [("mt_sac", "onednn"), ("mt_sac", "bf16")],
 )
 def test_the_compiled_update_equals_the_eager_one(name, matmul, env3):
     """``compile_update``: after one eager update (Adam's state), the next update as one traced
     graph (``fullgraph``: no break; backward passes, clipping and Adam's steps in it) gives, from
     the same state, batch and action noise, the losses and gradients of the eager update to fp32
     rounding, and its parameters, but for entries whose gradient is zero up to rounding (Adam
-    steps those by lr in the direction of its sign). mt_sac and soft_module compile with
-    inductor, the others trace the same graph with aot_eager (quicker). brc's own update traces
-    too (`own_update_compiles`); pcgrad (its per-task gradients) refuses it. With
+    steps those by lr in the direction of its sign). mt_sac, soft_module and pcgrad compile with
+    inductor, the others trace the same graph with aot_eager (quicker). brc's and pcgrad's own
+    updates trace too (`own_update_compiles`). With
     ``cpu_matmul=onednn`` its GEMMs stay oneDNN's (an opaque op to inductor). In bf16
     (``matmul="bf16"``) the two agree to bf16 rounding: inductor fuses the casts around its
-    pointwise ops, so its intermediate values skip some of eager's roundings to bf16."""
+    pointwise ops, so its intermediate values skip some of eager's roundings to bf16. pcgrad's
+    compiling takes half a minute (slow)."""
     precision = (
         (("precision", "bf16"),) if matmul == "bf16" else (("precision", "fp32"), ("cpu_matmul", matmul))
     )
     settings = (*precision, ("compile_update", True))
-    if name == "pcgrad":
-        with pytest.raises(UsageError, match="cannot be compiled; use compile_update=false"):
-            build(name, env3, overrides=settings)
-        return
     eager, compiled = (ready_for_updates(build(name, env3, overrides=s), 3) for s in (precision, settings))
     for model in (eager, compiled):  # brc's reward scale, which train sets before its updates
         getattr(model, "update_reward_denominators", lambda: None)()
-    if name not in ("mt_sac", "soft_module"):
+    if name not in ("mt_sac", "soft_module", "pcgrad"):
         compiled.compile_backend = "aot_eager"
     graphs: list[th.fx.GraphModule] = []
 

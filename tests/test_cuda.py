@@ -64,7 +64,7 @@ def test_a_run_resumes_from_a_checkpoint_taken_on_the_gpu(tmp_path, monkeypatch)
     assert resume["env_steps"] == 1000 and resume["precision"] == "bf16"
 
 
-@pytest.mark.parametrize("agent", ["mt_sac", "soft_module"])
+@pytest.mark.parametrize("agent", ["mt_sac", "soft_module", "pcgrad"])
 def test_the_compiled_update_equals_the_eager_one_on_the_gpu(agent):
     """``compile_update`` on a GPU (CUDA graphs): as on the CPU (tests/test_agents.py)."""
     suite = parse_suite("reach-v3,push-v3")

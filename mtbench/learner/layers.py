@@ -178,7 +178,9 @@ class TaskGrouping:
         self.task_sorted = task[order]  # [N]
         self.slot = th.arange(n, device=task.device) - starts[self.task_sorted]  # [N] position in group
         self.order = order
-        self.size = int(counts.max()) if n else 0
+        # a compiled update (pcgrad's per-task passes) cannot read the largest group back: it pads
+        # to n, which is that size for one task's samples
+        self.size = n if th.compiler.is_compiling() else int(counts.max()) if n else 0
 
     def group(self, x: th.Tensor) -> th.Tensor:
         """``[N, dim]`` -> ``[T, M, dim]`` (zero padding where a task has fewer samples)."""
