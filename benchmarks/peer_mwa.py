@@ -19,7 +19,9 @@ episodes, fp32, uniform warm-up actions, one gradient update per vector step, no
 no checkpoints. Per side: (a) ms per gradient update on a replay buffer filled with random
 transitions (buffer sampling included on both sides; best of ``--repeats`` blocks of ``--updates``
 after untimed calls) and (b) env steps/s of the real training loop over ``--steps`` vector
-steps after ``--warmup`` uniform steps and ``--settle`` steps with updates (compilation, caches).
+steps after ``--warmup`` uniform steps and ``--settle`` steps with updates (compilation, caches);
+on mtbench's side also where a vector step of that loop goes (ms in ``train``, the env step's
+wait, the policy's actions and the rest).
 mtbench's side builds its run as ``mtbench run`` does (``benchmarks/shared_machine.py``'s way:
 preset ``quick`` with the settings above, torch's default threads, OpenMP waiting passively as
 the CLI sets it); the peer's side is ``benchmarks/peer_mwa_driver.py`` in the peer's venv. Then
@@ -37,6 +39,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -122,16 +125,38 @@ def mtbench_side(args: argparse.Namespace) -> dict[str, Any]:
     start = (args.warmup + args.settle) * suite.num_tasks
     stop = start + args.steps * suite.num_tasks
     window = Window(start, stop)
+    parts = {"update": (model, "train"), "env step": (env, "step_wait"), "policy": (model, "_sample_action")}
+    spent = {name: timed(window, *part) for name, part in parts.items()}
     model.learn(total_timesteps=stop, callback=window)
     env.close()
+    step_ms = {name: 1e3 * sum(seconds) / args.steps for name, seconds in spent.items()}
+    wall = window.times[1][0] - window.times[0][0]
     names = ("torch", "stable_baselines3", "numpy", "gymnasium", "mujoco", "metaworld")
     return {
         "update_ms": update_ms,
-        "env_steps_per_s": args.steps * suite.num_tasks / (window.times[1][0] - window.times[0][0]),
+        "env_steps_per_s": args.steps * suite.num_tasks / wall,
+        "vector_step_ms": step_ms | {"rest": 1e3 * wall / args.steps - sum(step_ms.values())},
         "params": params,
         "versions": {name: version(name) for name in names} | {"python": platform.python_version()},
         "threads": torch.get_num_threads(),
     }
+
+
+def timed(window: Window, owner: Any, method: str) -> list[float]:
+    """Wrap ``owner.method`` to note the seconds of each call made inside ``window`` (between its
+    two callbacks: ``steps`` calls of each part of a vector step) in the list returned."""
+    call, seconds = getattr(owner, method), []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            if len(window.times) == 1:
+                seconds.append(time.perf_counter() - start)
+
+    setattr(owner, method, wrapper)
+    return seconds
 
 
 def side(args: argparse.Namespace, name: str) -> dict[str, Any]:
@@ -183,6 +208,11 @@ def run(args: argparse.Namespace) -> None:
         for m, p in zip(mt, peer, strict=True)
     ]
     print(f"\nratios per round (update / end to end): {', '.join(per_round)}")
+    parts = mt[0]["vector_step_ms"]
+    split = ", ".join(
+        f"{part} {statistics.median(m['vector_step_ms'][part] for m in mt):.2f}" for part in parts
+    )
+    print(f"mtbench's vector step in the training loop, ms (medians): {split}")
 
 
 def timing_options(parser: argparse.ArgumentParser) -> None:
