@@ -25,8 +25,9 @@ wait, the policy's actions and the rest).
 mtbench's side builds its run as ``mtbench run`` does (``benchmarks/shared_machine.py``'s way:
 preset ``quick`` with the settings above, torch's default threads, OpenMP waiting passively as
 the CLI sets it); the peer's side is ``benchmarks/peer_mwa_driver.py`` in the peer's venv. Then
-the medians and the ratios mtbench/peer (> 1: mtbench is faster), with the date, the CPU and the
-versions. ``--vector-strategy own`` (default) keeps each side's own: mtbench sync, the peer async.
+the medians and the ratios mtbench/peer (> 1: mtbench is faster), each round's ratios, and the
+geometric mean of the rounds' end-to-end ratios with its 95% t interval, with the date, the CPU and
+the versions. ``--vector-strategy own`` (default) keeps each side's own: mtbench sync, the peer async.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from scipy import stats
 from shared_machine import Window, cpu_line, training_env  # benchmarks/, this script's folder
 from stable_baselines3.common.utils import set_random_seed
 
@@ -203,16 +206,26 @@ def run(args: argparse.Namespace) -> None:
     update_ratio = median(peer, "update_ms") / median(mt, "update_ms")
     train_ratio = median(mt, "env_steps_per_s") / median(peer, "env_steps_per_s")
     print(f"| ratio mtbench/peer (> 1: mtbench faster) | {update_ratio:.2f} | {train_ratio:.2f} |")
-    per_round = [
-        f"{p['update_ms'] / m['update_ms']:.2f} / {m['env_steps_per_s'] / p['env_steps_per_s']:.2f}"
-        for m, p in zip(mt, peer, strict=True)
-    ]
-    print(f"\nratios per round (update / end to end): {', '.join(per_round)}")
+    updates = [p["update_ms"] / m["update_ms"] for m, p in zip(mt, peer, strict=True)]
+    trains = [m["env_steps_per_s"] / p["env_steps_per_s"] for m, p in zip(mt, peer, strict=True)]
+    per_round = ", ".join(f"{u:.2f} / {t:.2f}" for u, t in zip(updates, trains, strict=True))
+    print(f"\nratios per round (update / end to end): {per_round}")
+    if args.rounds > 1:
+        mean, low, high = ratio_interval(trains)
+        print(f"end to end, per round: geometric mean {mean:.2f}, 95% t interval [{low:.2f}, {high:.2f}]")
     parts = mt[0]["vector_step_ms"]
     split = ", ".join(
         f"{part} {statistics.median(m['vector_step_ms'][part] for m in mt):.2f}" for part in parts
     )
     print(f"mtbench's vector step in the training loop, ms (medians): {split}")
+
+
+def ratio_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """The geometric mean of per-round ratios (each round's A and B measured one after the other)
+    and its 95% t interval, computed on their logarithms."""
+    logs = np.log(ratios)
+    half = stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    return float(np.exp(logs.mean())), float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
 
 
 def timing_options(parser: argparse.ArgumentParser) -> None:
