@@ -60,8 +60,8 @@ class PCGradSAC(MultiTaskSAC):
         params = trainable(module)
         task_grads = params[0].new_empty(self.num_tasks, sum(p.numel() for p in params))  # [T, P]
         for t in range(self.num_tasks):
-            # a compiled update keeps each pass's graph: the distribution that the actor's forward
-            # pass leaves on the actor is among its outputs
+            # zeros for parameters the task's loss does not reach; a compiled update keeps each
+            # pass's graph (the distribution that the actor's pass leaves on the actor is an output)
             retain = th.compiler.is_compiling()
             grads = th.autograd.grad(task_loss(t), params, retain_graph=retain, materialize_grads=True)
             th.cat([g.reshape(-1) for g in grads], out=task_grads[t])

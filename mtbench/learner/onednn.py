@@ -66,8 +66,9 @@ class _Linear(th.autograd.Function):
         x, weight = ctx.saved_tensors
         # oneDNN reads its weight operand dense or transposed at full speed, but one with gaps
         # between its rows (a column slice, a slice of a permuted tensor) up to 100x slower when
-        # transposed: those are made dense first (no copy when they are). Its input operand torch
-        # makes dense itself, by a copy 5x slower than a compiled update's transpose: it gets it dense
+        # transposed: those are made dense first (no copy when they are). A transposed input operand
+        # torch makes dense itself, by a copy 5x slower than a compiled update's transpose: the
+        # weight gradient's comes dense
         rows = grad.reshape(-1, grad.shape[-1]).contiguous()  # [n, m]
         need_x, need_weight, need_bias = ctx.needs_input_grad
         grad_x = _gemm(rows, weight.t()).reshape(x.shape) if need_x else None
