@@ -147,7 +147,9 @@ def test_kill_9_resumes_from_the_last_checkpoint_exactly(tmp_path, reference_run
     _wait_for(lambda: checkpoints.complete() and _workers_of(process.pid), process)
     checkpointed = int(checkpoints.complete()[0].name.removeprefix("step_"))
     workers = _workers_of(process.pid)
-    if victim == "everything":
+    if victim == "everything":  # all at once: the workers frozen first, else one that its parent's
+        for pid in workers:  # death reaches (SIGTERM) before its own may checkpoint mid-episode
+            os.kill(pid, signal.SIGSTOP)
         os.kill(process.pid, signal.SIGKILL)
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
