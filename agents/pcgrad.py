@@ -59,10 +59,10 @@ class PCGradSAC(MultiTaskSAC):
     ) -> None:
         params = trainable(module)
         task_grads = params[0].new_empty(self.num_tasks, sum(p.numel() for p in params))  # [T, P]
-        for t in range(self.num_tasks):
-            # zeros for parameters the task's loss does not reach; a compiled update keeps each
-            # pass's graph (the distribution that the actor's pass leaves on the actor is an output)
-            retain = th.compiler.is_compiling()
+        # a compiled update keeps each pass's graph: the distribution that the actor's pass leaves
+        # on the actor is among its outputs
+        retain = th.compiler.is_compiling()
+        for t in range(self.num_tasks):  # zeros for parameters that the task's loss does not reach
             grads = th.autograd.grad(task_loss(t), params, retain_graph=retain, materialize_grads=True)
             th.cat([g.reshape(-1) for g in grads], out=task_grads[t])
         order = th.randperm(self.num_tasks, device=self.device)

@@ -147,7 +147,7 @@ class TrainConfig:
     """Run each update after the first as one compiled graph (torch.compile: inductor on CPU, CUDA
     graphs on a GPU); equal to the eager update to fp32 rounding (tests/test_agents.py), so
     records differ from eager ones at rounding. Compiling takes 10-50 s on a 2-core CPU, once per
-    process. Not for pcgrad, whose per-task passes inductor cannot lower. Speed: docs/benchmarks.md."""
+    process (pcgrad's about 100 s at MT10). Speed: docs/benchmarks.md."""
     overlap_collection: bool = False
     """Step the training envs in a thread of their own while each vector step's updates run (Yang et
     al.'s collectors step theirs beside the learner). The updates then sample a buffer without that
